@@ -1,0 +1,13 @@
+//! The vocabulary every Sluice crate speaks.
+//!
+//! Identity produces a [`Principal`]; SQL classification produces [`Action`]s on
+//! [`QualifiedName`]s; the policy engine consumes both. Keeping these types here, with no
+//! dependencies beyond serde, lets each of those crates stay independent of the others.
+
+pub mod action;
+pub mod name;
+pub mod principal;
+
+pub use action::{Action, UnknownAction};
+pub use name::QualifiedName;
+pub use principal::{Principal, PrincipalKind};
