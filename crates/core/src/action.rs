@@ -105,7 +105,10 @@ impl Action {
     /// Whether the action changes data or schema (used to degrade `EXPLAIN` of a write to
     /// [`Action::Explain`]).
     pub fn writes(self) -> bool {
-        !matches!(self, Action::Select | Action::Explain | Action::Transaction | Action::CopyOut)
+        !matches!(
+            self,
+            Action::Select | Action::Explain | Action::Transaction | Action::CopyOut
+        )
     }
 }
 

@@ -15,7 +15,10 @@ pub struct QualifiedName {
 
 impl QualifiedName {
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        QualifiedName { schema: schema.into(), name: name.into() }
+        QualifiedName {
+            schema: schema.into(),
+            name: name.into(),
+        }
     }
 }
 

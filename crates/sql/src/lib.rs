@@ -1,1 +1,31 @@
-//! (in progress)
+//! PostgreSQL statement classification: what a SQL string would do, before it runs.
+//!
+//! The gateway judges every statement by its grammar, never by keywords: the text is parsed
+//! by the PostgreSQL parser itself (libpg_query through the `pg_query` crate), and the parse
+//! tree is walked to find, for each statement of the string, the [`Access`]es it makes:
+//! an [`Action`](sluice_core::Action) on an object (a table, a function, a setting).
+//!
+//! Layout:
+//! - [`classify`](mod@classify): the entry point, one parse per string, one
+//!   [`StatementClass`] per statement, dispatching on the statement type;
+//! - [`walk`]: the walker for queries and DML (CTE scoping, nested statements, functions);
+//! - [`functions`]: the reviewed lists of built-in functions that a read rule covers and of
+//!   dangerous ones that need a rule naming them;
+//! - [`search_path`]: how unqualified names are resolved;
+//! - [`cache`]: the classification cache for the hot path, keyed by the exact text.
+//!
+//! The crate does no I/O and knows nothing of policy: it reports, policy decides.
+
+pub mod cache;
+pub mod classification;
+pub mod classify;
+pub mod error;
+pub mod functions;
+pub mod search_path;
+pub mod walk;
+
+pub use cache::Classifier;
+pub use classification::{Access, Classification, Object, StatementClass};
+pub use classify::classify;
+pub use error::ClassifyError;
+pub use search_path::SearchPath;

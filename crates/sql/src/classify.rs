@@ -1,0 +1,528 @@
+//! The entry point: one parse per string, one [`StatementClass`] per statement.
+//!
+//! Queries and DML go to the [`walk`](crate::walk) walker. Utility statements are matched by
+//! node type, each to the action DESIGN.md names for it. A node type this file does not
+//! list is refused ([`ClassifyError::Unsupported`]): a new PostgreSQL statement is judged
+//! only once someone has decided what it does.
+
+use serde_json::{Map, Value};
+use sluice_core::{Action, QualifiedName};
+
+use crate::classification::{Access, Classification, Object, StatementClass};
+use crate::error::ClassifyError;
+use crate::search_path::SearchPath;
+use crate::walk::{malformed, name_list, str_field, Walker};
+
+use pg_query::protobuf::{TransactionStmtKind, VariableSetKind};
+
+/// Classifies every statement of `sql`, resolving unqualified names through `search_path`.
+///
+/// An empty string (or one holding only comments) yields no statements, as PostgreSQL
+/// answers it with `EmptyQueryResponse`.
+pub fn classify(sql: &str, search_path: &SearchPath) -> Result<Classification, ClassifyError> {
+    let parsed = pg_query::parse(sql, 0).map_err(|e| match e {
+        pg_query::Error::Parse(message) => ClassifyError::Parse(message),
+        other => ClassifyError::Parse(other.to_string()),
+    })?;
+    let mut statements = Vec::with_capacity(parsed.protobuf.stmts.len());
+    for raw in &parsed.protobuf.stmts {
+        let text = statement_text(sql, raw.stmt_location, raw.stmt_len);
+        let node = raw
+            .stmt
+            .as_ref()
+            .ok_or_else(|| malformed("empty statement node"))?;
+        let tree =
+            serde_json::to_value(node).map_err(|e| ClassifyError::Malformed(e.to_string()))?;
+        statements.push(classify_statement(text, &tree, search_path)?);
+    }
+    Ok(Classification { statements })
+}
+
+/// Cuts one statement out of the string by the parser's byte offsets (a length of 0 means
+/// "to the end"), trimmed of surrounding whitespace.
+fn statement_text(sql: &str, location: i32, len: i32) -> String {
+    let start = usize::try_from(location).unwrap_or(0).min(sql.len());
+    let end = if len <= 0 {
+        sql.len()
+    } else {
+        (start + len as usize).min(sql.len())
+    };
+    sql.get(start..end).unwrap_or(sql).trim().to_string()
+}
+
+fn classify_statement(
+    text: String,
+    tree: &Value,
+    search_path: &SearchPath,
+) -> Result<StatementClass, ClassifyError> {
+    let wrapped = tree
+        .get("node")
+        .and_then(Value::as_object)
+        .ok_or_else(|| malformed("statement is not a node"))?;
+    let (kind, fields) = wrapped
+        .iter()
+        .next()
+        .ok_or_else(|| malformed("statement node is empty"))?;
+    let fields = fields
+        .as_object()
+        .ok_or_else(|| malformed("statement fields"))?;
+    let mut class = StatementClass {
+        text,
+        kind: kind.clone(),
+        accesses: Vec::new(),
+        prepares: None,
+        executes: None,
+        sets_search_path: None,
+    };
+    let mut walker = Walker::new(search_path);
+    let mut extra: Vec<Access> = Vec::new();
+    match kind.as_str() {
+        "SelectStmt" => walker.select(fields)?,
+        "InsertStmt" => walker.dml(fields, Action::Insert)?,
+        "UpdateStmt" => walker.dml(fields, Action::Update)?,
+        "DeleteStmt" => walker.dml(fields, Action::Delete)?,
+        "MergeStmt" => walker.dml(fields, Action::Merge)?,
+        "ExplainStmt" => {
+            let query = fields
+                .get("query")
+                .ok_or_else(|| malformed("EXPLAIN without a statement"))?;
+            let inner = classify_statement(String::new(), query, search_path)?;
+            if explain_analyzes(fields) {
+                extra.extend(inner.accesses);
+            } else {
+                // Nothing runs: a write is only planned, which needs `explain`.
+                extra.extend(inner.accesses.into_iter().map(|mut a| {
+                    if a.action.writes() {
+                        a.action = Action::Explain;
+                    }
+                    a
+                }));
+            }
+        }
+        "CreateTableAsStmt" => {
+            let into = fields
+                .get("into")
+                .and_then(|i| i.get("rel"))
+                .ok_or_else(|| malformed("CREATE TABLE AS without a target"))?;
+            for name in walker.relation_name(into)? {
+                extra.push(Access::new(Action::Ddl, Object::Table(name)));
+            }
+            let query = fields
+                .get("query")
+                .ok_or_else(|| malformed("CREATE TABLE AS without a query"))?;
+            walker.walk(query)?;
+        }
+        "CopyStmt" => {
+            let is_from = fields
+                .get("is_from")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let action = if is_from {
+                Action::CopyIn
+            } else {
+                Action::CopyOut
+            };
+            let program = fields
+                .get("is_program")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let server_file = !str_field(fields, "filename").is_empty();
+            let mut targets = Vec::new();
+            if let Some(rel) = fields.get("relation").filter(|v| !v.is_null()) {
+                targets = walker.relation_name(rel)?;
+            }
+            if let Some(query) = fields.get("query").filter(|v| !v.is_null()) {
+                walker.walk(query)?;
+            }
+            if targets.is_empty() {
+                extra.push(Access::new(action, Object::None));
+            }
+            for name in &targets {
+                extra.push(Access::new(action, Object::Table(name.clone())));
+            }
+            if program || server_file {
+                let what = if program {
+                    "a program on the database server"
+                } else {
+                    "a file on the database server"
+                };
+                extra.push(Access::new(
+                    Action::CopyProgram,
+                    Object::Unknown(what.into()),
+                ));
+            }
+            // COPY ... WHERE reads through expressions that may call functions.
+            if let Some(w) = fields.get("where_clause") {
+                walker.walk(w)?;
+            }
+        }
+        "PrepareStmt" => {
+            class.prepares = Some(str_field(fields, "name").to_string());
+            let query = fields
+                .get("query")
+                .ok_or_else(|| malformed("PREPARE without a statement"))?;
+            let inner = classify_statement(String::new(), query, search_path)?;
+            extra.extend(inner.accesses);
+        }
+        "ExecuteStmt" => {
+            class.executes = Some(str_field(fields, "name").to_string());
+            walker.walk(fields.get("params").unwrap_or(&Value::Null))?;
+        }
+        "DeclareCursorStmt" => {
+            let query = fields
+                .get("query")
+                .ok_or_else(|| malformed("DECLARE without a query"))?;
+            walker.walk(query)?;
+        }
+        "TransactionStmt" => {
+            let kind = fields.get("kind").and_then(Value::as_i64).unwrap_or(0) as i32;
+            let action = match TransactionStmtKind::try_from(kind) {
+                Ok(
+                    TransactionStmtKind::TransStmtBegin
+                    | TransactionStmtKind::TransStmtStart
+                    | TransactionStmtKind::TransStmtCommit
+                    | TransactionStmtKind::TransStmtRollback
+                    | TransactionStmtKind::TransStmtSavepoint
+                    | TransactionStmtKind::TransStmtRelease
+                    | TransactionStmtKind::TransStmtRollbackTo,
+                ) => Action::Transaction,
+                // PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED can finish
+                // another session's transaction.
+                _ => Action::Maintenance,
+            };
+            extra.push(Access::new(action, Object::None));
+        }
+        "DeallocateStmt" | "ClosePortalStmt" | "FetchStmt" | "DiscardStmt" => {
+            extra.push(Access::new(Action::Transaction, Object::None));
+        }
+        "VariableSetStmt" => {
+            let name = str_field(fields, "name").to_ascii_lowercase();
+            let set_kind = VariableSetKind::try_from(
+                fields.get("kind").and_then(Value::as_i64).unwrap_or(0) as i32,
+            );
+            match name.as_str() {
+                // SET TRANSACTION ... / SET SESSION CHARACTERISTICS: transaction modes.
+                "transaction" | "session characteristics" => {
+                    extra.push(Access::new(Action::Transaction, Object::None))
+                }
+                "" => extra.push(Access::new(Action::Set, Object::Setting("all".into()))),
+                "role" | "session_authorization"
+                    if set_kind == Ok(VariableSetKind::VarSetValue) =>
+                {
+                    extra.push(Access::explicit(Action::Set, Object::Setting(name.clone())))
+                }
+                _ => {
+                    if name == "search_path" && set_kind == Ok(VariableSetKind::VarSetValue) {
+                        class.sets_search_path = search_path_values(fields);
+                    }
+                    extra.push(Access::new(Action::Set, Object::Setting(name.clone())));
+                }
+            }
+        }
+        "VariableShowStmt" => {
+            extra.push(Access::new(
+                Action::Set,
+                Object::Setting(str_field(fields, "name").to_ascii_lowercase()),
+            ));
+        }
+        "DoStmt" => extra.push(Access::new(
+            Action::Procedural,
+            Object::Unknown("an anonymous code block".into()),
+        )),
+        "LoadStmt" => extra.push(Access::new(
+            Action::Procedural,
+            Object::Unknown("a shared library".into()),
+        )),
+        "CallStmt" => {
+            let call = fields
+                .get("funccall")
+                .and_then(Value::as_object)
+                .ok_or_else(|| malformed("CALL without a call"))?;
+            let parts = name_list(call.get("funcname"))?;
+            extra.extend(walker.function_accesses(&parts, Action::Call)?);
+            walker.walk(call.get("args").unwrap_or(&Value::Null))?;
+        }
+        "LockStmt" => {
+            for rel in fields
+                .get("relations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for name in walker.relation_name(rel.get("node").unwrap_or(rel))? {
+                    extra.push(Access::new(Action::Lock, Object::Table(name)));
+                }
+            }
+        }
+        "TruncateStmt" => {
+            for rel in fields
+                .get("relations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for name in walker.relation_name(rel.get("node").unwrap_or(rel))? {
+                    extra.push(Access::new(Action::Truncate, Object::Table(name)));
+                }
+            }
+        }
+        "VacuumStmt" => {
+            let mut any = false;
+            for rel in fields
+                .get("rels")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(relation) = rel
+                    .pointer("/node/VacuumRelation/relation")
+                    .filter(|v| !v.is_null())
+                {
+                    for name in walker.relation_name(relation)? {
+                        extra.push(Access::new(Action::Maintenance, Object::Table(name)));
+                        any = true;
+                    }
+                }
+            }
+            if !any {
+                extra.push(Access::new(
+                    Action::Maintenance,
+                    Object::Unknown("every table of the database".into()),
+                ));
+            }
+        }
+        "ClusterStmt" | "ReindexStmt" | "CheckPointStmt" | "RefreshMatViewStmt" => {
+            extra.extend(
+                relation_or_unknown(&walker, fields, kind)?
+                    .into_iter()
+                    .map(|o| Access::new(Action::Maintenance, o)),
+            );
+        }
+        "NotifyStmt" | "ListenStmt" | "UnlistenStmt" => {
+            extra.push(Access::new(
+                Action::Notify,
+                Object::Unknown(format!("channel {}", str_field(fields, "conditionname"))),
+            ));
+        }
+        "GrantStmt" => {
+            // objtype OBJECT_TABLE with RangeVar objects names tables; anything else is
+            // reported as unknown.
+            let mut named = false;
+            for obj in fields
+                .get("objects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let obj = obj.get("node").unwrap_or(obj);
+                if obj.get("RangeVar").is_some() {
+                    for name in walker.relation_name(obj)? {
+                        extra.push(Access::new(Action::Grant, Object::Table(name)));
+                        named = true;
+                    }
+                }
+            }
+            if !named {
+                extra.push(Access::new(
+                    Action::Grant,
+                    Object::Unknown("privileges".into()),
+                ));
+            }
+        }
+        "GrantRoleStmt"
+        | "AlterDefaultPrivilegesStmt"
+        | "CreateRoleStmt"
+        | "AlterRoleStmt"
+        | "AlterRoleSetStmt"
+        | "DropRoleStmt"
+        | "ReassignOwnedStmt"
+        | "DropOwnedStmt" => {
+            extra.push(Access::new(
+                Action::Grant,
+                Object::Unknown("roles and privileges".into()),
+            ));
+        }
+        "CreateFunctionStmt" => {
+            let parts = name_list(fields.get("funcname"))?;
+            let name = qualify(&walker, &parts)?;
+            extra.push(Access::new(Action::Ddl, Object::Function(name)));
+            extra.push(Access::new(
+                Action::Procedural,
+                Object::Unknown("a function body".into()),
+            ));
+        }
+        "CreateTrigStmt" | "RuleStmt" | "CreateEventTrigStmt" => {
+            extra.extend(
+                relation_or_unknown(&walker, fields, kind)?
+                    .into_iter()
+                    .map(|o| Access::new(Action::Ddl, o)),
+            );
+            extra.push(Access::new(
+                Action::Procedural,
+                Object::Unknown("code run by the server on events".into()),
+            ));
+        }
+        kind if DDL.contains(&kind) => {
+            extra.extend(
+                relation_or_unknown(&walker, fields, kind)?
+                    .into_iter()
+                    .map(|o| Access::new(Action::Ddl, o)),
+            );
+        }
+        other => return Err(ClassifyError::Unsupported(other.to_string())),
+    }
+    let mut accesses = walker.finish();
+    accesses.extend(extra);
+    accesses.sort();
+    accesses.dedup();
+    class.accesses = accesses;
+    Ok(class)
+}
+
+/// Statement types that change the schema and need nothing beyond `ddl`.
+const DDL: &[&str] = &[
+    "CreateStmt",
+    "AlterTableStmt",
+    "DropStmt",
+    "IndexStmt",
+    "ViewStmt",
+    "CreateSeqStmt",
+    "AlterSeqStmt",
+    "RenameStmt",
+    "CommentStmt",
+    "CreateSchemaStmt",
+    "CreateExtensionStmt",
+    "AlterExtensionStmt",
+    "AlterExtensionContentsStmt",
+    "CreateDomainStmt",
+    "AlterDomainStmt",
+    "CompositeTypeStmt",
+    "CreateEnumStmt",
+    "AlterEnumStmt",
+    "CreateRangeStmt",
+    "DefineStmt",
+    "AlterObjectSchemaStmt",
+    "AlterOwnerStmt",
+    "CreateTableSpaceStmt",
+    "DropTableSpaceStmt",
+    "AlterTableSpaceOptionsStmt",
+    "CreatedbStmt",
+    "DropdbStmt",
+    "AlterDatabaseStmt",
+    "AlterDatabaseSetStmt",
+    "AlterDatabaseRefreshCollStmt",
+    "CreatePolicyStmt",
+    "AlterPolicyStmt",
+    "CreateCastStmt",
+    "CreateConversionStmt",
+    "CreateOpClassStmt",
+    "CreateOpFamilyStmt",
+    "AlterOpFamilyStmt",
+    "AlterOperatorStmt",
+    "CreateForeignTableStmt",
+    "CreateForeignServerStmt",
+    "AlterForeignServerStmt",
+    "CreateUserMappingStmt",
+    "AlterUserMappingStmt",
+    "DropUserMappingStmt",
+    "ImportForeignSchemaStmt",
+    "CreateFdwStmt",
+    "AlterFdwStmt",
+    "CreatePublicationStmt",
+    "AlterPublicationStmt",
+    "CreateSubscriptionStmt",
+    "AlterSubscriptionStmt",
+    "DropSubscriptionStmt",
+    "AlterSystemStmt",
+    "SecLabelStmt",
+    "CreateStatsStmt",
+    "AlterStatsStmt",
+    "AlterFunctionStmt",
+    "AlterTypeStmt",
+    "CreatePLangStmt",
+    "CreateAmStmt",
+    "CreateTransformStmt",
+    "AlterCollationStmt",
+    "AlterTSDictionaryStmt",
+    "AlterTSConfigurationStmt",
+    "AlterTableMoveAllStmt",
+    "DropdbStmt",
+    "AlterEventTrigStmt",
+];
+
+/// The objects of a statement with a `relation` field (every candidate of an unqualified
+/// name, as for reads), or an unknown object named by the statement type.
+fn relation_or_unknown(
+    walker: &Walker<'_>,
+    fields: &Map<String, Value>,
+    kind: &str,
+) -> Result<Vec<Object>, ClassifyError> {
+    match fields.get("relation").filter(|v| !v.is_null()) {
+        Some(rel) => Ok(walker
+            .relation_name(rel)?
+            .into_iter()
+            .map(Object::Table)
+            .collect()),
+        None => Ok(vec![Object::Unknown(format!("the target of {kind}"))]),
+    }
+}
+
+fn qualify(walker: &Walker<'_>, parts: &[String]) -> Result<QualifiedName, ClassifyError> {
+    match parts {
+        [schema, name] => Ok(QualifiedName::new(schema.as_str(), name.as_str())),
+        [name] => walker
+            .resolve_relation("", name)?
+            .into_iter()
+            .find(|n| n.schema != "pg_catalog")
+            .ok_or_else(|| malformed("no schema to create the function in")),
+        _ => Err(malformed("qualified name with too many parts")),
+    }
+}
+
+fn explain_analyzes(fields: &Map<String, Value>) -> bool {
+    fields
+        .get("options")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|opt| {
+            let def = opt.pointer("/node/DefElem");
+            let name = def.and_then(|d| d.get("defname")).and_then(Value::as_str);
+            if name != Some("analyze") {
+                return false;
+            }
+            // `ANALYZE` alone, `ANALYZE true/on/1`: runs. `ANALYZE false/off/0`: does not.
+            match def.and_then(|d| d.get("arg")).and_then(|a| a.get("node")) {
+                None => true,
+                Some(arg) => {
+                    let text = arg
+                        .pointer("/String/sval")
+                        .and_then(Value::as_str)
+                        .map(str::to_ascii_lowercase)
+                        .or_else(|| {
+                            arg.pointer("/Boolean/boolval")
+                                .and_then(Value::as_bool)
+                                .map(|b| b.to_string())
+                        })
+                        .or_else(|| {
+                            arg.pointer("/Integer/ival")
+                                .and_then(Value::as_i64)
+                                .map(|i| (i != 0).to_string())
+                        });
+                    !matches!(text.as_deref(), Some("false" | "off" | "0" | "no"))
+                }
+            }
+        })
+}
+
+/// The schemas of `SET search_path TO a, b`, when every value is a plain name or string.
+fn search_path_values(fields: &Map<String, Value>) -> Option<Vec<String>> {
+    let args = fields.get("args")?.as_array()?;
+    args.iter()
+        .map(|arg| {
+            arg.pointer("/node/AConst/val/Sval/sval")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect()
+}
