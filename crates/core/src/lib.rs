@@ -4,10 +4,12 @@
 //! [`QualifiedName`]s; the policy engine consumes both. Keeping these types here, with no
 //! dependencies beyond serde, lets each of those crates stay independent of the others.
 
+pub mod access;
 pub mod action;
 pub mod name;
 pub mod principal;
 
+pub use access::{Access, Object};
 pub use action::{Action, UnknownAction};
 pub use name::QualifiedName;
 pub use principal::{Principal, PrincipalKind};

@@ -1,1 +1,25 @@
-//! (in progress)
+//! The policy engine: a principal and what it asks for in, a decision out.
+//!
+//! DESIGN.md §1 fixes the semantics: default deny; a principal gets every policy whose
+//! `match` it satisfies; a request is refused if any `deny` rule matches, else allowed if
+//! `allow` rules cover it, else held for approval if `approve` rules cover it, else
+//! refused. Masks of all matching policies apply, the most concealing winning.
+//!
+//! - [`compile`]: config policies into matchers (globs compiled once);
+//! - [`session`]: [`SessionPolicy`], the policies that apply to one principal on one
+//!   connection, worked out once per session;
+//! - [`decide`]: judging accesses, the protocol-neutral core, and SQL statements on top;
+//! - [`decision`]: what comes out ([`Verdict`], [`Decision`], [`RuleRef`]).
+//!
+//! Architecture invariant: this crate does no I/O and holds no clock; everything it needs
+//! is passed in, so a decision is a pure function of its inputs and the tests of it need
+//! nothing running.
+
+pub mod compile;
+pub mod decide;
+pub mod decision;
+pub mod session;
+
+pub use compile::{CompiledPolicy, PolicySet};
+pub use decision::{Approval, Decision, EffectiveLimits, MaskSpec, RuleRef, Section, Verdict};
+pub use session::SessionPolicy;

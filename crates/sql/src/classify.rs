@@ -6,9 +6,9 @@
 //! only once someone has decided what it does.
 
 use serde_json::{Map, Value};
-use sluice_core::{Action, QualifiedName};
+use sluice_core::{Access, Action, Object, QualifiedName};
 
-use crate::classification::{Access, Classification, Object, StatementClass};
+use crate::classification::{Classification, StatementClass};
 use crate::error::ClassifyError;
 use crate::search_path::SearchPath;
 use crate::walk::{malformed, name_list, str_field, Walker};

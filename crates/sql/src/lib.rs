@@ -25,7 +25,8 @@ pub mod search_path;
 pub mod walk;
 
 pub use cache::Classifier;
-pub use classification::{Access, Classification, Object, StatementClass};
+pub use classification::{Classification, StatementClass};
 pub use classify::classify;
 pub use error::ClassifyError;
 pub use search_path::SearchPath;
+pub use sluice_core::{Access, Object};

@@ -14,9 +14,8 @@
 //! still reads the real `secrets` inside its body.
 
 use serde_json::{Map, Value};
-use sluice_core::{Action, QualifiedName};
+use sluice_core::{Access, Action, Object, QualifiedName};
 
-use crate::classification::{Access, Object};
 use crate::error::ClassifyError;
 use crate::functions::{self, Builtin};
 use crate::search_path::SearchPath;

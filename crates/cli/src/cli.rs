@@ -1,0 +1,139 @@
+//! The command line, as DESIGN.md §1 names it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A least-privilege gateway for autonomous agents"
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        env = "SLUICE_CONFIG",
+        default_value = "sluice.yaml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: every listener in the config and the admin API.
+    Serve,
+    /// Tokens from the local issuer (development and tests).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// API keys for agents that have no OIDC provider.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Validate and explain policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Sign a token with the local issuer; prints the token alone on stdout.
+    Issue(TokenIssue),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenIssue {
+    #[arg(long)]
+    pub subject: String,
+    /// Comma-separated roles.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Comma-separated groups.
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Lifetime, e.g. 15m, 1h, 8h.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// Audience (`aud`); the local provider accepts `sluice`.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Issue a user token (the default is an app token, as agents are apps).
+    #[arg(long)]
+    pub user: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is shown once and only its hash is stored.
+    Create(KeysCreate),
+    /// List keys (never their secrets).
+    List(ListArgs),
+    /// Revoke a key; it stops working at once.
+    Revoke {
+        /// The key id (`sluice keys list` shows it).
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeysCreate {
+    /// A unique name for the key, e.g. the agent it is for.
+    #[arg(long)]
+    pub name: String,
+    /// The subject policies see.
+    #[arg(long)]
+    pub subject: String,
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Print the new key as JSON (with its id) instead of the key alone.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate config and policies: exit 0, or errors with file:line:column.
+    Check,
+    /// Print the decision for a statement, the rule that made it and the masks.
+    /// Exit 0 allow, 1 deny, 2 usage error, 3 needs approval.
+    Explain(Explain),
+}
+
+#[derive(Debug, Args)]
+pub struct Explain {
+    #[arg(long)]
+    pub connection: String,
+    /// The SQL to judge (several statements allowed).
+    #[arg(long, conflicts_with = "http", required_unless_present = "http")]
+    pub sql: Option<String>,
+    /// An HTTP request line, e.g. 'GET /v1/invoices/7'.
+    #[arg(long)]
+    pub http: Option<String>,
+    #[arg(long, default_value = "explain")]
+    pub subject: String,
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Identity provider of the principal (default: the first one configured).
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,34 @@
+//! One module per command, as `sluice <command>` names them. Each returns the process exit
+//! code; errors are printed once, here, with their context chain.
+
+mod keys;
+mod policy_check;
+mod policy_explain;
+mod serve;
+mod token;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, KeysCommand, PolicyCommand, TokenCommand};
+
+/// Exit code for errors that are not decisions: bad config, unreachable store, bad usage.
+pub const EXIT_ERROR: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Serve => serve::run(&cli.config),
+        Command::Token(TokenCommand::Issue(args)) => token::issue(&cli.config, args),
+        Command::Keys(KeysCommand::Create(args)) => keys::create(&cli.config, args),
+        Command::Keys(KeysCommand::List(args)) => keys::list(&cli.config, args),
+        Command::Keys(KeysCommand::Revoke { id }) => keys::revoke(&cli.config, id),
+        Command::Policy(PolicyCommand::Check) => policy_check::run(&cli.config),
+        Command::Policy(PolicyCommand::Explain(args)) => policy_explain::run(&cli.config, args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("sluice: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `sluice policy explain`: the decision for a statement, the rule that made it, the masks.
+//!
+//! Exit codes (DESIGN.md §1): 0 allow, 1 deny, 2 usage error, 3 needs approval. For a
+//! string of several statements the strictest decision sets the code, because the gateway
+//! runs none of them if any is refused.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use sluice_config::ConnectionKind;
+use sluice_core::{Principal, PrincipalKind};
+use sluice_policy::{Decision, MaskSpec, PolicySet, Verdict};
+use sluice_sql::{classify, SearchPath, StatementClass};
+
+use crate::cli::Explain;
+use crate::context::load_config;
+
+pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
+    let config = load_config(config_path)?;
+    let Some(connection) = config.connection(&args.connection) else {
+        bail!("unknown connection `{}`", args.connection);
+    };
+    if args.http.is_some() || !connection.kind.is_sql() {
+        bail!(
+            "connection `{}` is kind {}: judging HTTP and Kubernetes requests arrives with their data path; only SQL connections can be explained yet",
+            connection.name,
+            connection.kind.as_str()
+        );
+    }
+    if connection.kind == ConnectionKind::Mysql {
+        bail!(
+            "connection `{}` is kind mysql: MySQL classification arrives with the MySQL data path",
+            connection.name
+        );
+    }
+    let sql = args.sql.as_deref().unwrap_or_default();
+    let provider = match &args.provider {
+        Some(p) => p.clone(),
+        None => config
+            .identity
+            .providers
+            .first()
+            .map(|p| p.value.name.clone())
+            .unwrap_or_else(|| "local".into()),
+    };
+    let principal = Principal {
+        provider,
+        subject: args.subject.clone(),
+        tenant_id: None,
+        display_name: args.subject.clone(),
+        kind: PrincipalKind::App,
+        roles: args.roles.clone(),
+        groups: args.groups.clone(),
+        token_id: None,
+        expires_at: None,
+    };
+    let policies = PolicySet::compile(&config).map_err(anyhow::Error::msg)?;
+    let session = policies.for_session(&principal, &connection.name);
+    let search_path = connection
+        .search_path
+        .as_ref()
+        .map(SearchPath::new)
+        .unwrap_or_default();
+
+    let classification = match classify(sql, &search_path) {
+        Ok(c) => c,
+        Err(err) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "decision": "deny", "reason": err.to_string(), "statements": [] })
+                );
+            } else {
+                println!("decision: deny");
+                println!("reason:   {err}");
+            }
+            return Ok(1);
+        }
+    };
+    let verdicts: Vec<(&StatementClass, Verdict)> = classification
+        .statements
+        .iter()
+        .map(|s| (s, session.decide_statement(s)))
+        .collect();
+    let overall = overall(&verdicts);
+
+    if args.json {
+        let statements: Vec<serde_json::Value> = verdicts
+            .iter()
+            .map(|(s, v)| {
+                serde_json::json!({
+                    "statement": s.text,
+                    "kind": s.kind,
+                    "accesses": s.accesses,
+                    "verdict": v,
+                    "message": v.decision.client_message(),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "connection": connection.name,
+            "principal": principal,
+            "policies": session.policy_names(),
+            "decision": overall_name(overall),
+            "statements": statements,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        let names = session.policy_names();
+        println!(
+            "principal:  {} (provider {}, roles [{}], groups [{}])",
+            principal.subject,
+            principal.provider,
+            principal.roles.join(", "),
+            principal.groups.join(", ")
+        );
+        println!(
+            "policies:   {}",
+            if names.is_empty() {
+                "none match".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        for (i, (statement, verdict)) in verdicts.iter().enumerate() {
+            print_statement(i + 1, statement, verdict);
+        }
+        if verdicts.is_empty() {
+            println!("(no statements)");
+        }
+        println!("decision:   {}", overall_name(overall));
+    }
+    Ok(overall)
+}
+
+/// 0 allow, 1 deny, 3 approve; deny beats approve beats allow.
+fn overall(verdicts: &[(&StatementClass, Verdict)]) -> u8 {
+    let mut code = 0;
+    for (_, v) in verdicts {
+        match v.decision {
+            Decision::Deny { .. } => return 1,
+            Decision::Approve { .. } => code = 3,
+            Decision::Allow { .. } => {}
+        }
+    }
+    code
+}
+
+fn overall_name(code: u8) -> &'static str {
+    match code {
+        0 => "allow",
+        1 => "deny",
+        _ => "approve",
+    }
+}
+
+fn print_statement(n: usize, statement: &StatementClass, verdict: &Verdict) {
+    println!();
+    println!("statement {n}: {}", statement.text);
+    let accesses: Vec<String> = statement.accesses.iter().map(|a| a.to_string()).collect();
+    println!(
+        "  accesses: {}",
+        if accesses.is_empty() {
+            "none".to_string()
+        } else {
+            accesses.join("; ")
+        }
+    );
+    match &verdict.decision {
+        Decision::Allow { rules } if rules.is_empty() => {
+            println!("  decision: allow (transaction control is always allowed)")
+        }
+        Decision::Allow { rules } => {
+            let rules: Vec<String> = rules
+                .iter()
+                .map(|r| format!("{r} (line {})", r.line))
+                .collect();
+            println!("  decision: allow by {}", rules.join("; "));
+        }
+        Decision::Deny { reason, rule } => {
+            println!("  decision: deny: {reason}");
+            match rule {
+                Some(rule) => println!("  rule:     {rule} (line {})", rule.line),
+                None => println!("  rule:     none allows it (default deny)"),
+            }
+        }
+        Decision::Approve { reason, approval } => {
+            println!("  decision: approve: {reason}");
+            println!(
+                "  rule:     {} (line {})",
+                approval.rule, approval.rule.line
+            );
+            let a = &approval.approvers;
+            println!(
+                "  approvers: subjects [{}] roles [{}] groups [{}]; mode {}; timeout {}; min approvals {}",
+                a.subjects.join(", "),
+                a.roles.join(", "),
+                a.groups.join(", "),
+                approval.mode.as_str(),
+                humantime::format_duration(approval.timeout),
+                approval.min_approvals
+            );
+        }
+    }
+    for mask in &verdict.masks {
+        match mask {
+            MaskSpec::Column {
+                column,
+                with,
+                policy,
+            } => println!(
+                "  mask:     column {column} with {} (policy {policy})",
+                with.as_str()
+            ),
+            MaskSpec::Detect {
+                detectors,
+                with,
+                policy,
+            } => {
+                let names: Vec<String> = detectors
+                    .iter()
+                    .map(|d| {
+                        serde_json::to_value(d)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                println!(
+                    "  mask:     values detected as {} with {} (policy {policy})",
+                    names.join(", "),
+                    with.as_str()
+                )
+            }
+            MaskSpec::Json { path, with, policy } => println!(
+                "  mask:     json {path} with {} (policy {policy})",
+                with.as_str()
+            ),
+        }
+    }
+    if let Some(max) = verdict.limits.max_rows {
+        println!("  limit:    max_rows {max}");
+    }
+    if let Some(t) = verdict.limits.statement_timeout {
+        println!(
+            "  limit:    statement_timeout {}",
+            humantime::format_duration(t)
+        );
+    }
+}

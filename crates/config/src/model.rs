@@ -1,0 +1,346 @@
+//! The shape of `sluice.yaml`, field for field as DESIGN.md §1 shows it.
+//!
+//! Every struct denies unknown keys, so a misspelt key is an error that names its place,
+//! not a silently ignored setting. Items that validation may need to point at later carry
+//! their source position ([`Spanned`]).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+pub use serde_saphyr::Spanned;
+use sluice_core::Action;
+
+use crate::duration::ConfigDuration;
+use crate::secret::Secret;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: Listen,
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    /// `sqlite://path` (default `sqlite://./sluice-data/sluice.db`) or `postgres://...`.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Where the gateway keeps its own keys (local issuer, checkpoint signing). Defaults to
+    /// the folder of a SQLite store, else `./sluice-data`.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub admins: Option<Subjects>,
+    pub identity: Identity,
+    #[serde(default)]
+    pub connections: Vec<Spanned<Connection>>,
+    #[serde(default)]
+    pub policies: Vec<Spanned<Policy>>,
+    /// Not part of the file: the file it was loaded from, for messages and relative paths.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+fn default_store() -> String {
+    "sqlite://./sluice-data/sluice.db".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub admin: Option<Spanned<String>>,
+    pub postgres: Option<Spanned<String>>,
+    pub mysql: Option<Spanned<String>>,
+    pub http: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A set of principals by subject, role or group (any one suffices).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subjects {
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl Subjects {
+    pub fn is_empty(&self) -> bool {
+        self.subjects.is_empty() && self.roles.is_empty() && self.groups.is_empty()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    #[serde(default)]
+    pub providers: Vec<Spanned<Provider>>,
+}
+
+/// An identity provider: an OIDC issuer (`issuer` + `audiences`) or the local issuer
+/// (`local: {}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub name: String,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub local: Option<LocalProvider>,
+    /// Entra: accept app-only tokens without a `roles` claim (refused by default).
+    #[serde(default)]
+    pub allow_app_without_roles: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalProvider {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    Postgres,
+    Mysql,
+    Http,
+    Kubernetes,
+}
+
+impl ConnectionKind {
+    pub fn is_sql(self) -> bool {
+        matches!(self, ConnectionKind::Postgres | ConnectionKind::Mysql)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::Postgres => "postgres",
+            ConnectionKind::Mysql => "mysql",
+            ConnectionKind::Http => "http",
+            ConnectionKind::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    pub name: String,
+    pub kind: ConnectionKind,
+    pub upstream: String,
+    /// SQL connections: the gateway's own password for the resource.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// HTTP and Kubernetes: the gateway's own bearer token for the resource.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// CA bundle to verify the upstream's certificate.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// PostgreSQL: the schemas unqualified names resolve through (default `[public]`).
+    #[serde(default)]
+    pub search_path: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matches: Spanned<Match>,
+    pub connections: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow: Vec<Spanned<Rule>>,
+    #[serde(default)]
+    pub deny: Vec<Spanned<Rule>>,
+    #[serde(default)]
+    pub approve: Vec<Spanned<Rule>>,
+    #[serde(default)]
+    pub mask: Vec<Spanned<MaskRule>>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+/// Which principals a policy applies to: the provider (if given) and any one of the
+/// subjects, roles or groups.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// One rule of `allow`, `deny` or `approve`. SQL rules use `actions` and object globs;
+/// HTTP rules `methods` and `paths`; Kubernetes rules `verbs`, `resources` and friends.
+/// Validation checks that a rule's fields fit its policy's connections, and that only
+/// `approve` rules carry `approvers`, `mode` and `timeout`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    // SQL
+    #[serde(default)]
+    pub actions: Option<Vec<Action>>,
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    #[serde(default)]
+    pub functions: Option<Vec<String>>,
+    #[serde(default)]
+    pub settings: Option<Vec<String>>,
+    // HTTP
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    // Kubernetes
+    #[serde(default)]
+    pub verbs: Option<Vec<String>>,
+    #[serde(default)]
+    pub api_groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+    // approve only
+    #[serde(default)]
+    pub approvers: Option<Subjects>,
+    #[serde(default)]
+    pub mode: Option<ApprovalMode>,
+    #[serde(default)]
+    pub timeout: Option<ConfigDuration>,
+    #[serde(default)]
+    pub min_approvals: Option<u32>,
+}
+
+impl Rule {
+    pub fn has_sql_fields(&self) -> bool {
+        self.actions.is_some()
+            || self.tables.is_some()
+            || self.functions.is_some()
+            || self.settings.is_some()
+    }
+
+    pub fn has_http_fields(&self) -> bool {
+        self.methods.is_some() || self.paths.is_some()
+    }
+
+    pub fn has_kubernetes_fields(&self) -> bool {
+        self.verbs.is_some()
+            || self.api_groups.is_some()
+            || self.resources.is_some()
+            || self.namespaces.is_some()
+            || self.names.is_some()
+    }
+
+    pub fn has_approval_fields(&self) -> bool {
+        self.approvers.is_some()
+            || self.mode.is_some()
+            || self.timeout.is_some()
+            || self.min_approvals.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMode {
+    /// The statement waits for a decision.
+    Hold,
+    /// Refused at once; once approved, may be run once within the grant window.
+    Ticket,
+}
+
+impl ApprovalMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalMode::Hold => "hold",
+            ApprovalMode::Ticket => "ticket",
+        }
+    }
+}
+
+/// A masking rule: by column, by detector over values, or by JSON path (HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskRule {
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    #[serde(default)]
+    pub detect: Option<Vec<Detector>>,
+    #[serde(default)]
+    pub json: Option<String>,
+    pub with: MaskStrategy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskStrategy {
+    /// Replaced by `****`.
+    Redact,
+    /// All but the last four characters hidden.
+    Last4,
+    /// `j***@example.com`.
+    Email,
+    /// Keyed HMAC: stable, so equal values still join.
+    Hash,
+    /// SQL NULL / JSON null.
+    Null,
+}
+
+impl MaskStrategy {
+    /// How much a strategy conceals, for "the most concealing wins" (DESIGN.md §1).
+    pub fn concealment(self) -> u8 {
+        match self {
+            MaskStrategy::Null => 5,
+            MaskStrategy::Redact => 4,
+            MaskStrategy::Hash => 3,
+            MaskStrategy::Last4 => 2,
+            MaskStrategy::Email => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskStrategy::Redact => "redact",
+            MaskStrategy::Last4 => "last4",
+            MaskStrategy::Email => "email",
+            MaskStrategy::Hash => "hash",
+            MaskStrategy::Null => "null",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    Email,
+    CreditCard,
+    Iban,
+    UsSsn,
+    Phone,
+    Jwt,
+    PrivateKey,
+    CloudAccessKey,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default)]
+    pub max_rows: Option<u64>,
+    #[serde(default)]
+    pub statement_timeout: Option<ConfigDuration>,
+}

@@ -1,0 +1,228 @@
+//! Config policies compiled for matching: globs built once, rules numbered for messages.
+
+use std::time::Duration;
+
+use globset::{Glob, GlobMatcher};
+use sluice_config::{ApprovalMode, Config, Match, Rule, Spanned, Subjects};
+use sluice_core::{Action, Principal};
+
+use crate::decision::{Approval, EffectiveLimits, MaskSpec, RuleRef, Section};
+use crate::session::SessionPolicy;
+
+/// Default time an `approve: { mode: hold }` statement waits for a decision.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// A list of name patterns (`public.*`, `pg_catalog.pg_read_file`).
+#[derive(Debug, Clone)]
+pub struct Patterns(Vec<Pattern>);
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    text: String,
+    matcher: GlobMatcher,
+    literal: bool,
+}
+
+impl Patterns {
+    fn compile(texts: &[String]) -> Result<Self, String> {
+        texts
+            .iter()
+            .map(|text| {
+                let glob = Glob::new(text).map_err(|e| format!("invalid pattern `{text}`: {e}"))?;
+                Ok(Pattern {
+                    text: text.clone(),
+                    matcher: glob.compile_matcher(),
+                    literal: !text.contains(['*', '?', '[', '{']),
+                })
+            })
+            .collect::<Result<_, String>>()
+            .map(Patterns)
+    }
+
+    /// Whether `name` matches. With `literal_only`, only a pattern spelling the name
+    /// exactly counts: dangerous objects are never covered by a glob.
+    pub fn matches(&self, name: &str, literal_only: bool) -> bool {
+        self.0.iter().any(|p| {
+            if literal_only {
+                p.literal && p.text == name
+            } else {
+                p.matcher.is_match(name)
+            }
+        })
+    }
+}
+
+/// One rule ready for matching.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub at: RuleRef,
+    pub actions: Option<Vec<Action>>,
+    pub tables: Option<Patterns>,
+    pub functions: Option<Patterns>,
+    pub settings: Option<Patterns>,
+    /// For approve rules: who approves and how.
+    pub approval: Option<Approval>,
+    /// HTTP/Kubernetes rules are kept for their protocol crates; SQL judging skips them.
+    pub is_sql: bool,
+}
+
+impl CompiledRule {
+    fn compile(
+        policy: &str,
+        section: Section,
+        index: usize,
+        rule: &Spanned<Rule>,
+    ) -> Result<Self, String> {
+        let r = &rule.value;
+        let at = RuleRef {
+            policy: policy.to_string(),
+            section,
+            index,
+            line: rule.referenced.line() as u32,
+        };
+        let compile =
+            |list: &Option<Vec<String>>| list.as_deref().map(Patterns::compile).transpose();
+        let approval = (section == Section::Approve).then(|| Approval {
+            rule: at.clone(),
+            approvers: r.approvers.clone().unwrap_or_default(),
+            mode: r.mode.unwrap_or(ApprovalMode::Hold),
+            timeout: r.timeout.map(|t| t.0).unwrap_or(DEFAULT_APPROVAL_TIMEOUT),
+            min_approvals: r.min_approvals.unwrap_or(1),
+        });
+        Ok(CompiledRule {
+            at,
+            actions: r.actions.clone(),
+            tables: compile(&r.tables)?,
+            functions: compile(&r.functions)?,
+            settings: compile(&r.settings)?,
+            approval,
+            is_sql: r.has_sql_fields(),
+        })
+    }
+
+    /// Whether the rule restricts which objects it applies to.
+    pub fn has_object_constraints(&self) -> bool {
+        self.tables.is_some() || self.functions.is_some() || self.settings.is_some()
+    }
+}
+
+/// One policy ready for matching.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    pub name: String,
+    pub matcher: Match,
+    pub connections: Vec<String>,
+    pub allow: Vec<CompiledRule>,
+    pub deny: Vec<CompiledRule>,
+    pub approve: Vec<CompiledRule>,
+    pub masks: Vec<MaskSpec>,
+    pub limits: EffectiveLimits,
+}
+
+impl CompiledPolicy {
+    /// DESIGN.md §1: the provider, if named, must be the principal's; then any listed
+    /// subject, role or group suffices.
+    pub fn matches_principal(&self, principal: &Principal) -> bool {
+        let m = &self.matcher;
+        if m.provider
+            .as_ref()
+            .is_some_and(|p| *p != principal.provider)
+        {
+            return false;
+        }
+        m.subjects.iter().any(|s| *s == principal.subject)
+            || m.roles.iter().any(|r| principal.has_role(r))
+            || m.groups.iter().any(|g| principal.in_group(g))
+    }
+}
+
+/// Every policy of a config.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    pub policies: Vec<CompiledPolicy>,
+}
+
+impl PolicySet {
+    /// Compiles the policies of a validated config.
+    pub fn compile(config: &Config) -> Result<Self, String> {
+        let mut policies = Vec::with_capacity(config.policies.len());
+        for policy in &config.policies {
+            let p = &policy.value;
+            let rules = |section: Section, list: &[Spanned<Rule>]| {
+                list.iter()
+                    .enumerate()
+                    .map(|(i, r)| CompiledRule::compile(&p.name, section, i + 1, r))
+                    .collect::<Result<Vec<_>, String>>()
+            };
+            let masks = p
+                .mask
+                .iter()
+                .flat_map(|m| {
+                    let m = &m.value;
+                    let mut specs = Vec::new();
+                    for column in m.columns.iter().flatten() {
+                        specs.push(MaskSpec::Column {
+                            column: column.clone(),
+                            with: m.with,
+                            policy: p.name.clone(),
+                        });
+                    }
+                    if let Some(detectors) = &m.detect {
+                        specs.push(MaskSpec::Detect {
+                            detectors: detectors.clone(),
+                            with: m.with,
+                            policy: p.name.clone(),
+                        });
+                    }
+                    if let Some(path) = &m.json {
+                        specs.push(MaskSpec::Json {
+                            path: path.clone(),
+                            with: m.with,
+                            policy: p.name.clone(),
+                        });
+                    }
+                    specs
+                })
+                .collect();
+            let limits = p
+                .limits
+                .as_ref()
+                .map(|l| EffectiveLimits {
+                    max_rows: l.max_rows,
+                    statement_timeout: l.statement_timeout.map(|d| d.0),
+                })
+                .unwrap_or_default();
+            policies.push(CompiledPolicy {
+                name: p.name.clone(),
+                matcher: p.matches.value.clone(),
+                connections: p.connections.iter().map(|c| c.value.clone()).collect(),
+                allow: rules(Section::Allow, &p.allow)?,
+                deny: rules(Section::Deny, &p.deny)?,
+                approve: rules(Section::Approve, &p.approve)?,
+                masks,
+                limits,
+            });
+        }
+        Ok(PolicySet { policies })
+    }
+
+    /// The policies that apply to `principal` on `connection`, for the whole session.
+    pub fn for_session(&self, principal: &Principal, connection: &str) -> SessionPolicy {
+        let applicable = self
+            .policies
+            .iter()
+            .filter(|p| {
+                p.connections.iter().any(|c| c == connection) && p.matches_principal(principal)
+            })
+            .cloned()
+            .collect();
+        SessionPolicy::new(applicable)
+    }
+
+    /// Whether `principal` may approve requests held by a rule naming `approvers`.
+    pub fn is_approver(approvers: &Subjects, principal: &Principal) -> bool {
+        approvers.subjects.iter().any(|s| *s == principal.subject)
+            || approvers.roles.iter().any(|r| principal.has_role(r))
+            || approvers.groups.iter().any(|g| principal.in_group(g))
+    }
+}

@@ -1,0 +1,209 @@
+//! Judging: accesses in, a decision out.
+//!
+//! [`SessionPolicy::judge`] is the protocol-neutral core: every access must pass. It is
+//! refused if a deny rule matches any access; allowed if allow rules cover every access;
+//! held if what allow rules leave uncovered, approve rules cover; refused otherwise.
+//! [`SessionPolicy::decide_statement`] adds what SQL needs on top: transaction control is
+//! always allowed, `EXECUTE` needs the session's knowledge of its `PREPARE`, and the masks
+//! that apply to the tables a statement reads.
+
+use sluice_core::{Access, Action, Object};
+use sluice_sql::StatementClass;
+
+use crate::compile::CompiledRule;
+use crate::decision::{Decision, MaskSpec, Section, Verdict};
+use crate::session::SessionPolicy;
+
+impl SessionPolicy {
+    /// Judges a set of accesses (one statement's, one HTTP request's).
+    pub fn judge(&self, accesses: &[Access]) -> Decision {
+        // Deny rules first: they win over everything.
+        for access in accesses {
+            for policy in &self.policies {
+                if let Some(rule) = policy
+                    .deny
+                    .iter()
+                    .find(|r| rule_matches(r, access, Section::Deny))
+                {
+                    return Decision::Deny {
+                        reason: format!("{access} is denied"),
+                        rule: Some(rule.at.clone()),
+                    };
+                }
+            }
+        }
+        let mut allowed_by = Vec::new();
+        let mut uncovered = Vec::new();
+        for access in accesses {
+            let rule = self
+                .policies
+                .iter()
+                .flat_map(|p| p.allow.iter())
+                .find(|r| rule_matches(r, access, Section::Allow));
+            match rule {
+                Some(rule) => {
+                    if !allowed_by.contains(&rule.at) {
+                        allowed_by.push(rule.at.clone());
+                    }
+                }
+                None => uncovered.push(access),
+            }
+        }
+        if uncovered.is_empty() {
+            return Decision::Allow { rules: allowed_by };
+        }
+        let mut approval = None;
+        for access in &uncovered {
+            let rule = self
+                .policies
+                .iter()
+                .flat_map(|p| p.approve.iter())
+                .find(|r| rule_matches(r, access, Section::Approve));
+            match rule {
+                Some(rule) => {
+                    approval.get_or_insert_with(|| {
+                        rule.approval
+                            .clone()
+                            .expect("approve rules carry an approval")
+                    });
+                }
+                None => {
+                    return Decision::Deny {
+                        reason: refusal(access),
+                        rule: None,
+                    }
+                }
+            }
+        }
+        let approval = approval.expect("at least one uncovered access");
+        let what = uncovered
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Decision::Approve {
+            reason: format!("{what} requires approval"),
+            approval,
+        }
+    }
+
+    /// Judges one classified SQL statement.
+    pub fn decide_statement(&self, statement: &StatementClass) -> Verdict {
+        let decision = if let Some(name) = &statement.executes {
+            Decision::Deny {
+                reason: format!("EXECUTE {name} runs a statement prepared earlier in the session; it cannot be judged on its own"),
+                rule: None,
+            }
+        } else if statement.is_transaction_control() {
+            Decision::Allow { rules: Vec::new() }
+        } else if statement.accesses.is_empty() {
+            // `SELECT 1`, `VALUES (...)`: a read of nothing, allowed by any select rule.
+            self.judge(&[Access::new(Action::Select, Object::None)])
+        } else {
+            self.judge(&statement.accesses)
+        };
+        let masks = if decision.is_deny() {
+            Vec::new()
+        } else {
+            self.masks_for(&statement.accesses)
+        };
+        Verdict {
+            decision,
+            masks,
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// The masks that can apply to what these accesses return: column masks whose table
+    /// part matches a table read, every detector mask, and no JSON masks (those are for
+    /// HTTP responses).
+    pub fn masks_for(&self, accesses: &[Access]) -> Vec<MaskSpec> {
+        let tables: Vec<String> = accesses
+            .iter()
+            .filter_map(|a| match (&a.action, &a.object) {
+                (Action::Select | Action::CopyOut, Object::Table(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect();
+        self.masks()
+            .filter(|m| match m {
+                MaskSpec::Column { column, .. } => {
+                    let table_part = column.rsplit_once('.').map(|(t, _)| t).unwrap_or(column);
+                    let glob = globset::Glob::new(table_part).map(|g| g.compile_matcher());
+                    glob.is_ok_and(|g| tables.iter().any(|t| g.is_match(t)))
+                }
+                MaskSpec::Detect { .. } => true,
+                MaskSpec::Json { .. } => false,
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// The reason given when nothing allows an access.
+fn refusal(access: &Access) -> String {
+    match (&access.object, access.explicit_only) {
+        (Object::Function(name), true) => format!("calling {name} needs a rule that names it"),
+        (Object::Setting(name), true) => format!("SET {name} needs a rule that names it"),
+        (Object::None, _) if access.action == Action::Select => {
+            "no rule allows reading".to_string()
+        }
+        _ => format!("{access} is not allowed"),
+    }
+}
+
+/// Whether `rule` (in `section`) applies to `access`.
+///
+/// - An access to a table needs the action listed and, if the rule lists tables, a
+///   matching table; a rule without `actions` (deny only) applies to every action but
+///   only to the objects it names.
+/// - Functions, procedures and settings follow the same shape with `functions` and
+///   `settings`; a rule with `functions` and no `actions` is a rule about calling them.
+///   Accesses marked explicit-only are covered only by a pattern that spells their name.
+/// - An unknown object is covered by allow and approve rules only if they restrict no
+///   object; deny rules that name objects treat it as possibly theirs (fail closed).
+/// - An access to nothing (`SELECT 1`, `DO`) needs the action only; deny rules that name
+///   objects do not apply to it.
+fn rule_matches(rule: &CompiledRule, access: &Access, section: Section) -> bool {
+    if !rule.is_sql {
+        return false;
+    }
+    let explicit = access.explicit_only;
+    let action_listed = |implied: bool| match &rule.actions {
+        Some(actions) => actions.contains(&access.action),
+        None => implied,
+    };
+    match &access.object {
+        Object::Table(name) => {
+            action_listed(rule.tables.is_some())
+                && rule
+                    .tables
+                    .as_ref()
+                    .map_or(!explicit, |p| p.matches(&name.to_string(), explicit))
+        }
+        Object::Function(name) => {
+            action_listed(rule.functions.is_some())
+                && rule
+                    .functions
+                    .as_ref()
+                    .map_or(!explicit, |p| p.matches(&name.to_string(), explicit))
+        }
+        Object::Setting(name) => {
+            action_listed(rule.settings.is_some())
+                && rule
+                    .settings
+                    .as_ref()
+                    .map_or(!explicit, |p| p.matches(name, explicit))
+        }
+        Object::Unknown(_) => match section {
+            Section::Deny => action_listed(true),
+            Section::Allow | Section::Approve => {
+                action_listed(false) && !rule.has_object_constraints()
+            }
+        },
+        Object::None => match section {
+            Section::Deny => action_listed(false) && !rule.has_object_constraints(),
+            Section::Allow | Section::Approve => action_listed(false),
+        },
+    }
+}
