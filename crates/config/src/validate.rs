@@ -247,8 +247,10 @@ fn policies(c: &mut Collector<'_>, kinds: &[(String, ConnectionKind)]) {
             }
             for g in m.columns.iter().flatten() {
                 check_glob(c, mask, &p.name, g);
-                if g.split('.').count() != 3 {
-                    c.at(mask, format!("policy `{}`: mask column `{g}` must be schema.table.column (globs allowed)", p.name));
+                // `schema.table.column`; a leading `*` may stand for `schema.table`
+                // (`*.card_number`: that column in every table).
+                if !g.contains('.') {
+                    c.at(mask, format!("policy `{}`: mask column `{g}` must be schema.table.column or *.column", p.name));
                 }
             }
             if let Some(path) = &m.json {

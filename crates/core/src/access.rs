@@ -68,8 +68,12 @@ impl std::fmt::Display for Object {
 
 impl std::fmt::Display for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.object {
-            Object::None => write!(f, "{}", self.action),
+        match (&self.action, &self.object) {
+            (_, Object::None) => write!(f, "{}", self.action),
+            (crate::Action::Function, Object::Function(name)) => {
+                write!(f, "calling function {name}")
+            }
+            (crate::Action::Call, Object::Function(name)) => write!(f, "CALL of procedure {name}"),
             _ => write!(f, "{} on {}", self.action, self.object),
         }
     }

@@ -17,20 +17,35 @@ use crate::session::SessionPolicy;
 impl SessionPolicy {
     /// Judges a set of accesses (one statement's, one HTTP request's).
     pub fn judge(&self, accesses: &[Access]) -> Decision {
-        // Deny rules first: they win over everything.
+        // Deny rules first: they win over everything. An access to an object the
+        // classifier cannot name "possibly" matches deny rules that name objects; that
+        // refuses it only if something would otherwise let it through, so the reason
+        // given is the true one.
+        let mut possible_denial: Vec<(&Access, &CompiledRule)> = Vec::new();
         for access in accesses {
-            for policy in &self.policies {
-                if let Some(rule) = policy
-                    .deny
-                    .iter()
-                    .find(|r| rule_matches(r, access, Section::Deny))
-                {
-                    return Decision::Deny {
-                        reason: format!("{access} is denied"),
-                        rule: Some(rule.at.clone()),
-                    };
+            for rule in self.policies.iter().flat_map(|p| p.deny.iter()) {
+                match deny_matches(rule, access) {
+                    Match::Yes => {
+                        return Decision::Deny {
+                            reason: format!("{access} is denied"),
+                            rule: Some(rule.at.clone()),
+                        }
+                    }
+                    Match::Possibly => possible_denial.push((access, rule)),
+                    Match::No => {}
                 }
             }
+        }
+        if let Some((access, rule)) = possible_denial
+            .into_iter()
+            .find(|(access, _)| self.covered(access))
+        {
+            return Decision::Deny {
+                reason: format!(
+                    "{access} may touch an object a deny rule names, and the gateway cannot tell which object it touches"
+                ),
+                rule: Some(rule.at.clone()),
+            };
         }
         let mut allowed_by = Vec::new();
         let mut uncovered = Vec::new();
@@ -85,6 +100,18 @@ impl SessionPolicy {
             reason: format!("{what} requires approval"),
             approval,
         }
+    }
+
+    /// Whether an allow or approve rule covers `access`.
+    fn covered(&self, access: &Access) -> bool {
+        self.policies.iter().any(|p| {
+            p.allow
+                .iter()
+                .any(|r| rule_matches(r, access, Section::Allow))
+                || p.approve
+                    .iter()
+                    .any(|r| rule_matches(r, access, Section::Approve))
+        })
     }
 
     /// Judges one classified SQL statement.
@@ -149,6 +176,33 @@ fn refusal(access: &Access) -> String {
             "no rule allows reading".to_string()
         }
         _ => format!("{access} is not allowed"),
+    }
+}
+
+enum Match {
+    Yes,
+    Possibly,
+    No,
+}
+
+/// Whether a deny rule applies to `access`: [`rule_matches`], except that an unknown
+/// object only possibly matches a rule that names objects.
+fn deny_matches(rule: &CompiledRule, access: &Access) -> Match {
+    if let Object::Unknown(_) = access.object {
+        if rule.is_sql
+            && rule.has_object_constraints()
+            && rule
+                .actions
+                .as_ref()
+                .is_none_or(|a| a.contains(&access.action))
+        {
+            return Match::Possibly;
+        }
+    }
+    if rule_matches(rule, access, Section::Deny) {
+        Match::Yes
+    } else {
+        Match::No
     }
 }
 

@@ -362,6 +362,49 @@ fn classify_statement(
                 Object::Unknown("code run by the server on events".into()),
             ));
         }
+        "DropStmt" => {
+            use pg_query::protobuf::ObjectType;
+            let remove_type = fields
+                .get("remove_type")
+                .and_then(Value::as_i64)
+                .unwrap_or(0) as i32;
+            let relation_kind = matches!(
+                ObjectType::try_from(remove_type),
+                Ok(ObjectType::ObjectTable
+                    | ObjectType::ObjectView
+                    | ObjectType::ObjectMatview
+                    | ObjectType::ObjectSequence
+                    | ObjectType::ObjectIndex
+                    | ObjectType::ObjectForeignTable)
+            );
+            let objects = fields
+                .get("objects")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if relation_kind && !objects.is_empty() {
+                for obj in objects {
+                    let parts = name_list(obj.pointer("/node/List/items"))?;
+                    let names = match parts.as_slice() {
+                        [name] => walker.resolve_relation("", name)?,
+                        [schema, name] | [_, schema, name] => {
+                            vec![QualifiedName::new(schema.as_str(), name.as_str())]
+                        }
+                        _ => return Err(malformed("DROP of an oddly qualified name")),
+                    };
+                    extra.extend(
+                        names
+                            .into_iter()
+                            .map(|n| Access::new(Action::Ddl, Object::Table(n))),
+                    );
+                }
+            } else {
+                extra.push(Access::new(
+                    Action::Ddl,
+                    Object::Unknown("the target of DROP".into()),
+                ));
+            }
+        }
         kind if DDL.contains(&kind) => {
             extra.extend(
                 relation_or_unknown(&walker, fields, kind)?

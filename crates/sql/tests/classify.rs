@@ -322,7 +322,12 @@ fn procedural_and_session_statements() {
 
 #[test]
 fn ddl() {
-    has("DROP TABLE orders", &["ddl ?"]);
+    has("DROP TABLE orders", &["ddl public.orders"]);
+    has(
+        "DROP VIEW IF EXISTS public.v, app.w",
+        &["ddl app.w", "ddl public.v"],
+    );
+    has("DROP SCHEMA app CASCADE", &["ddl ?"]);
     has(
         "ALTER TABLE orders ADD COLUMN x int",
         &["ddl public.orders"],
