@@ -130,7 +130,7 @@ impl CompiledPolicy {
         {
             return false;
         }
-        m.subjects.iter().any(|s| *s == principal.subject)
+        m.subjects.contains(&principal.subject)
             || m.roles.iter().any(|r| principal.has_role(r))
             || m.groups.iter().any(|g| principal.in_group(g))
     }
@@ -221,7 +221,7 @@ impl PolicySet {
 
     /// Whether `principal` may approve requests held by a rule naming `approvers`.
     pub fn is_approver(approvers: &Subjects, principal: &Principal) -> bool {
-        approvers.subjects.iter().any(|s| *s == principal.subject)
+        approvers.subjects.contains(&principal.subject)
             || approvers.roles.iter().any(|r| principal.has_role(r))
             || approvers.groups.iter().any(|g| principal.in_group(g))
     }
