@@ -17,7 +17,11 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let admin_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let admin_port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let config = format!(
             r#"
 listen: {{ admin: "127.0.0.1:{admin_port}" }}
@@ -46,7 +50,12 @@ policies:
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sluice")).arg("-c").arg(self.config()).args(args).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("-c")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .unwrap()
     }
 }
 
@@ -56,14 +65,34 @@ fn stdout(out: &Output) -> String {
 
 fn jwt_part(token: &str, index: usize) -> serde_json::Value {
     let part = token.split('.').nth(index).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
 fn token_issue_prints_the_token_alone_and_reuses_its_key() {
     let f = Fixture::new();
-    let out = f.run(&["token", "issue", "--subject", "agent-1", "--roles", "reader,writer", "--groups", "g1", "--ttl", "15m"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f.run(&[
+        "token",
+        "issue",
+        "--subject",
+        "agent-1",
+        "--roles",
+        "reader,writer",
+        "--groups",
+        "g1",
+        "--ttl",
+        "15m",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = stdout(&out);
     assert_eq!(token.lines().count(), 1);
     let header = jwt_part(&token, 0);
@@ -83,27 +112,48 @@ fn token_issue_prints_the_token_alone_and_reuses_its_key() {
 #[test]
 fn keys_are_shown_once_listed_without_secrets_and_revoked() {
     let f = Fixture::new();
-    let out = f.run(&["keys", "create", "--name", "nightly", "--subject", "report-bot", "--roles", "reader", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f.run(&[
+        "keys",
+        "create",
+        "--name",
+        "nightly",
+        "--subject",
+        "report-bot",
+        "--roles",
+        "reader",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let key = created["key"].as_str().unwrap().to_string();
     let id = created["id"].as_str().unwrap().to_string();
     assert!(key.starts_with("sk_sluice_"));
 
     let list = stdout(&f.run(&["keys", "list", "--json"]));
-    assert!(!list.contains(&key) && !list.contains(key.rsplit('_').next().unwrap()), "secret listed: {list}");
+    assert!(
+        !list.contains(&key) && !list.contains(key.rsplit('_').next().unwrap()),
+        "secret listed: {list}"
+    );
     let rows: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(rows[0]["id"], id.as_str());
     assert_eq!(rows[0]["status"], "active");
     let table = stdout(&f.run(&["keys", "list"]));
-    assert!(table.starts_with("ID") && table.contains("nightly"), "{table}");
+    assert!(
+        table.starts_with("ID") && table.contains("nightly"),
+        "{table}"
+    );
 
     // A second key with the same name is refused with a clear error.
     let dup = f.run(&["keys", "create", "--name", "nightly", "--subject", "x"]);
     assert_eq!(dup.status.code(), Some(2));
 
     assert!(f.run(&["keys", "revoke", &id]).status.success());
-    let rows: serde_json::Value = serde_json::from_str(&stdout(&f.run(&["keys", "list", "--json"]))).unwrap();
+    let rows: serde_json::Value =
+        serde_json::from_str(&stdout(&f.run(&["keys", "list", "--json"]))).unwrap();
     assert_eq!(rows[0]["status"], "revoked");
     let missing = f.run(&["keys", "revoke", "nosuchkey"]);
     assert_eq!(missing.status.code(), Some(2));
@@ -114,7 +164,17 @@ fn keys_are_shown_once_listed_without_secrets_and_revoked() {
 fn explain_exit_codes_follow_the_contract() {
     let f = Fixture::new();
     let explain = |sql: &str| {
-        f.run(&["policy", "explain", "--connection", "app", "--roles", "reader", &format!("--sql={sql}")]).status.code()
+        f.run(&[
+            "policy",
+            "explain",
+            "--connection",
+            "app",
+            "--roles",
+            "reader",
+            &format!("--sql={sql}"),
+        ])
+        .status
+        .code()
     };
     assert_eq!(explain("SELECT * FROM orders"), Some(0));
     assert_eq!(explain("UPDATE orders SET total = 0"), Some(1));
@@ -122,15 +182,43 @@ fn explain_exit_codes_follow_the_contract() {
     // Approval and refusal in one string: the refusal decides.
     assert_eq!(explain("DELETE FROM orders; DROP TABLE orders"), Some(1));
     assert_eq!(
-        f.run(&["policy", "explain", "--connection", "nope", "--sql", "SELECT 1"]).status.code(),
+        f.run(&[
+            "policy",
+            "explain",
+            "--connection",
+            "nope",
+            "--sql",
+            "SELECT 1"
+        ])
+        .status
+        .code(),
         Some(2),
         "unknown connection is a usage error"
     );
-    assert_eq!(f.run(&["policy", "explain", "--connection", "app"]).status.code(), Some(2), "missing --sql");
-    let json = f.run(&["policy", "explain", "--connection", "app", "--roles", "reader", "--json", "--sql", "DELETE FROM orders"]);
+    assert_eq!(
+        f.run(&["policy", "explain", "--connection", "app"])
+            .status
+            .code(),
+        Some(2),
+        "missing --sql"
+    );
+    let json = f.run(&[
+        "policy",
+        "explain",
+        "--connection",
+        "app",
+        "--roles",
+        "reader",
+        "--json",
+        "--sql",
+        "DELETE FROM orders",
+    ]);
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc["decision"], "approve");
-    assert_eq!(doc["statements"][0]["verdict"]["approval"]["approvers"]["groups"], serde_json::json!(["dba"]));
+    assert_eq!(
+        doc["statements"][0]["verdict"]["approval"]["approvers"]["groups"],
+        serde_json::json!(["dba"])
+    );
     assert_eq!(doc["statements"][0]["verdict"]["approval"]["mode"], "hold");
 }
 
@@ -138,18 +226,27 @@ fn explain_exit_codes_follow_the_contract() {
 fn policy_check_reports_every_problem_with_its_place() {
     let f = Fixture::new();
     assert!(f.run(&["policy", "check"]).status.success());
-    let broken = std::fs::read_to_string(f.config()).unwrap().replace("connections: [app]", "connections: [ap]");
+    let broken = std::fs::read_to_string(f.config())
+        .unwrap()
+        .replace("connections: [app]", "connections: [ap]");
     std::fs::write(f.config(), broken).unwrap();
     let out = f.run(&["policy", "check"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    let expected = format!("{}:12:19: policy `readers`: unknown connection `ap`", f.config().display());
+    let expected = format!(
+        "{}:12:19: policy `readers`: unknown connection `ap`",
+        f.config().display()
+    );
     assert!(err.contains(&expected), "{err}");
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
@@ -159,7 +256,12 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 fn serve_publishes_the_local_issuer_keys_and_stops_on_sigterm() {
     let f = Fixture::new();
     let token = stdout(&f.run(&["token", "issue", "--subject", "agent-1"]));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice")).arg("-c").arg(f.config()).arg("serve").spawn().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("-c")
+        .arg(f.config())
+        .arg("serve")
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let health = loop {
         if let Some(r) = http_get(f.admin_port, "/healthz") {
@@ -173,12 +275,19 @@ fn serve_publishes_the_local_issuer_keys_and_stops_on_sigterm() {
     let body = jwks.split("\r\n\r\n").nth(1).unwrap();
     let doc: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(doc["keys"][0]["kid"], jwt_part(&token, 0)["kid"]);
-    assert!(doc["keys"][0].get("d").is_none(), "private key material published");
+    assert!(
+        doc["keys"][0].get("d").is_none(),
+        "private key material published"
+    );
     terminate(child.id());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
 
 fn terminate(pid: u32) {
-    Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
 }

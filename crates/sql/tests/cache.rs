@@ -11,16 +11,31 @@ use sluice_sql::{classify, Classifier, SearchPath};
 const LOOKALIKES: &[(&str, &str)] = &[
     ("SELECT * FROM secrets", "SELECT * FROM \"Secrets\""),
     ("SELECT * FROM orders", "SELECT * FROM \"orders \""),
-    ("EXPLAIN (ANALYZE true) DELETE FROM orders", "EXPLAIN (ANALYZE false) DELETE FROM orders"),
+    (
+        "EXPLAIN (ANALYZE true) DELETE FROM orders",
+        "EXPLAIN (ANALYZE false) DELETE FROM orders",
+    ),
     ("SET search_path TO app", "SET search_path TO public"),
     ("SELECT lower('x')", "SELECT lower_x('x')"),
-    ("SELECT * FROM orders", "SELECT * FROM orders; DELETE FROM orders"),
-    ("SELECT 1 -- ; DELETE FROM orders", "SELECT 1 ; DELETE FROM orders"),
-    ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH y AS (SELECT 1) SELECT * FROM x"),
+    (
+        "SELECT * FROM orders",
+        "SELECT * FROM orders; DELETE FROM orders",
+    ),
+    (
+        "SELECT 1 -- ; DELETE FROM orders",
+        "SELECT 1 ; DELETE FROM orders",
+    ),
+    (
+        "WITH x AS (SELECT 1) SELECT * FROM x",
+        "WITH y AS (SELECT 1) SELECT * FROM x",
+    ),
     ("COPY orders TO STDOUT", "COPY orders FROM STDIN"),
     ("SET role TO DEFAULT", "SET role TO admin"),
     // PostgreSQL's fingerprint ignores digits at the end of relation names (partitions).
-    ("SELECT * FROM archive_2024_01", "SELECT * FROM archive_2024_02"),
+    (
+        "SELECT * FROM archive_2024_01",
+        "SELECT * FROM archive_2024_02",
+    ),
 ];
 
 fn check_through(cache: &Classifier, sql: &str, path: &SearchPath) {
@@ -33,7 +48,11 @@ fn check_through(cache: &Classifier, sql: &str, path: &SearchPath) {
 fn lookalike_texts_never_share_an_entry() {
     let path = SearchPath::default();
     for (a, b) in LOOKALIKES {
-        assert_ne!(classify(a, &path).unwrap(), classify(b, &path).unwrap(), "not a useful pair: {a:?} / {b:?}");
+        assert_ne!(
+            classify(a, &path).unwrap(),
+            classify(b, &path).unwrap(),
+            "not a useful pair: {a:?} / {b:?}"
+        );
         for order in [[a, b], [b, a]] {
             let cache = Classifier::new(64);
             for _ in 0..2 {
@@ -51,9 +70,15 @@ fn lookalike_texts_never_share_an_entry() {
 fn fingerprints_would_have_collided() {
     let collisions = LOOKALIKES
         .iter()
-        .filter(|(a, b)| pg_query::fingerprint(a, 0, 0).unwrap().hex == pg_query::fingerprint(b, 0, 0).unwrap().hex)
+        .filter(|(a, b)| {
+            pg_query::fingerprint(a, 0, 0).unwrap().hex
+                == pg_query::fingerprint(b, 0, 0).unwrap().hex
+        })
         .count();
-    assert!(collisions > 0, "expected some lookalikes to share a fingerprint");
+    assert!(
+        collisions > 0,
+        "expected some lookalikes to share a fingerprint"
+    );
 }
 
 #[test]
