@@ -68,16 +68,6 @@ pub struct StoreKeys(pub Arc<dyn Store>);
 
 impl sluice_identity::ApiKeyDirectory for StoreKeys {
     fn find(&self, id: &str) -> std::result::Result<Option<sluice_identity::ApiKeyRecord>, String> {
-        let row = self.0.find_api_key(id).map_err(|e| e.to_string())?;
-        Ok(row.map(|r| sluice_identity::ApiKeyRecord {
-            id: r.id,
-            name: r.name,
-            secret_sha256: r.secret_sha256,
-            subject: r.subject,
-            roles: r.roles,
-            groups: r.groups,
-            created_at: r.created_at,
-            revoked_at: r.revoked_at,
-        }))
+        self.0.find_api_key(id).map_err(|e| e.to_string())
     }
 }

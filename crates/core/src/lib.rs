@@ -6,10 +6,12 @@
 
 pub mod access;
 pub mod action;
+pub mod api_key;
 pub mod name;
 pub mod principal;
 
 pub use access::{Access, Object};
 pub use action::{Action, UnknownAction};
+pub use api_key::ApiKeyRecord;
 pub use name::QualifiedName;
 pub use principal::{Principal, PrincipalKind};

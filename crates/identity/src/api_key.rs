@@ -15,7 +15,6 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sluice_core::{Principal, PrincipalKind};
 
@@ -49,23 +48,7 @@ impl std::fmt::Debug for NewApiKey {
     }
 }
 
-/// What the store keeps about a key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyRecord {
-    pub id: String,
-    /// What the key is for, as given at creation ("ci-reporting").
-    pub name: String,
-    /// Hex SHA-256 of the secret part.
-    pub secret_sha256: String,
-    /// The principal's subject.
-    pub subject: String,
-    pub roles: Vec<String>,
-    pub groups: Vec<String>,
-    /// Seconds since the Unix epoch.
-    pub created_at: i64,
-    /// Set when revoked; a revoked key is refused whatever the time.
-    pub revoked_at: Option<i64>,
-}
+pub use sluice_core::ApiKeyRecord;
 
 /// Where API key records are looked up (the store implements it).
 ///

@@ -1,5 +1,6 @@
 //! Config policies compiled for matching: globs built once, rules numbered for messages.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use globset::{Glob, GlobMatcher};
@@ -106,6 +107,41 @@ impl CompiledRule {
     }
 }
 
+/// A mask with its table pattern compiled: for a column mask `schema.table.column`, the
+/// matcher of `schema.table`, so deciding which masks a statement needs compiles nothing.
+#[derive(Debug, Clone)]
+pub struct CompiledMask {
+    pub spec: MaskSpec,
+    table: Option<GlobMatcher>,
+}
+
+impl CompiledMask {
+    fn new(spec: MaskSpec) -> Self {
+        let table = match &spec {
+            MaskSpec::Column { column, .. } => {
+                let table_part = column.rsplit_once('.').map_or(column.as_str(), |(t, _)| t);
+                // Validated at load; a pattern that still fails to compile masks every table.
+                Some(
+                    Glob::new(table_part)
+                        .unwrap_or_else(|_| Glob::new("*").expect("valid"))
+                        .compile_matcher(),
+                )
+            }
+            _ => None,
+        };
+        CompiledMask { spec, table }
+    }
+
+    /// Whether the mask can apply to rows read from `tables` (`schema.table` names).
+    pub fn applies_to(&self, tables: &[String]) -> bool {
+        match (&self.spec, &self.table) {
+            (MaskSpec::Column { .. }, Some(glob)) => tables.iter().any(|t| glob.is_match(t)),
+            (MaskSpec::Detect { .. }, _) => true,
+            _ => false,
+        }
+    }
+}
+
 /// One policy ready for matching.
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
@@ -115,7 +151,7 @@ pub struct CompiledPolicy {
     pub allow: Vec<CompiledRule>,
     pub deny: Vec<CompiledRule>,
     pub approve: Vec<CompiledRule>,
-    pub masks: Vec<MaskSpec>,
+    pub masks: Vec<CompiledMask>,
     pub limits: EffectiveLimits,
 }
 
@@ -139,7 +175,7 @@ impl CompiledPolicy {
 /// Every policy of a config.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
-    pub policies: Vec<CompiledPolicy>,
+    pub policies: Vec<Arc<CompiledPolicy>>,
 }
 
 impl PolicySet {
@@ -181,7 +217,7 @@ impl PolicySet {
                             policy: p.name.clone(),
                         });
                     }
-                    specs
+                    specs.into_iter().map(CompiledMask::new)
                 })
                 .collect();
             let limits = p
@@ -192,7 +228,7 @@ impl PolicySet {
                     statement_timeout: l.statement_timeout.map(|d| d.0),
                 })
                 .unwrap_or_default();
-            policies.push(CompiledPolicy {
+            policies.push(Arc::new(CompiledPolicy {
                 name: p.name.clone(),
                 matcher: p.matches.value.clone(),
                 connections: p.connections.iter().map(|c| c.value.clone()).collect(),
@@ -201,7 +237,7 @@ impl PolicySet {
                 approve: rules(Section::Approve, &p.approve)?,
                 masks,
                 limits,
-            });
+            }));
         }
         Ok(PolicySet { policies })
     }

@@ -153,16 +153,8 @@ impl SessionPolicy {
             })
             .collect();
         self.masks()
-            .filter(|m| match m {
-                MaskSpec::Column { column, .. } => {
-                    let table_part = column.rsplit_once('.').map(|(t, _)| t).unwrap_or(column);
-                    let glob = globset::Glob::new(table_part).map(|g| g.compile_matcher());
-                    glob.is_ok_and(|g| tables.iter().any(|t| g.is_match(t)))
-                }
-                MaskSpec::Detect { .. } => true,
-                MaskSpec::Json { .. } => false,
-            })
-            .cloned()
+            .filter(|m| m.applies_to(&tables))
+            .map(|m| m.spec.clone())
             .collect()
     }
 }

@@ -20,6 +20,6 @@ pub mod decide;
 pub mod decision;
 pub mod session;
 
-pub use compile::{CompiledPolicy, PolicySet};
+pub use compile::{CompiledMask, CompiledPolicy, PolicySet};
 pub use decision::{Approval, Decision, EffectiveLimits, MaskSpec, RuleRef, Section, Verdict};
 pub use session::SessionPolicy;

@@ -3,18 +3,20 @@
 //! Sessions judge many statements under the same identity, so matching principals to
 //! policies happens once here and each decision only walks the rules that apply.
 
-use crate::compile::CompiledPolicy;
-use crate::decision::{EffectiveLimits, MaskSpec};
+use std::sync::Arc;
+
+use crate::compile::{CompiledMask, CompiledPolicy};
+use crate::decision::EffectiveLimits;
 
 /// What applies to one session.
 #[derive(Debug, Clone, Default)]
 pub struct SessionPolicy {
-    pub policies: Vec<CompiledPolicy>,
+    pub policies: Vec<Arc<CompiledPolicy>>,
     pub limits: EffectiveLimits,
 }
 
 impl SessionPolicy {
-    pub fn new(policies: Vec<CompiledPolicy>) -> Self {
+    pub fn new(policies: Vec<Arc<CompiledPolicy>>) -> Self {
         let limits = policies
             .iter()
             .fold(EffectiveLimits::default(), |acc, p| EffectiveLimits {
@@ -35,7 +37,7 @@ impl SessionPolicy {
     }
 
     /// Every mask of every applicable policy.
-    pub fn masks(&self) -> impl Iterator<Item = &MaskSpec> {
+    pub fn masks(&self) -> impl Iterator<Item = &CompiledMask> {
         self.policies.iter().flat_map(|p| p.masks.iter())
     }
 }

@@ -242,7 +242,12 @@ fn classify_statement(
             extra.extend(walker.function_accesses(&parts, Action::Call)?);
             walker.walk(call.get("args").unwrap_or(&Value::Null))?;
         }
-        "LockStmt" => {
+        "LockStmt" | "TruncateStmt" => {
+            let action = if kind == "LockStmt" {
+                Action::Lock
+            } else {
+                Action::Truncate
+            };
             for rel in fields
                 .get("relations")
                 .and_then(Value::as_array)
@@ -250,19 +255,7 @@ fn classify_statement(
                 .flatten()
             {
                 for name in walker.relation_name(rel.get("node").unwrap_or(rel))? {
-                    extra.push(Access::new(Action::Lock, Object::Table(name)));
-                }
-            }
-        }
-        "TruncateStmt" => {
-            for rel in fields
-                .get("relations")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                for name in walker.relation_name(rel.get("node").unwrap_or(rel))? {
-                    extra.push(Access::new(Action::Truncate, Object::Table(name)));
+                    extra.push(Access::new(action, Object::Table(name)));
                 }
             }
         }

@@ -26,28 +26,8 @@ pub use error::{BoxError, StoreError};
 pub use sqlite::{SqliteStore, BUSY_TIMEOUT};
 pub use url::{open_store, redact, StoreUrl};
 
-/// An API key as stored: for agents that have no OIDC provider.
-///
-/// Only a SHA-256 digest of the secret is kept. Times are seconds since the Unix epoch, as
-/// the caller gives them; the store does not interpret them. The fields mirror
-/// `sluice_identity::ApiKeyRecord`, which an adapter maps to and from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRow {
-    /// Public identifier, the lookup key when an agent presents its key. Unique.
-    pub id: String,
-    /// Human-readable name. Unique over all keys, revoked ones included, so the audit log
-    /// never has two keys under one name.
-    pub name: String,
-    /// SHA-256 of the secret, 64 lowercase hex digits.
-    pub secret_sha256: String,
-    /// The principal's subject when authenticated with this key.
-    pub subject: String,
-    pub roles: Vec<String>,
-    pub groups: Vec<String>,
-    pub created_at: i64,
-    /// `None` while the key is live.
-    pub revoked_at: Option<i64>,
-}
+/// An API key row: the shared [`sluice_core::ApiKeyRecord`].
+pub type ApiKeyRow = sluice_core::ApiKeyRecord;
 
 /// What [`Store::revoke_api_key`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

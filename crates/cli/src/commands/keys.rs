@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
-use sluice_store::{ApiKeyRow, RevokeOutcome};
+use sluice_store::RevokeOutcome;
 
 use crate::cli::{KeysCreate, ListArgs};
 use crate::context::{load_config, open_store};
@@ -31,17 +31,8 @@ pub fn create(config_path: &Path, args: &KeysCreate) -> Result<u8> {
         args.groups.clone(),
         now(),
     );
+    store.insert_api_key(&key.record)?;
     let r = &key.record;
-    store.insert_api_key(&ApiKeyRow {
-        id: r.id.clone(),
-        name: r.name.clone(),
-        secret_sha256: r.secret_sha256.clone(),
-        subject: r.subject.clone(),
-        roles: r.roles.clone(),
-        groups: r.groups.clone(),
-        created_at: r.created_at,
-        revoked_at: None,
-    })?;
     if args.json {
         println!(
             "{}",
