@@ -33,6 +33,7 @@ fn authenticator(issuer: &LocalIssuer, options: AuthOptions) -> Authenticator {
         },
         audiences: Vec::new(),
         allow_app_without_roles: false,
+        entra: false,
     };
     Authenticator::with_options(vec![local], None, options).expect("the authenticator builds")
 }

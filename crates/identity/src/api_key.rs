@@ -9,6 +9,14 @@
 //! caching, so a revoked key stops working at once; hashes are compared in constant time;
 //! a directory error refuses the key (fail closed). The secret is checked before the
 //! revocation state, so only the key's holder learns that it was revoked.
+//!
+//! At most [`MAX_CONCURRENT_LOOKUPS`] lookups run at once per [`crate::Authenticator`].
+//! Each holds a blocking thread for as long as the store takes, and anyone who can connect
+//! can present well-formed made-up keys, so without a cap a slow store would let them
+//! exhaust the blocking pool the rest of the gateway needs. A key presented while the cap
+//! is reached is refused at once as a store failure ([`AuthError::ApiKeyStore`],
+//! transient) rather than queued. Store errors are logged (`tracing::warn!`) with their
+//! detail; the agent only hears that the store is unavailable.
 
 use std::sync::Arc;
 
@@ -30,6 +38,9 @@ const MIN_ID_LEN: usize = 12;
 const MAX_ID_LEN: usize = 64;
 const SECRET_BYTES: usize = 32;
 const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Most API key lookups in flight at once, per authenticator.
+pub const MAX_CONCURRENT_LOOKUPS: usize = 64;
 
 /// A freshly generated key: the plaintext to show once, and the record to store.
 #[derive(Clone)]
@@ -131,34 +142,53 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Checks a key against the directory and returns its principal.
+/// A store failure: logged with its detail, refused with it kept out of the message.
+fn store_error(detail: String) -> AuthError {
+    tracing::warn!(detail = %detail, "API key lookup failed; refusing the key");
+    AuthError::ApiKeyStore(detail)
+}
+
+/// Checks a key against the directory and returns its principal. `lookups` holds the
+/// permits for lookups in flight ([`MAX_CONCURRENT_LOOKUPS`]).
 pub(crate) async fn authenticate(
     directory: &Arc<dyn ApiKeyDirectory>,
+    lookups: &Arc<tokio::sync::Semaphore>,
     key: &str,
 ) -> Result<Principal, AuthError> {
     let (id, secret) = parse_api_key(key)?;
     let id = id.to_string();
     let presented = Sha256::digest(secret.as_bytes());
 
+    let Ok(permit) = Arc::clone(lookups).try_acquire_owned() else {
+        return Err(store_error(format!(
+            "{MAX_CONCURRENT_LOOKUPS} lookups are already in flight"
+        )));
+    };
     let lookup = {
         let directory = Arc::clone(directory);
         let id = id.clone();
-        tokio::task::spawn_blocking(move || directory.find(&id))
+        // The permit goes with the blocking call, so it is held until the store answers
+        // even if this request is abandoned meanwhile.
+        tokio::task::spawn_blocking(move || {
+            let found = directory.find(&id);
+            drop(permit);
+            found
+        })
     };
     let record = match lookup.await {
         Ok(Ok(Some(record))) => record,
         Ok(Ok(None)) => return Err(AuthError::ApiKeyUnknown(id)),
-        Ok(Err(e)) => return Err(AuthError::ApiKeyStore(e)),
-        Err(e) => return Err(AuthError::ApiKeyStore(format!("lookup task failed: {e}"))),
+        Ok(Err(e)) => return Err(store_error(e)),
+        Err(e) => return Err(store_error(format!("lookup task failed: {e}"))),
     };
     if record.id != id {
-        return Err(AuthError::ApiKeyStore(format!(
+        return Err(store_error(format!(
             "lookup of key `{id}` returned key `{}`",
             record.id
         )));
     }
     let stored = hex::decode(&record.secret_sha256)
-        .map_err(|_| AuthError::ApiKeyStore(format!("the stored hash of key `{id}` is not hex")))?;
+        .map_err(|_| store_error(format!("the stored hash of key `{id}` is not hex")))?;
     if !constant_time_eq(&stored, presented.as_slice()) {
         return Err(AuthError::ApiKeyWrongSecret(id));
     }

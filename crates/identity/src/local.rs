@@ -85,8 +85,11 @@ impl LocalIssuer {
     /// it (mode 0600, data dir 0700 if created) on first use.
     ///
     /// Two processes starting at once end up with the same key: the new key is written to
-    /// a temporary file and linked into place only if no key file exists yet; the loser
-    /// loads the winner's.
+    /// a temporary file (named with a random suffix, so no other process, nor a file left
+    /// behind by a crash, can claim the name first) and linked into place only if no key
+    /// file exists yet; the loser loads the winner's. Where hard links are not supported,
+    /// the key is written straight to its final path with `create_new`, which keeps the
+    /// same rule: whoever creates the file first wins.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, IdentityError> {
         let path = data_dir.join(LOCAL_KEY_FILE);
         let err = |reason: String| IdentityError::LocalKey {
@@ -105,22 +108,32 @@ impl LocalIssuer {
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                 .map_err(|_| err("cannot generate a P-256 key".into()))?;
         let pem = to_pem(pkcs8.as_ref());
-        let tmp = data_dir.join(format!(".{LOCAL_KEY_FILE}.{}.tmp", std::process::id()));
-        write_private_file(&tmp, pem.as_bytes())
-            .map_err(|e| err(format!("cannot write it: {e}")))?;
-        let linked = fs::hard_link(&tmp, &path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
+        match put_in_place(data_dir, &path, &pem, |from, to| fs::hard_link(from, to)) {
+            Ok(Placed::Ours) => {
                 tracing::info!(path = %path.display(), "generated the local issuer's signing key");
                 Self::from_pem(&path, &pem)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let pem =
-                    fs::read_to_string(&path).map_err(|e| err(format!("cannot read it: {e}")))?;
-                Self::from_pem(&path, &pem)
+            Ok(Placed::Theirs) => Self::load_winners(&path),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Loads the key another process just created. Read a few times over a short while:
+    /// with the `create_new` fallback of [`put_in_place`], the winner may still be writing.
+    fn load_winners(path: &Path) -> Result<Self, IdentityError> {
+        let mut attempt = 0;
+        loop {
+            let result = fs::read_to_string(path)
+                .map_err(|e| IdentityError::LocalKey {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot read it: {e}"),
+                })
+                .and_then(|pem| Self::from_pem(path, &pem));
+            attempt += 1;
+            if result.is_ok() || attempt >= 20 {
+                return result;
             }
-            Err(e) => Err(err(format!("cannot put it in place: {e}"))),
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -274,6 +287,44 @@ fn to_pem(der: &[u8]) -> String {
     pem
 }
 
+/// Who created the key file.
+#[derive(Debug, PartialEq, Eq)]
+enum Placed {
+    Ours,
+    Theirs,
+}
+
+/// Creates `path` holding `pem` unless it exists: written to a temporary file in `dir`
+/// under a random name, then `link`ed (hard link, which fails if `path` exists) into
+/// place. If linking fails for any other reason (a file system without hard links), falls
+/// back to creating `path` itself with `create_new`. Errors are messages for
+/// [`IdentityError::LocalKey`].
+fn put_in_place(
+    dir: &Path,
+    path: &Path,
+    pem: &str,
+    link: impl Fn(&Path, &Path) -> std::io::Result<()>,
+) -> Result<Placed, String> {
+    let mut suffix = [0u8; 16];
+    rand::fill(&mut suffix);
+    let tmp = dir.join(format!(".{LOCAL_KEY_FILE}.{}.tmp", hex::encode(suffix)));
+    write_private_file(&tmp, pem.as_bytes()).map_err(|e| format!("cannot write it: {e}"))?;
+    let linked = link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => return Ok(Placed::Ours),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Placed::Theirs),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot hard-link the local issuer's key into place; creating it directly");
+        }
+    }
+    match write_private_file(path, pem.as_bytes()) {
+        Ok(()) => Ok(Placed::Ours),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Placed::Theirs),
+        Err(e) => Err(format!("cannot write it: {e}")),
+    }
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -293,9 +344,15 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
+    // `create_new`: the file is ours alone, so if writing it fails it can be removed
+    // without harm; a half-written key file would otherwise stop every later start.
     let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    if written.is_err() {
+        drop(file);
+        let _ = fs::remove_file(path);
+    }
+    written
 }
 
 /// A key others can read is a key others can sign with. Warn rather than refuse: secret
@@ -337,6 +394,52 @@ mod tests {
         assert!(LocalIssuer::from_pem(Path::new("k"), "garbage").is_err());
         let not_a_key = format!("{PEM_BEGIN}\nAAAA\n{PEM_END}\n");
         assert!(LocalIssuer::from_pem(Path::new("k"), &not_a_key).is_err());
+    }
+
+    #[test]
+    fn key_put_in_place_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCAL_KEY_FILE);
+        let hard_link = |from: &Path, to: &Path| fs::hard_link(from, to);
+        assert_eq!(
+            put_in_place(dir.path(), &path, "first", hard_link),
+            Ok(Placed::Ours)
+        );
+        assert_eq!(
+            put_in_place(dir.path(), &path, "second", hard_link),
+            Ok(Placed::Theirs)
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "first");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn key_created_directly_where_hard_links_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCAL_KEY_FILE);
+        let no_links = |_: &Path, _: &Path| -> std::io::Result<()> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "no hard links here",
+            ))
+        };
+        assert_eq!(
+            put_in_place(dir.path(), &path, "first", no_links),
+            Ok(Placed::Ours)
+        );
+        assert_eq!(
+            put_in_place(dir.path(), &path, "second", no_links),
+            Ok(Placed::Theirs)
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "first");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! From the claims of a validated token to a [`Principal`].
 //!
-//! Tokens with a `tid` claim are Entra tokens and follow [`crate::entra`]. All others
-//! (the local issuer's, and any other OIDC provider's) follow one simple mapping:
+//! Tokens of an Entra provider follow [`crate::entra`]. Which providers are Entra is
+//! settled by their configuration when the [`crate::Authenticator`] is built, never by
+//! what a token carries: a token from another provider that happens to have a `tid` is
+//! not read the Entra way, and one from an Entra provider that lacks `tid` is refused.
+//! All others (the local issuer's, and any other OIDC provider's) follow one simple
+//! mapping:
 //!
-//! - subject: `sub` (required);
+//! - subject: `sub` (required); `tid` and `oid` mean nothing here and are ignored;
 //! - roles: `roles`, groups: `groups` (each a JSON array of strings, or a single string);
 //! - display name: `name`, else `preferred_username`, else `azp`, else the subject;
 //! - kind: app when `idtyp` is `app`, user otherwise. The local issuer writes `idtyp`
@@ -26,6 +30,10 @@ use crate::error::AuthError;
 pub(crate) struct ProviderRules {
     pub name: String,
     pub allow_app_without_roles: bool,
+    /// The provider is Entra: its tokens follow [`crate::entra`].
+    pub entra: bool,
+    /// Entra: the tenant the provider's issuer names, which every token's `tid` must be.
+    pub tenant: Option<String>,
 }
 
 /// Builds the principal of a token whose signature, issuer, audience and times are checked.
@@ -34,14 +42,8 @@ pub(crate) fn from_claims(
     claims: &Map<String, Value>,
     expires_at: i64,
 ) -> Result<Principal, AuthError> {
-    if let Some(tid) = claim_str(claims, "tid")? {
-        if tid.is_empty() {
-            return Err(AuthError::InvalidClaim {
-                claim: "tid",
-                reason: "it is empty".into(),
-            });
-        }
-        return crate::entra::principal(rules, claims, tid, expires_at);
+    if rules.entra {
+        return crate::entra::principal(rules, claims, expires_at);
     }
 
     let subject = claim_str(claims, "sub")?.ok_or(AuthError::MissingClaim("sub"))?;
@@ -127,6 +129,8 @@ mod tests {
         ProviderRules {
             name: "local".into(),
             allow_app_without_roles: false,
+            entra: false,
+            tenant: None,
         }
     }
 
@@ -182,10 +186,26 @@ mod tests {
     }
 
     #[test]
-    fn tid_selects_entra_rules() {
-        let c = claims(json!({"tid": "t", "oid": "o", "sub": "pairwise", "roles": ["R"]}));
+    fn the_provider_not_the_token_selects_entra_rules() {
+        let c =
+            claims(json!({"tid": "t", "oid": "o", "sub": "pairwise", "azp": "c", "roles": ["R"]}));
+        // A `tid` in a token of a non-Entra provider changes nothing: the subject is `sub`.
         let p = from_claims(&rules(), &c, 1).unwrap();
+        assert_eq!(p.subject, "pairwise");
+        assert_eq!(p.tenant_id, None);
+
+        let entra = ProviderRules {
+            entra: true,
+            ..rules()
+        };
+        let p = from_claims(&entra, &c, 1).unwrap();
         assert_eq!(p.subject, "t/o");
         assert_eq!(p.tenant_id.as_deref(), Some("t"));
+        // An Entra provider's token without `tid` cannot be placed, `sub` or not.
+        let c = claims(json!({"oid": "o", "sub": "s", "azp": "c", "roles": ["R"]}));
+        assert_eq!(
+            from_claims(&entra, &c, 1).unwrap_err(),
+            AuthError::MissingClaim("tid")
+        );
     }
 }

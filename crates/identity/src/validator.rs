@@ -6,12 +6,18 @@
 //! 2. structure and header (`token`): three parts, base64url, JSON, algorithm in
 //!    {RS256, PS256, ES256}, `kid` present;
 //! 3. the provider, chosen by the still unverified `iss` (exact match; an Entra v2 issuer
-//!    also answers for its tenant's v1 issuer);
+//!    of the public cloud also answers for its tenant's v1 issuer);
 //! 4. the key by `kid` from that provider's JWKS (`oidc`) and the signature;
 //! 5. `aud` against the provider's audiences, `exp` (required), `nbf` and `iat`, with the
 //!    clock skew leeway (60 s);
-//! 6. claims to principal (`principal`, [`crate::entra`]), which applies the Entra
-//!    rules (role-less app tokens, groups overage).
+//! 6. claims to principal (`principal`, [`crate::entra`]); for an Entra provider (decided
+//!    from its configuration when the authenticator is built, see
+//!    [`ProviderSettings::entra`]) that applies the Entra rules: access tokens only, `tid`
+//!    of the provider's tenant, role-less app tokens, groups overage.
+//!
+//! Discovery and JWKS requests follow no redirects: both URLs are the provider's own, and
+//! a redirect could only lead somewhere the configuration did not name, possibly from
+//! https down to plain http.
 //!
 //! Credentials starting with `sk_sluice_` are API keys ([`crate::api_key`]) and never reach
 //! the token path.
@@ -27,7 +33,7 @@ use sluice_core::Principal;
 use crate::api_key::{self, ApiKeyDirectory, API_KEY_PREFIX, API_KEY_PROVIDER};
 use crate::cache::TokenCache;
 use crate::entra::{self, entra_v1_issuer};
-use crate::error::{AuthError, IdentityError};
+use crate::error::{shown, AuthError, IdentityError};
 use crate::local::LocalIssuer;
 use crate::oidc::jwks::{KeySet, VerifyingKey};
 use crate::oidc::{self, KeyPolicy, RemoteKeys};
@@ -45,6 +51,16 @@ pub struct ProviderSettings {
     pub audiences: Vec<String>,
     /// Entra: accept app-only tokens that carry no `roles` claim. Default false.
     pub allow_app_without_roles: bool,
+    /// Treat this provider as Microsoft Entra ID (principal keyed on `tid`/`oid`, access
+    /// tokens only, the tenant check, role-less app tokens and groups overage refused).
+    /// Default false, and not needed for Entra itself: a provider whose issuer is
+    /// `https://login.microsoftonline.com/<tid>/v2.0` or `https://sts.windows.net/<tid>/`
+    /// (or a sovereign cloud's, see [`crate::entra::is_entra_issuer`]) is Entra anyway.
+    /// Set it for an Entra-shaped issuer elsewhere, such as a test provider at
+    /// `http://127.0.0.1:<port>/<tid>/v2.0`: its tokens must then be of the tenant named
+    /// by the `<tid>` path segment (when the path has that shape). Only OIDC providers may
+    /// set it.
+    pub entra: bool,
 }
 
 /// Where a provider's signing keys come from.
@@ -94,7 +110,9 @@ impl Default for AuthOptions {
 }
 
 enum Keys {
-    Remote(Box<RemoteKeys>),
+    /// In an `Arc` so a refresh of old keys can run in a task of its own while requests
+    /// go on with the cached ones.
+    Remote(Arc<RemoteKeys>),
     Local(KeySet),
 }
 
@@ -123,6 +141,8 @@ struct Inner {
     /// `iss` value → index into `providers`.
     by_issuer: HashMap<String, usize>,
     api_keys: Option<Arc<dyn ApiKeyDirectory>>,
+    /// Permits for API key lookups in flight ([`api_key::MAX_CONCURRENT_LOOKUPS`]).
+    api_key_lookups: Arc<tokio::sync::Semaphore>,
     cache: TokenCache,
     leeway: i64,
 }
@@ -169,7 +189,7 @@ impl Authenticator {
         let http = reqwest::Client::builder()
             .timeout(options.http_timeout)
             .connect_timeout(options.http_timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| IdentityError::HttpClient(e.to_string()))?;
@@ -205,6 +225,11 @@ impl Authenticator {
             if settings.audiences.iter().any(|a| a.is_empty()) {
                 return Err(invalid("an audience is empty".into()));
             }
+            if settings.entra && matches!(settings.source, ProviderSource::Local { .. }) {
+                return Err(invalid(
+                    "`entra` applies to OIDC providers only, not to the local issuer".into(),
+                ));
+            }
 
             let (issuer, audiences, keys) = match &settings.source {
                 ProviderSource::Oidc { issuer } => {
@@ -214,7 +239,7 @@ impl Authenticator {
                             "no audiences are configured; without them a token issued for any application of the provider would be accepted".into(),
                         ));
                     }
-                    let keys = Keys::Remote(Box::new(RemoteKeys::new(
+                    let keys = Keys::Remote(Arc::new(RemoteKeys::new(
                         &settings.name,
                         issuer,
                         http.clone(),
@@ -245,10 +270,18 @@ impl Authenticator {
                     )));
                 }
             }
+            // Entra by issuer, or by the explicit setting; the tenant from the issuer.
+            let (entra, tenant) = match entra::issuer_tenant(&issuer) {
+                Some(tenant) => (true, Some(tenant.to_string())),
+                None if settings.entra => (true, entra::path_tenant(&issuer)),
+                None => (false, None),
+            };
             built.push(Provider {
                 rules: ProviderRules {
                     name: settings.name.clone(),
                     allow_app_without_roles: settings.allow_app_without_roles,
+                    entra,
+                    tenant,
                 },
                 issuer,
                 audiences,
@@ -261,6 +294,9 @@ impl Authenticator {
                 providers: built,
                 by_issuer,
                 api_keys,
+                api_key_lookups: Arc::new(tokio::sync::Semaphore::new(
+                    api_key::MAX_CONCURRENT_LOOKUPS,
+                )),
                 cache: TokenCache::new(
                     options.token_cache_capacity,
                     i64::try_from(options.token_cache_ttl.as_secs()).unwrap_or(i64::MAX),
@@ -284,7 +320,9 @@ impl Authenticator {
         }
         if credential.starts_with(API_KEY_PREFIX) {
             return match &self.inner.api_keys {
-                Some(directory) => api_key::authenticate(directory, credential).await,
+                Some(directory) => {
+                    api_key::authenticate(directory, &self.inner.api_key_lookups, credential).await
+                }
                 None => Err(AuthError::ApiKeysDisabled),
             };
         }
@@ -344,27 +382,9 @@ impl Authenticator {
         if !audiences.iter().any(|a| provider.audiences.contains(a)) {
             return Err(AuthError::WrongAudience {
                 provider: provider.rules.name.clone(),
-                found: quote_list(&audiences),
-                expected: quote_list(&provider.audiences),
+                found: quote_list(&audiences, true),
+                expected: quote_list(&provider.audiences, false),
             });
-        }
-
-        // An Entra provider's tokens must be of its tenant: the subject is keyed on `tid`,
-        // so a token without it (or of another tenant) cannot be placed.
-        if let Some(tenant) = entra::issuer_tenant(&provider.issuer) {
-            match principal::claim_str(claims, "tid")? {
-                Some(tid) if tid.eq_ignore_ascii_case(tenant) => {}
-                Some(tid) => {
-                    return Err(AuthError::InvalidClaim {
-                        claim: "tid",
-                        reason: format!(
-                            "tenant `{tid}` is not the tenant `{tenant}` of provider `{}`",
-                            provider.rules.name
-                        ),
-                    })
-                }
-                None => return Err(AuthError::MissingClaim("tid")),
-            }
         }
 
         let exp = numeric_date(claims, "exp")?.ok_or(AuthError::MissingClaim("exp"))?;
@@ -473,8 +493,31 @@ fn rfc3339(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-fn quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+/// Most audiences of a refused token named in the message; a token can carry hundreds.
+const MAX_SHOWN_AUDIENCES: usize = 5;
+
+/// `a`, `b`, … for a message. The token's own values (`untrusted`) go through `shown` and
+/// are capped at [`MAX_SHOWN_AUDIENCES`]; the configured ones are shown as they are.
+fn quote_list(items: &[String], untrusted: bool) -> String {
+    let limit = if untrusted {
+        MAX_SHOWN_AUDIENCES
+    } else {
+        usize::MAX
+    };
+    let mut quoted: Vec<String> = items
+        .iter()
+        .take(limit)
+        .map(|i| {
+            if untrusted {
+                format!("`{}`", shown(i))
+            } else {
+                format!("`{i}`")
+            }
+        })
+        .collect();
+    if items.len() > limit {
+        quoted.push(format!("and {} more", items.len() - limit));
+    }
     quoted.join(", ")
 }
 
@@ -516,6 +559,7 @@ mod tests {
             },
             audiences: aud.iter().map(|a| a.to_string()).collect(),
             allow_app_without_roles: false,
+            entra: false,
         }
     }
 
@@ -546,5 +590,285 @@ mod tests {
             let names: Vec<_> = providers.iter().map(|p| p.name.clone()).collect();
             assert!(Authenticator::new(providers, None).is_err(), "{names:?}");
         }
+    }
+
+    #[test]
+    fn entra_is_decided_by_configuration() {
+        let tid = "3f1b6a52-7c0e-4d7a-9b1e-5a2c8d4e6f70";
+        let rules = |settings: ProviderSettings| {
+            let auth = Authenticator::new(vec![settings], None).unwrap();
+            let p = &auth.inner.providers[0];
+            (p.rules.entra, p.rules.tenant.clone())
+        };
+        for issuer in [
+            format!("https://login.microsoftonline.com/{tid}/v2.0"),
+            format!("https://login.microsoftonline.us/{tid}/v2.0"),
+            format!("https://login.chinacloudapi.cn/{tid}/v2.0"),
+            format!("https://login.partner.microsoftonline.cn/{tid}/v2.0"),
+            format!("https://sts.windows.net/{tid}/"),
+        ] {
+            assert_eq!(
+                rules(oidc("e", &issuer, &["a"])),
+                (true, Some(tid.to_string())),
+                "{issuer}"
+            );
+        }
+        let test_provider = format!("http://127.0.0.1:1/{tid}/v2.0");
+        assert_eq!(rules(oidc("e", &test_provider, &["a"])), (false, None));
+        let explicit = |issuer: &str| ProviderSettings {
+            entra: true,
+            ..oidc("e", issuer, &["a"])
+        };
+        assert_eq!(
+            rules(explicit(&test_provider)),
+            (true, Some(tid.to_string()))
+        );
+        assert_eq!(rules(explicit("https://idp.example.com")), (true, None));
+        assert_eq!(
+            rules(oidc("g", "https://idp.example.com", &["a"])),
+            (false, None)
+        );
+
+        // Only the public cloud's v2 issuer gets the v1 alias.
+        let gov = format!("https://login.microsoftonline.us/{tid}/v2.0");
+        let auth = Authenticator::new(vec![oidc("gov", &gov, &["a"])], None).unwrap();
+        assert_eq!(auth.inner.by_issuer.len(), 1);
+
+        // `entra` on the local issuer makes no sense and is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let local = ProviderSettings {
+            name: "local".into(),
+            source: ProviderSource::Local {
+                issuer: LocalIssuer::load_or_create(dir.path()).unwrap(),
+            },
+            audiences: vec![],
+            allow_app_without_roles: false,
+            entra: true,
+        };
+        let err = Authenticator::new(vec![local], None).unwrap_err();
+        assert!(err.to_string().contains("OIDC providers only"), "{err}");
+    }
+
+    /// Tokens of a provider with the given issuer, verified with a key made here: the
+    /// provider is configured like a remote one (its rules come from its issuer and
+    /// settings), then its keys are swapped for local ones, so no network is needed.
+    mod with_local_keys {
+        use super::*;
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+
+        pub(super) const TID: &str = "3f1b6a52-7c0e-4d7a-9b1e-5a2c8d4e6f70";
+        pub(super) const OTHER_TID: &str = "9a8b7c6d-1111-4222-8333-944455556666";
+        const KID: &str = "test-key";
+
+        pub(super) struct Signer {
+            pub auth: Authenticator,
+            key: jsonwebtoken::EncodingKey,
+        }
+
+        impl Signer {
+            pub(super) fn new(settings: ProviderSettings) -> Signer {
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &SystemRandom::new(),
+                )
+                .unwrap();
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                        .unwrap();
+                let point = pair.public_key().as_ref();
+                let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": KID,
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..65])}]});
+                let mut auth = Authenticator::new(vec![settings], None).unwrap();
+                let inner = Arc::get_mut(&mut auth.inner).expect("not shared yet");
+                inner.providers[0].keys = Keys::Local(KeySet::from_jwks("test", &jwks).unwrap());
+                Signer {
+                    auth,
+                    key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+                }
+            }
+
+            pub(super) fn sign(&self, claims: &Value) -> String {
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+                header.kid = Some(KID.into());
+                jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+            }
+
+            pub(super) async fn check(&self, claims: Value) -> Result<Principal, AuthError> {
+                self.auth.authenticate(&self.sign(&claims)).await
+            }
+        }
+
+        /// An Entra v2 app token of `TID` for `iss`, with `patch` applied (null removes).
+        pub(super) fn token(iss: &str, patch: Value) -> Value {
+            let now = unix_now();
+            let mut c = json!({"iss": iss, "aud": "api://sluice", "iat": now, "nbf": now,
+                "exp": now + 600, "tid": TID, "oid": "o-1", "sub": "pairwise-sub",
+                "azp": "client-1", "idtyp": "app", "roles": ["Reader"], "ver": "2.0",
+                "uti": rand_id()});
+            for (k, v) in patch.as_object().unwrap() {
+                if v.is_null() {
+                    c.as_object_mut().unwrap().remove(k);
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+            c
+        }
+
+        fn rand_id() -> String {
+            let mut b = [0u8; 8];
+            rand::fill(&mut b);
+            hex::encode(b)
+        }
+    }
+
+    use with_local_keys::{token, Signer, OTHER_TID, TID};
+
+    fn v2_issuer() -> String {
+        format!("https://login.microsoftonline.com/{TID}/v2.0")
+    }
+
+    #[tokio::test]
+    async fn entra_tenant_is_checked() {
+        let entra = Signer::new(oidc("entra", &v2_issuer(), &["api://sluice"]));
+        let v2 = v2_issuer();
+
+        let p = entra.check(token(&v2, json!({}))).await.unwrap();
+        assert_eq!(p.provider, "entra");
+        assert_eq!(p.subject, format!("{TID}/o-1"));
+        assert_eq!(p.tenant_id.as_deref(), Some(TID));
+
+        // Another tenant's token under this tenant's issuer.
+        let err = entra
+            .check(token(&v2, json!({"tid": OTHER_TID})))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, AuthError::InvalidClaim { claim: "tid", reason }
+                if reason.contains(OTHER_TID) && reason.contains("`entra`")),
+            "{err}"
+        );
+        // No tenant at all: the subject could not be placed.
+        let err = entra
+            .check(token(&v2, json!({"tid": null})))
+            .await
+            .unwrap_err();
+        assert_eq!(err, AuthError::MissingClaim("tid"));
+    }
+
+    #[tokio::test]
+    async fn entra_v1_token_routes_to_the_v2_provider() {
+        let entra = Signer::new(oidc("entra", &v2_issuer(), &["api://sluice"]));
+        let v1 = format!("https://sts.windows.net/{TID}/");
+        let v1_claims = json!({"ver": "1.0", "azp": null, "appid": "client-v1"});
+
+        let p = entra.check(token(&v1, v1_claims.clone())).await.unwrap();
+        assert_eq!(p.provider, "entra");
+        assert_eq!(p.subject, format!("{TID}/o-1"));
+        assert_eq!(p.display_name, "client-v1");
+
+        // The v1 alias is held to the same tenant.
+        let mut other = v1_claims;
+        other["tid"] = json!(OTHER_TID);
+        let err = entra.check(token(&v1, other)).await.unwrap_err();
+        assert!(
+            matches!(err, AuthError::InvalidClaim { claim: "tid", .. }),
+            "{err}"
+        );
+        // Another tenant's v1 issuer is not an alias of this provider.
+        let err = entra
+            .check(token(
+                &format!("https://sts.windows.net/{OTHER_TID}/"),
+                json!({"tid": OTHER_TID}),
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::UntrustedIssuer(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn entra_refuses_id_tokens() {
+        let entra = Signer::new(oidc("entra", &v2_issuer(), &["api://sluice"]));
+        let v2 = v2_issuer();
+        // An ID token's `aud` is the client id, which is what a v2 access token for the
+        // API carries too when the API is configured by client id.
+        let id_token = json!({"aud": "api://sluice", "azp": null, "idtyp": null,
+            "roles": null, "nonce": "n-0S6_WzA2Mj", "name": "Ada"});
+        assert_eq!(
+            entra.check(token(&v2, id_token.clone())).await.unwrap_err(),
+            AuthError::IdTokenNonce
+        );
+        let mut no_nonce = id_token;
+        no_nonce["nonce"] = Value::Null;
+        assert_eq!(
+            entra.check(token(&v2, no_nonce)).await.unwrap_err(),
+            AuthError::NoClientApp
+        );
+    }
+
+    #[tokio::test]
+    async fn explicit_entra_takes_the_tenant_from_the_path() {
+        let issuer = format!("http://127.0.0.1:1/{TID}/v2.0");
+        let entra = Signer::new(ProviderSettings {
+            entra: true,
+            ..oidc("test-entra", &issuer, &["api://sluice"])
+        });
+        let p = entra.check(token(&issuer, json!({}))).await.unwrap();
+        assert_eq!(p.subject, format!("{TID}/o-1"));
+        let err = entra
+            .check(token(&issuer, json!({"tid": OTHER_TID})))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, AuthError::InvalidClaim { claim: "tid", .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_providers_ignore_tid_and_oid() {
+        // The same Entra-shaped issuer without `entra: true`, and an ordinary one: `tid`
+        // and `oid` in the token change nothing, the subject is `sub`.
+        for issuer in [
+            format!("http://127.0.0.1:1/{TID}/v2.0"),
+            "https://idp.example.com".to_string(),
+        ] {
+            let generic = Signer::new(oidc("generic", &issuer, &["api://sluice"]));
+            let p = generic
+                .check(token(&issuer, json!({"tid": OTHER_TID, "azp": null})))
+                .await
+                .unwrap();
+            assert_eq!(p.subject, "pairwise-sub");
+            assert_eq!(p.tenant_id, None);
+            // Nor do the Entra-only refusals apply.
+            let p = generic
+                .check(token(&issuer, json!({"roles": null, "nonce": "n"})))
+                .await
+                .unwrap();
+            assert_eq!(p.kind, sluice_core::PrincipalKind::App);
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_audience_message_is_bounded() {
+        let generic = Signer::new(oidc("g", "https://idp.example.com", &["api://sluice"]));
+        // Within the token size limit, a token can still carry a few dozen long audiences.
+        let many: Vec<String> = (0..40)
+            .map(|i| format!("aud-{i}\n{}", "x".repeat(150)))
+            .collect();
+        let err = generic
+            .check(token("https://idp.example.com", json!({"aud": many})))
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, AuthError::WrongAudience { .. }), "{msg}");
+        assert!(msg.contains("and 35 more"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(msg.len() < 1_200, "{} bytes", msg.len());
+        assert!(msg.contains("`api://sluice`"), "{msg}");
     }
 }

@@ -12,6 +12,7 @@ use sluice_core::PrincipalKind;
 use sluice_identity::{
     generate_api_key, ApiKeyDirectory, ApiKeyRecord, AuthError, AuthOptions, Authenticator,
     LocalIssuer, ProviderSettings, ProviderSource, TokenRequest, LOCAL_KEY_FILE,
+    MAX_CONCURRENT_LOOKUPS,
 };
 
 fn local_provider(issuer: &LocalIssuer) -> ProviderSettings {
@@ -22,6 +23,7 @@ fn local_provider(issuer: &LocalIssuer) -> ProviderSettings {
         },
         audiences: vec![],
         allow_app_without_roles: false,
+        entra: false,
     }
 }
 
@@ -277,6 +279,8 @@ async fn api_keys() {
     let err = auth.authenticate(&key.plaintext).await.unwrap_err();
     assert_eq!(err, AuthError::ApiKeyStore("database is locked".into()));
     assert!(err.is_transient());
+    // The store's own error stays in the gateway's logs.
+    assert!(!err.to_string().contains("database"), "{err}");
     *directory.broken.lock().unwrap() = false;
 
     // Revoked: refused at once, though it just worked (no caching of keys).
@@ -298,4 +302,76 @@ async fn api_keys() {
         no_keys.authenticate(&key.plaintext).await.unwrap_err(),
         AuthError::ApiKeysDisabled
     );
+}
+
+/// A directory whose lookups block until the test opens the gate.
+#[derive(Default)]
+struct GatedDirectory {
+    record: Mutex<Option<ApiKeyRecord>>,
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl ApiKeyDirectory for GatedDirectory {
+    fn find(&self, _id: &str) -> Result<Option<ApiKeyRecord>, String> {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+        Ok(self.record.lock().unwrap().clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_lookups_are_capped() {
+    let key = generate_api_key("ci", "agent-ci", vec![], vec![], 0);
+    let directory = Arc::new(GatedDirectory::default());
+    *directory.record.lock().unwrap() = Some(key.record.clone());
+    let auth = Authenticator::new(vec![], Some(directory.clone())).unwrap();
+
+    // Fill every permit with a lookup the store does not answer.
+    let stuck: Vec<_> = (0..MAX_CONCURRENT_LOOKUPS)
+        .map(|_| {
+            let auth = auth.clone();
+            let key = key.plaintext.clone();
+            tokio::spawn(async move { auth.authenticate(&key).await })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while directory
+        .in_flight
+        .load(std::sync::atomic::Ordering::SeqCst)
+        < MAX_CONCURRENT_LOOKUPS
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lookups never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // One more is refused at once, as a store that cannot answer, and never reaches it.
+    let err = tokio::time::timeout(Duration::from_secs(2), auth.authenticate(&key.plaintext))
+        .await
+        .expect("refused without waiting")
+        .unwrap_err();
+    assert!(matches!(err, AuthError::ApiKeyStore(_)), "{err}");
+    assert!(err.is_transient());
+    assert_eq!(
+        directory
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst),
+        MAX_CONCURRENT_LOOKUPS
+    );
+
+    *directory.open.lock().unwrap() = true;
+    directory.opened.notify_all();
+    for t in stuck {
+        assert_eq!(t.await.unwrap().unwrap().subject, "agent-ci");
+    }
+    // Permits come back: keys are checked again.
+    assert!(auth.authenticate(&key.plaintext).await.is_ok());
 }

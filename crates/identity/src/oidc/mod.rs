@@ -12,11 +12,15 @@
 //!   [`KeyPolicy::retry_after_failure`], so a provider that was down at start-up is picked
 //!   up soon after it comes back.
 //! - Keys older than [`KeyPolicy::max_age`] are refreshed on use (same rate limit), so a key
-//!   the provider withdrew stops validating even if no new `kid` ever shows up.
+//!   the provider withdrew stops validating even if no new `kid` ever shows up. The
+//!   refresh runs in a task of its own: the request that noticed the age, and every other
+//!   one, goes on with the cached key.
 //! - A provider that cannot be reached keeps being served from the keys already cached.
 //!
-//! One fetch runs at a time per provider (an async mutex); requests for keys already in the
-//! cache never wait for it.
+//! One fetch runs at a time per provider (an async mutex). Requests for keys already in the
+//! cache never wait for it, old keys or not: they only `try_lock` it, to start a background
+//! refresh when none is running. Only a request that has no usable key (none fetched yet,
+//! or an unknown `kid`) waits for a fetch.
 
 pub(crate) mod discovery;
 pub(crate) mod jwks;
@@ -61,7 +65,8 @@ pub(crate) struct RemoteKeys {
     http: reqwest::Client,
     policy: KeyPolicy,
     cached: RwLock<Cached>,
-    fetch: tokio::sync::Mutex<FetchState>,
+    /// In an `Arc` so a background refresh can own the guard for as long as it runs.
+    fetch: Arc<tokio::sync::Mutex<FetchState>>,
     jwks_fetches: AtomicU64,
 }
 
@@ -78,7 +83,7 @@ impl RemoteKeys {
             http,
             policy,
             cached: RwLock::new(Cached::default()),
-            fetch: tokio::sync::Mutex::new(FetchState::default()),
+            fetch: Arc::new(tokio::sync::Mutex::new(FetchState::default())),
             jwks_fetches: AtomicU64::new(0),
         }
     }
@@ -94,13 +99,13 @@ impl RemoteKeys {
     }
 
     /// The key named `kid`, fetching the JWKS when the rules above allow it.
-    pub(crate) async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, AuthError> {
+    pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<VerifyingKey>, AuthError> {
         let (keys, fetched_at, generation) = self.snapshot();
-        let stale = fetched_at.is_none_or(|t| t.elapsed() >= self.policy.max_age);
         if let Some(key) = keys.as_ref().and_then(|k| k.get(kid)) {
-            if !stale {
-                return Ok(key);
+            if fetched_at.is_none_or(|t| t.elapsed() >= self.policy.max_age) {
+                self.refresh_in_background(generation);
             }
+            return Ok(key);
         }
 
         self.refresh(generation).await;
@@ -121,25 +126,57 @@ impl RemoteKeys {
         }
     }
 
+    /// Starts a refresh of old keys in a task of its own, unless a fetch is already running
+    /// (it will bring fresh keys), the rate limit forbids one, or there is no runtime to run
+    /// it on. Never waits.
+    fn refresh_in_background(self: &Arc<Self>, seen_generation: u64) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(mut state) = Arc::clone(&self.fetch).try_lock_owned() else {
+            return;
+        };
+        // Checked here too, so the many requests that see old keys between two allowed
+        // fetches do not each spawn a task that would find nothing to do.
+        if !self.fetch_due(&state, seen_generation) {
+            return;
+        }
+        let this = Arc::clone(self);
+        // The task owns the guard: no second fetch starts until it is done.
+        handle.spawn(async move { this.refresh_locked(&mut state, seen_generation).await });
+    }
+
     /// Fetches discovery (if needed) and the JWKS, unless the rate limit forbids it or
-    /// another task fetched since `seen_generation`.
+    /// another task fetched since `seen_generation`. Waits for a fetch already running.
     pub(crate) async fn refresh(&self, seen_generation: u64) {
         let mut state = self.fetch.lock().await;
+        self.refresh_locked(&mut state, seen_generation).await;
+    }
+
+    /// Whether a fetch may start now: nobody fetched since `seen_generation`, and the last
+    /// attempt is long enough ago.
+    fn fetch_due(&self, state: &FetchState, seen_generation: u64) -> bool {
         let (keys, _, generation) = self.snapshot();
         if generation != seen_generation {
-            return;
+            return false;
         }
         let wait = if keys.is_some() {
             self.policy.refetch_interval
         } else {
             self.policy.retry_after_failure
         };
-        if state.last_attempt.is_some_and(|t| t.elapsed() < wait) {
+        state.last_attempt.is_none_or(|t| t.elapsed() >= wait)
+    }
+
+    /// [`RemoteKeys::refresh`] with the fetch lock held.
+    async fn refresh_locked(&self, state: &mut FetchState, seen_generation: u64) {
+        if !self.fetch_due(state, seen_generation) {
             return;
         }
         state.last_attempt = Some(Instant::now());
+        let had_keys = self.snapshot().0.is_some();
 
-        match self.fetch_keys(&mut state).await {
+        match self.fetch_keys(state).await {
             Ok(set) => {
                 tracing::info!(provider = %self.provider, keys = set.len(), "fetched identity provider signing keys");
                 state.last_error = None;
@@ -149,7 +186,7 @@ impl RemoteKeys {
                 c.generation += 1;
             }
             Err(reason) => {
-                if keys.is_some() {
+                if had_keys {
                     tracing::warn!(provider = %self.provider, %reason, "could not refresh signing keys; still using the cached ones");
                 } else {
                     tracing::warn!(provider = %self.provider, %reason, "could not fetch signing keys");

@@ -7,7 +7,7 @@
 //!   runs `npm ci` itself, so `cargo test` works on its own too.
 //! - [`JwksServer`]: a discovery document and JWKS served by axum from keys the test
 //!   generates, for claim-level cases (expired, nbf, iss, aud, key rotation) that a real
-//!   provider will not produce on request.
+//!   provider will not produce on request. Its JWKS can be swapped and slowed down.
 //! - [`EcKey`], [`sign_rs256_with_fresh_key`], [`rsa_spki_pem`]: keys and signatures for
 //!   hand-made tokens.
 
@@ -355,6 +355,8 @@ pub struct JwksServer {
     pub issuer: String,
     jwks: Arc<RwLock<Value>>,
     pub jwks_requests: Arc<AtomicU64>,
+    /// Milliseconds each JWKS answer is held back (a slow provider).
+    jwks_delay_ms: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -374,6 +376,7 @@ impl JwksServer {
         let issuer = format!("http://{}/idp", listener.local_addr().unwrap());
         let jwks = Arc::new(RwLock::new(jwks));
         let jwks_requests = Arc::new(AtomicU64::new(0));
+        let jwks_delay_ms = Arc::new(AtomicU64::new(0));
         let discovery = json!({
             "issuer": discovery_issuer.unwrap_or(&issuer),
             "jwks_uri": format!("{issuer}/keys"),
@@ -391,10 +394,15 @@ impl JwksServer {
                 get({
                     let jwks = jwks.clone();
                     let count = jwks_requests.clone();
+                    let delay = jwks_delay_ms.clone();
                     move || {
                         count.fetch_add(1, Ordering::SeqCst);
                         let body = jwks.read().unwrap().clone();
-                        async move { axum::Json(body) }
+                        let delay = Duration::from_millis(delay.load(Ordering::SeqCst));
+                        async move {
+                            tokio::time::sleep(delay).await;
+                            axum::Json(body)
+                        }
                     }
                 }),
             );
@@ -405,12 +413,23 @@ impl JwksServer {
             issuer,
             jwks,
             jwks_requests,
+            jwks_delay_ms,
             task,
         }
     }
 
     pub fn set_jwks(&self, jwks: Value) {
         *self.jwks.write().unwrap() = jwks;
+    }
+
+    /// Holds back every JWKS answer from now on by `delay` (the count goes up at once).
+    pub fn set_jwks_delay(&self, delay: Duration) {
+        self.jwks_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn jwks_request_count(&self) -> u64 {
+        self.jwks_requests.load(Ordering::SeqCst)
     }
 }
 
