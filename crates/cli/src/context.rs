@@ -58,6 +58,9 @@ pub fn provider_settings(config: &Config) -> Result<Vec<sluice_identity::Provide
             source,
             audiences,
             allow_app_without_roles: p.allow_app_without_roles,
+            // Entra's own issuers are recognised by the identity crate; the config has no
+            // setting for Entra-shaped issuers elsewhere.
+            entra: false,
         });
     }
     Ok(settings)

@@ -1,0 +1,337 @@
+//! A client's way in: TLS negotiation, the startup packet, the token or API key as the
+//! password, the session's policies, and the gateway's own login to the resource.
+//!
+//! Every refusal here is a FATAL ErrorResponse in PostgreSQL's terms (28P01 for a bad
+//! credential, 28000 for a principal no policy admits, 3D000 for an unknown connection)
+//! followed by closing the connection, and a log line saying why.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use sluice_core::Principal;
+use sluice_policy::SessionPolicy;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::cancel::{CancelKey, CancelTarget};
+use crate::io::BoxIo;
+use crate::protocol::backend::{self, Severity};
+use crate::protocol::codec::{BodyReader, FrameReader};
+use crate::protocol::startup::{read_startup, StartupPacket};
+use crate::session::Session;
+use crate::upstream::{self, Upstream};
+use crate::{PgConnection, PgGateway};
+
+/// Largest message a client may send: statements can be long, COPY rows too.
+pub const MAX_FRONTEND_MESSAGE: usize = 64 << 20;
+
+/// Startup parameters relayed to the resource. Others (above all `options`, which can set
+/// any parameter, the role included) are not.
+const RELAYED_PARAMETERS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "TimeZone",
+    "extra_float_digits",
+    "IntervalStyle",
+];
+
+/// Why a login failed, in PostgreSQL's terms.
+pub struct LoginRefusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> LoginRefusal {
+    LoginRefusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Handles one client connection from its first byte to its last.
+pub async fn handle_client(
+    stream: TcpStream,
+    peer: SocketAddr,
+    gateway: Arc<PgGateway>,
+    closing: tokio::sync::watch::Receiver<bool>,
+) {
+    let (mut io, tls, minor, params) = match negotiate(stream, &gateway).await {
+        Ok(Some(started)) => started,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "startup failed");
+            return;
+        }
+    };
+    match login(&mut io, peer, tls, minor, &params, &gateway).await {
+        Ok(logged_in) => {
+            tracing::info!(
+                %peer,
+                principal = %logged_in.principal.subject,
+                provider = %logged_in.principal.provider,
+                connection = %logged_in.connection.name,
+                tls,
+                "session opened"
+            );
+            let reason = logged_in.run(io, gateway, closing).await;
+            tracing::info!(%peer, reason = %reason, "session closed");
+        }
+        Err(refusal) => {
+            tracing::warn!(%peer, user = params.get("user").map(String::as_str).unwrap_or(""),
+                database = params.get("database").map(String::as_str).unwrap_or(""),
+                code = refusal.code, reason = %refusal.message, "login refused");
+            let _ = io
+                .get_mut()
+                .write_all(&backend::error_response(
+                    Severity::Fatal,
+                    refusal.code,
+                    &refusal.message,
+                    None,
+                ))
+                .await;
+            let _ = io.get_mut().flush().await;
+            let _ = io.get_mut().shutdown().await;
+        }
+    }
+}
+
+type Started = (FrameReader<BoxIo>, bool, i32, BTreeMap<String, String>);
+
+/// TLS and the startup packet. `Ok(None)` for connections that end here (cancel requests).
+async fn negotiate(
+    mut tcp: TcpStream,
+    gateway: &PgGateway,
+) -> Result<Option<Started>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut packet = read_startup(&mut tcp).await?;
+    if let StartupPacket::GssEncRequest = packet {
+        tcp.write_all(b"N").await?;
+        packet = read_startup(&mut tcp).await?;
+    }
+    let (mut io, tls): (BoxIo, bool) = match packet {
+        StartupPacket::SslRequest => match &gateway.tls {
+            Some(config) => {
+                tcp.write_all(b"S").await?;
+                let stream = tokio_rustls::TlsAcceptor::from(config.clone())
+                    .accept(tcp)
+                    .await?;
+                packet = StartupPacket::GssEncRequest; // placeholder: read again below
+                (Box::new(stream), true)
+            }
+            None => {
+                tcp.write_all(b"N").await?;
+                packet = read_startup(&mut tcp).await?;
+                (Box::new(tcp), false)
+            }
+        },
+        _ => (Box::new(tcp), false),
+    };
+    if tls {
+        packet = read_startup(&mut io).await?;
+    }
+    match packet {
+        StartupPacket::Cancel { pid, secret } => {
+            let forwarded = gateway.cancel.cancel(pid, secret).await;
+            tracing::debug!(forwarded, "cancel request");
+            Ok(None)
+        }
+        StartupPacket::Startup { minor, params } => Ok(Some((
+            FrameReader::new(io, MAX_FRONTEND_MESSAGE),
+            tls,
+            minor,
+            params,
+        ))),
+        StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+            io.write_all(&backend::error_response(
+                Severity::Fatal,
+                "08P01",
+                "sluice: unexpected encryption request",
+                None,
+            ))
+            .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A client that logged in, with its upstream session.
+pub struct LoggedIn {
+    pub principal: Principal,
+    pub policy: SessionPolicy,
+    pub connection: Arc<PgConnection>,
+    pub upstream: Upstream,
+    pub cancel_key: CancelKey,
+    pub peer: SocketAddr,
+}
+
+async fn login(
+    io: &mut FrameReader<BoxIo>,
+    peer: SocketAddr,
+    tls: bool,
+    minor: i32,
+    params: &BTreeMap<String, String>,
+    gateway: &PgGateway,
+) -> Result<LoggedIn, LoginRefusal> {
+    let mut out = BytesMut::new();
+    if minor > 0 {
+        // Newer clients may ask for 3.2; the gateway speaks 3.0, as PostgreSQL 15 does.
+        let unrecognized: Vec<String> = params
+            .keys()
+            .filter(|k| k.starts_with("_pq_."))
+            .cloned()
+            .collect();
+        out.extend_from_slice(&backend::negotiate_protocol_version(0, &unrecognized));
+    }
+    if params
+        .get("replication")
+        .is_some_and(|v| !matches!(v.as_str(), "false" | "off" | "no" | "0"))
+    {
+        return Err(refuse(
+            "28000",
+            "sluice: replication connections are not allowed",
+        ));
+    }
+    if params.get("options").is_some_and(|v| !v.trim().is_empty()) {
+        return Err(refuse("28000", "sluice: startup options are not allowed through the gateway; use SET where policy allows it"));
+    }
+    let user = params.get("user").cloned().unwrap_or_default();
+    let database = params
+        .get("database")
+        .cloned()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    let Some(connection) = gateway.connections.get(&database).cloned() else {
+        return Err(refuse("3D000", format!("sluice: no connection named \"{database}\"; the database name selects the connection")));
+    };
+    if !tls && !peer.ip().is_loopback() {
+        // Config validation keeps plaintext listeners on loopback; a client arriving from
+        // elsewhere without TLS would be sending its token in the clear.
+        return Err(refuse("28000", "sluice: TLS is required off loopback"));
+    }
+
+    out.extend_from_slice(&backend::authentication_cleartext_password());
+    send(io, &out).await?;
+    let frame = io
+        .next()
+        .await
+        .map_err(|_| refuse("08P01", "sluice: connection closed during authentication"))?;
+    if frame.tag != b'p' {
+        return Err(refuse("08P01", "sluice: expected a password message"));
+    }
+    let credential = BodyReader::new(frame.body())
+        .cstr("PasswordMessage")
+        .map_err(|_| refuse("08P01", "sluice: malformed password message"))?
+        .to_string();
+    if credential.is_empty() {
+        return Err(refuse(
+            "28P01",
+            "sluice: no token given; pass your token or API key as the password",
+        ));
+    }
+    let principal = gateway
+        .authenticator
+        .authenticate(&credential)
+        .await
+        .map_err(|e| refuse("28P01", format!("sluice: authentication failed: {e}")))?;
+    let policy = gateway.policies.for_session(&principal, &connection.name);
+    if policy.is_empty() {
+        return Err(refuse(
+            "28000",
+            format!(
+                "sluice: no policy grants {} access to connection \"{}\"",
+                principal.subject, connection.name
+            ),
+        ));
+    }
+
+    let mut upstream_params: Vec<(String, String)> = RELAYED_PARAMETERS
+        .iter()
+        .filter_map(|k| params.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    // The resource resolves names with the same search path the classifier uses.
+    upstream_params.push((
+        "search_path".into(),
+        quote_path(connection.search_path.schemas()),
+    ));
+    if let Some(timeout) = policy.limits.statement_timeout {
+        upstream_params.push(("statement_timeout".into(), timeout.as_millis().to_string()));
+    }
+    let password = connection.password.as_ref().map(|p| p.expose());
+    let upstream = upstream::connect(
+        &connection.target,
+        password,
+        &upstream_params,
+        gateway.connect_timeout,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(connection = %connection.name, error = %e, "upstream login failed");
+        refuse(
+            "08006",
+            format!(
+                "sluice: cannot open a session with the resource of connection \"{}\"",
+                connection.name
+            ),
+        )
+    })?;
+    let cancel_key = gateway.cancel.register(CancelTarget {
+        upstream: upstream.addr,
+        pid: upstream.pid,
+        secret: upstream.secret,
+    });
+
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&backend::authentication_ok());
+    for parameter in &upstream.parameters {
+        out.extend_from_slice(parameter);
+    }
+    out.extend_from_slice(&backend::backend_key_data(
+        cancel_key.pid,
+        cancel_key.secret,
+    ));
+    out.extend_from_slice(&backend::ready_for_query(upstream.tx_status));
+    send(io, &out).await?;
+    Ok(LoggedIn {
+        principal,
+        policy,
+        connection,
+        upstream,
+        cancel_key,
+        peer,
+    })
+}
+
+async fn send(io: &mut FrameReader<BoxIo>, bytes: &[u8]) -> Result<(), LoginRefusal> {
+    let stream = io.get_mut();
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(|_| refuse("08006", "connection lost"))?;
+    stream
+        .flush()
+        .await
+        .map_err(|_| refuse("08006", "connection lost"))
+}
+
+/// `"a", "b"` with identifiers quoted, as `search_path` takes them.
+fn quote_path(schemas: &[String]) -> String {
+    schemas
+        .iter()
+        .map(|s| format!("\"{}\"", s.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl LoggedIn {
+    /// Relays the session until it ends; returns why it ended.
+    pub async fn run(
+        self,
+        client: FrameReader<BoxIo>,
+        gateway: Arc<PgGateway>,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) -> String {
+        Session::new(self, gateway).run(client, closing).await
+    }
+}

@@ -1,0 +1,496 @@
+//! The relay: where every statement is judged.
+//!
+//! Two halves run concurrently in one task: client to resource ([`Session::client_to_server`])
+//! judges and forwards; resource to client ([`server_to_client`]) forwards verbatim, rewrites
+//! the errors of refused statements, and ends the session when the token expires or the
+//! gateway shuts down.
+//!
+//! A refused statement is never answered by the gateway alone. It sends the resource, in
+//! the refused message's place, a statement that fails without side effects and whose
+//! error names a random marker (`FETCH` of a cursor, or `Execute` of a portal, called
+//! `sluice_refused_<nonce>_<n>`), and rewrites that error into the refusal on the way back.
+//! So the client sees its refusal exactly where PostgreSQL would have put an error, and the
+//! resource's transaction and error-until-Sync state are what they would have been had the
+//! statement failed there. If the resource skips the marker statement (because an earlier
+//! statement of the batch failed), the client sees that earlier error only, as it would.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rand::Rng;
+use sluice_sql::{SearchPath, StatementClass};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+
+use crate::io::BoxIo;
+use crate::login::{LoggedIn, MAX_FRONTEND_MESSAGE};
+use crate::protocol::backend::{self, error_fields, Severity};
+use crate::protocol::codec::{Frame, FrameError, FrameReader};
+use crate::protocol::frontend::{self, FrontendMessage};
+use crate::upstream::MAX_BACKEND_MESSAGE;
+use crate::PgGateway;
+
+/// A refusal on its way: the marker the resource's error will name, and the error the
+/// client gets instead.
+struct PendingRefusal {
+    marker: String,
+    error: Bytes,
+    /// The ReadyForQuery that ends the batch it belongs to; once that has passed, the
+    /// marker can no longer appear.
+    sync_point: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: VecDeque<PendingRefusal>,
+}
+
+/// Why a message is refused: SQLSTATE and message.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn policy(message: String) -> Self {
+        Refusal {
+            code: "42501",
+            message,
+        }
+    }
+}
+
+pub struct Session {
+    login: LoggedIn,
+    gateway: Arc<PgGateway>,
+    search_path: SearchPath,
+    /// Extended-protocol statement names whose Parse was allowed.
+    statements: HashMap<String, ()>,
+    /// SQL-level `PREPARE name AS ...`, for judging `EXECUTE name`.
+    sql_prepared: HashMap<String, StatementClass>,
+    nonce: String,
+    refusals: u64,
+    /// Sync points (Sync, Query) sent to the resource so far.
+    sync_points: u64,
+    /// After an extended-protocol refusal, client messages up to Sync are dropped (the
+    /// resource would discard them anyway).
+    discard_until_sync: bool,
+}
+
+/// How a session ended, for the log.
+enum End {
+    ClientLeft,
+    ServerLeft,
+    /// Ended by the gateway; `notice` is the FATAL still to send to the client.
+    Fatal {
+        reason: String,
+        notice: Option<Bytes>,
+    },
+}
+
+impl End {
+    fn fatal(refusal: Refusal) -> Self {
+        let notice = backend::error_response(Severity::Fatal, refusal.code, &refusal.message, None);
+        End::Fatal {
+            reason: refusal.message,
+            notice: Some(notice),
+        }
+    }
+
+    fn sent(reason: &str) -> Self {
+        End::Fatal {
+            reason: reason.to_string(),
+            notice: None,
+        }
+    }
+}
+
+impl Session {
+    pub fn new(login: LoggedIn, gateway: Arc<PgGateway>) -> Self {
+        let nonce: u64 = rand::rng().random();
+        Session {
+            search_path: login.connection.search_path.clone(),
+            login,
+            gateway,
+            statements: HashMap::new(),
+            sql_prepared: HashMap::new(),
+            nonce: format!("{nonce:016x}"),
+            refusals: 0,
+            sync_points: 0,
+            discard_until_sync: false,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        client: FrameReader<BoxIo>,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) -> String {
+        let (client_io, client_buf) = client.into_parts();
+        let (client_r, client_w) = tokio::io::split(client_io);
+        let mut client_r = FrameReader::with_buffer(client_r, client_buf, MAX_FRONTEND_MESSAGE);
+        let mut client_w = BufWriter::new(client_w);
+
+        let upstream = std::mem::replace(
+            &mut self.login.upstream.stream,
+            FrameReader::new(Box::new(tokio::io::empty()) as BoxIo, 0),
+        );
+        let (server_io, server_buf) = upstream.into_parts();
+        let (server_r, server_w) = tokio::io::split(server_io);
+        let mut server_r = FrameReader::with_buffer(server_r, server_buf, MAX_BACKEND_MESSAGE);
+        let mut server_w = BufWriter::new(server_w);
+
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let expires_at = self.login.principal.expires_at;
+
+        let end = {
+            let relay_in = self.client_to_server(&mut client_r, &mut server_w, &shared);
+            let relay_out =
+                server_to_client(&mut server_r, &mut client_w, &shared, expires_at, closing);
+            tokio::select! {
+                end = relay_in => end,
+                end = relay_out => end,
+            }
+        };
+        if let End::Fatal {
+            notice: Some(notice),
+            ..
+        } = &end
+        {
+            let _ = client_w.write_all(notice).await;
+            let _ = client_w.flush().await;
+        }
+        // Say goodbye to the resource properly rather than leave it an unexpected EOF.
+        let _ = server_w.write_all(&backend::message(b'X', &[])).await;
+        let _ = server_w.flush().await;
+        let _ = client_w.shutdown().await;
+        match end {
+            End::ClientLeft => "client left".into(),
+            End::ServerLeft => "resource closed the connection".into(),
+            End::Fatal { reason, .. } => reason,
+        }
+    }
+
+    async fn client_to_server(
+        &mut self,
+        client: &mut FrameReader<ReadHalf<BoxIo>>,
+        server: &mut BufWriter<WriteHalf<BoxIo>>,
+        shared: &Mutex<Shared>,
+    ) -> End {
+        loop {
+            let frame = match client.next().await {
+                Ok(frame) => frame,
+                Err(FrameError::Closed) => return End::ClientLeft,
+                Err(e) => {
+                    return End::fatal(Refusal {
+                        code: "08P01",
+                        message: format!("sluice: invalid message from client: {e}"),
+                    })
+                }
+            };
+            match self.handle_client_frame(&frame, server, shared).await {
+                Ok(Continue::Yes) => {}
+                Ok(Continue::Terminate) => {
+                    let _ = server.flush().await;
+                    return End::ClientLeft;
+                }
+                Err(refusal) => return End::fatal(refusal),
+            }
+            if !client.has_buffered_frame() && server.flush().await.is_err() {
+                return End::ServerLeft;
+            }
+        }
+    }
+
+    /// Judges one client message and forwards it, or its refusal. An `Err` ends the
+    /// session with a FATAL.
+    async fn handle_client_frame(
+        &mut self,
+        frame: &Frame,
+        server: &mut BufWriter<WriteHalf<BoxIo>>,
+        shared: &Mutex<Shared>,
+    ) -> Result<Continue, Refusal> {
+        let message = FrontendMessage::decode(frame).map_err(|e| Refusal {
+            code: "08P01",
+            message: format!("sluice: {e}"),
+        })?;
+        if self.discard_until_sync
+            && !matches!(message, FrontendMessage::Sync | FrontendMessage::Terminate)
+        {
+            return Ok(Continue::Yes);
+        }
+        let lost = |_| Refusal {
+            code: "08006",
+            message: "sluice: lost the connection to the resource".into(),
+        };
+        match message {
+            FrontendMessage::Query { sql } => match self.judge_sql(sql) {
+                Ok(()) => {
+                    write(server, &frame.raw).await.map_err(lost)?;
+                    self.sync_points += 1;
+                }
+                Err(refusal) => self
+                    .refuse_simple(refusal, server, shared)
+                    .await
+                    .map_err(lost)?,
+            },
+            FrontendMessage::Parse { name, sql } => match self.judge_parse(sql) {
+                Ok(()) => {
+                    self.statements.insert(name.to_string(), ());
+                    write(server, &frame.raw).await.map_err(lost)?;
+                }
+                Err(refusal) => {
+                    self.statements.remove(name);
+                    self.refuse_extended(refusal, server, shared)
+                        .await
+                        .map_err(lost)?;
+                }
+            },
+            FrontendMessage::Bind { statement, .. }
+            | FrontendMessage::Describe {
+                kind: b'S',
+                name: statement,
+            } => {
+                if self.statements.contains_key(statement) {
+                    write(server, &frame.raw).await.map_err(lost)?;
+                } else {
+                    // Never parsed through the gateway, or refused: the resource must not
+                    // bind a statement (the unnamed one above all) the gateway did not let in.
+                    let refusal = Refusal {
+                        code: "26000",
+                        message: format!("prepared statement \"{statement}\" does not exist"),
+                    };
+                    self.refuse_extended(refusal, server, shared)
+                        .await
+                        .map_err(lost)?;
+                }
+            }
+            FrontendMessage::Close { kind: b'S', name } => {
+                self.statements.remove(name);
+                write(server, &frame.raw).await.map_err(lost)?;
+            }
+            FrontendMessage::Sync => {
+                self.discard_until_sync = false;
+                write(server, &frame.raw).await.map_err(lost)?;
+                self.sync_points += 1;
+            }
+            FrontendMessage::Terminate => return Ok(Continue::Terminate),
+            FrontendMessage::FunctionCall => {
+                let refusal = Refusal::policy(
+                    "sluice: the FunctionCall message is not allowed; call functions with SQL"
+                        .into(),
+                );
+                self.refuse_simple(refusal, server, shared)
+                    .await
+                    .map_err(lost)?;
+            }
+            FrontendMessage::Describe { .. }
+            | FrontendMessage::Execute { .. }
+            | FrontendMessage::Close { .. }
+            | FrontendMessage::Flush
+            | FrontendMessage::CopyData
+            | FrontendMessage::CopyDone
+            | FrontendMessage::CopyFail => write(server, &frame.raw).await.map_err(lost)?,
+            FrontendMessage::Other(tag) => {
+                return Err(Refusal {
+                    code: "08P01",
+                    message: format!(
+                        "sluice: unexpected message type \"{}\"",
+                        (tag as char).escape_default()
+                    ),
+                })
+            }
+        }
+        Ok(Continue::Yes)
+    }
+
+    /// Judges a simple-query string: every statement must be allowed, or none runs.
+    fn judge_sql(&mut self, sql: &str) -> Result<(), Refusal> {
+        let class = self
+            .gateway
+            .classifier
+            .classify(sql, &self.search_path)
+            .map_err(|e| Refusal {
+                code: "42601",
+                message: format!("sluice: {e}"),
+            })?;
+        for statement in &class.statements {
+            self.judge_statement(statement)?;
+        }
+        // Only once the whole string is allowed: remember what it changes.
+        for statement in &class.statements {
+            if let Some(path) = &statement.sets_search_path {
+                self.search_path = SearchPath::new(path.iter().cloned());
+            }
+            if let Some(name) = &statement.prepares {
+                self.sql_prepared.insert(name.clone(), statement.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges the SQL of a Parse message (one statement at most).
+    fn judge_parse(&mut self, sql: &str) -> Result<(), Refusal> {
+        self.judge_sql(sql)
+    }
+
+    fn judge_statement(&self, statement: &StatementClass) -> Result<(), Refusal> {
+        let statement = match &statement.executes {
+            Some(name) => match self.sql_prepared.get(name) {
+                Some(prepared) => prepared,
+                None => {
+                    return Err(Refusal::policy(format!(
+                        "sluice: EXECUTE {name}: no statement of that name was prepared through the gateway"
+                    )))
+                }
+            },
+            None => statement,
+        };
+        let verdict = self.login.policy.decide_statement(statement);
+        match verdict.decision.client_message() {
+            None => Ok(()),
+            Some(message) => {
+                tracing::info!(principal = %self.login.principal.subject, connection = %self.login.connection.name,
+                    statement = %statement.text, reason = %message, "statement refused");
+                Err(Refusal::policy(format!("sluice: {message}")))
+            }
+        }
+    }
+
+    fn next_marker(&mut self) -> String {
+        self.refusals += 1;
+        format!("sluice_refused_{}_{}", self.nonce, self.refusals)
+    }
+
+    /// Refuses a Query or FunctionCall: a failing FETCH takes its place.
+    async fn refuse_simple(
+        &mut self,
+        refusal: Refusal,
+        server: &mut BufWriter<WriteHalf<BoxIo>>,
+        shared: &Mutex<Shared>,
+    ) -> std::io::Result<()> {
+        let marker = self.next_marker();
+        let error = backend::error_response(Severity::Error, refusal.code, &refusal.message, None);
+        shared.lock().pending.push_back(PendingRefusal {
+            marker: marker.clone(),
+            error,
+            sync_point: self.sync_points + 1,
+        });
+        self.sync_points += 1;
+        write(server, &frontend::query(&format!("FETCH \"{marker}\""))).await
+    }
+
+    /// Refuses a Parse, Bind or Describe: a failing Execute takes its place, and the rest of
+    /// the batch up to Sync is dropped.
+    async fn refuse_extended(
+        &mut self,
+        refusal: Refusal,
+        server: &mut BufWriter<WriteHalf<BoxIo>>,
+        shared: &Mutex<Shared>,
+    ) -> std::io::Result<()> {
+        let marker = self.next_marker();
+        let error = backend::error_response(Severity::Error, refusal.code, &refusal.message, None);
+        shared.lock().pending.push_back(PendingRefusal {
+            marker: marker.clone(),
+            error,
+            sync_point: self.sync_points + 1,
+        });
+        self.discard_until_sync = true;
+        write(server, &frontend::execute(&marker)).await
+    }
+}
+
+enum Continue {
+    Yes,
+    Terminate,
+}
+
+async fn write<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    w.write_all(bytes).await
+}
+
+/// Resource to client: verbatim, except refusals and the session's end.
+async fn server_to_client(
+    server: &mut FrameReader<ReadHalf<BoxIo>>,
+    client: &mut BufWriter<WriteHalf<BoxIo>>,
+    shared: &Mutex<Shared>,
+    expires_at: Option<i64>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) -> End {
+    let mut ready_seen: u64 = 0;
+    let expiry = async {
+        match expires_at {
+            Some(at) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_secs((at - now).max(0) as u64)).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expiry);
+    loop {
+        tokio::select! {
+            frame = server.next() => {
+                let frame = match frame {
+                    Ok(f) => f,
+                    Err(_) => {
+                        let _ = client.write_all(&backend::error_response(Severity::Fatal, "08006", "sluice: the resource closed the connection", None)).await;
+                        let _ = client.flush().await;
+                        return End::ServerLeft;
+                    }
+                };
+                let out: &[u8] = match frame.tag {
+                    b'E' => {
+                        let (_, text) = error_fields(frame.body());
+                        let replacement = {
+                            let mut guard = shared.lock();
+                            let found = guard.pending.iter().position(|p| text.contains(&p.marker));
+                            found.and_then(|i| guard.pending.remove(i))
+                        };
+                        match replacement {
+                            Some(refusal) => {
+                                if client.write_all(&refusal.error).await.is_err() {
+                                    return End::ClientLeft;
+                                }
+                                if !server.has_buffered_frame() && client.flush().await.is_err() {
+                                    return End::ClientLeft;
+                                }
+                                continue;
+                            }
+                            None => &frame.raw,
+                        }
+                    }
+                    b'Z' => {
+                        ready_seen += 1;
+                        shared.lock().pending.retain(|p| p.sync_point > ready_seen);
+                        &frame.raw
+                    }
+                    _ => &frame.raw,
+                };
+                if client.write_all(out).await.is_err() {
+                    return End::ClientLeft;
+                }
+                if !server.has_buffered_frame() && client.flush().await.is_err() {
+                    return End::ClientLeft;
+                }
+            }
+            _ = &mut expiry => {
+                let reason = "sluice: session ended: the token expired; reconnect with a fresh token";
+                let _ = client.write_all(&backend::error_response(Severity::Fatal, "28000", reason, None)).await;
+                let _ = client.flush().await;
+                return End::sent("token expired");
+            }
+            Ok(()) = closing.changed() => {
+                if *closing.borrow() {
+                    let _ = client.write_all(&backend::error_response(Severity::Fatal, "57P01", "sluice: the gateway is shutting down", None)).await;
+                    let _ = client.flush().await;
+                    return End::sent("gateway shutdown");
+                }
+            }
+        }
+    }
+}

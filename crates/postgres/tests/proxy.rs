@@ -1,0 +1,473 @@
+//! The PostgreSQL data path end to end: real clients through the gateway to a real
+//! PostgreSQL (SCRAM auth) loaded with the policy corpus.
+
+mod support;
+
+use std::time::Duration;
+
+use support::raw::{self, RawClient};
+use support::{cases, Fixture, SVC_USER};
+use tokio_postgres::SimpleQueryMessage;
+
+type Rows = Vec<Vec<Option<String>>>;
+
+fn rows(messages: Vec<SimpleQueryMessage>) -> Rows {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn code(err: &tokio_postgres::Error) -> String {
+    err.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no code: {err}"))
+}
+
+#[test]
+fn allowed_statements_return_what_postgres_returns() {
+    let f = Fixture::start();
+    let token = f.token("agent-1", &["reader"]);
+    f.rt.block_on(async {
+        let gateway = f.connect(&token).await.expect("login");
+        let direct = f.connect_direct().await;
+        for case in cases("allow.yaml") {
+            let through = gateway
+                .simple_query(&case.sql)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", case.sql));
+            let expected = direct.simple_query(&case.sql).await.unwrap();
+            let (through, expected) = (rows(through), rows(expected));
+            if case.sql.contains("now()") {
+                // The clock moved between the two runs: compare the shape only.
+                assert_eq!(through.len(), expected.len(), "{}", case.sql);
+            } else {
+                assert_eq!(through, expected, "{} ({})", case.sql, case.why);
+            }
+            // The extended protocol: one statement per Parse.
+            if !case.sql.contains(';') {
+                let through = gateway
+                    .query(case.sql.as_str(), &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", case.sql));
+                let expected = direct.query(case.sql.as_str(), &[]).await.unwrap();
+                assert_eq!(through.len(), expected.len(), "{}", case.sql);
+                let names = |r: &[tokio_postgres::Row]| {
+                    r.first().map(|r| {
+                        r.columns()
+                            .iter()
+                            .map(|c| c.name().to_string())
+                            .collect::<Vec<_>>()
+                    })
+                };
+                assert_eq!(names(&through), names(&expected), "{}", case.sql);
+            }
+        }
+    });
+}
+
+#[test]
+fn refused_statements_are_refused_and_change_nothing() {
+    let f = Fixture::start();
+    let _ = std::fs::remove_file("/tmp/x");
+    let before = f.state();
+    let token = f.token("agent-1", &["reader"]);
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.expect("login");
+        for case in cases("refuse.yaml") {
+            // Simple protocol.
+            let err = client.simple_query(&case.sql).await.expect_err(&case.sql);
+            let db = err
+                .as_db_error()
+                .unwrap_or_else(|| panic!("{}: {err}", case.sql));
+            assert!(
+                matches!(db.code().code(), "42501" | "42601"),
+                "{}: {} {}",
+                case.sql,
+                db.code().code(),
+                db.message()
+            );
+            assert!(
+                db.message().starts_with("sluice: "),
+                "{}: {}",
+                case.sql,
+                db.message()
+            );
+            // Extended protocol.
+            let err = client
+                .query(case.sql.as_str(), &[])
+                .await
+                .expect_err(&case.sql);
+            assert!(err.as_db_error().is_some(), "{}: {err}", case.sql);
+            // The session goes on, as the same role.
+            let who = client
+                .simple_query("SELECT current_user")
+                .await
+                .expect("session usable after refusal");
+            assert_eq!(
+                rows(who),
+                vec![vec![Some(SVC_USER.to_string())]],
+                "{}",
+                case.sql
+            );
+        }
+    });
+    assert_eq!(
+        f.state(),
+        before,
+        "a refused statement changed the database"
+    );
+    assert!(
+        !std::path::Path::new("/tmp/x").exists(),
+        "COPY TO PROGRAM ran"
+    );
+}
+
+#[test]
+fn psql_reads_and_sees_writes_refused() {
+    let f = Fixture::start();
+    let token = f.token("agent-1", &["reader"]);
+    let (ok, out, err) = f.psql(&token, "SELECT count(*) FROM orders");
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "3");
+    let (ok, _, err) = f.psql(&token, "DELETE FROM orders");
+    assert!(!ok);
+    assert!(
+        err.contains("ERROR:  sluice: delete on table public.orders is not allowed"),
+        "{err}"
+    );
+    assert_eq!(
+        f.cluster
+            .query_scalar(&f.db, "SELECT count(*) FROM orders")
+            .unwrap(),
+        "3"
+    );
+}
+
+#[test]
+fn a_refusal_inside_a_transaction_behaves_like_a_postgres_error() {
+    let f = Fixture::start();
+    let token = f.token("writer-1", &["writer"]);
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        client.simple_query("BEGIN").await.unwrap();
+        client
+            .simple_query("INSERT INTO orders (customer_id, total) VALUES (1, 99)")
+            .await
+            .unwrap();
+        let err = client
+            .simple_query("SELECT * FROM secrets")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "42501");
+        // As after any error, the transaction is aborted until it ends.
+        let err = client.simple_query("SELECT 1").await.unwrap_err();
+        assert_eq!(code(&err), "25P02");
+        client.simple_query("COMMIT").await.unwrap();
+        let count = rows(
+            client
+                .simple_query("SELECT count(*) FROM orders")
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            count,
+            vec![vec![Some("3".to_string())]],
+            "the aborted transaction's insert survived"
+        );
+    });
+}
+
+#[test]
+fn pipelined_queries_get_their_answers_in_order() {
+    let f = Fixture::start();
+    let token = f.token("agent-1", &["reader"]);
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        let (a, b, c, d) = tokio::join!(
+            client.query("SELECT 1::int", &[]),
+            client.query("SELECT * FROM secrets", &[]),
+            client.query("SELECT 2::int", &[]),
+            client.query("DELETE FROM orders", &[]),
+        );
+        assert_eq!(a.unwrap()[0].get::<_, i32>(0), 1);
+        assert_eq!(code(&b.unwrap_err()), "42501");
+        assert_eq!(c.unwrap()[0].get::<_, i32>(0), 2);
+        assert_eq!(code(&d.unwrap_err()), "42501");
+        let prepared = client
+            .prepare("SELECT id FROM orders WHERE id = $1")
+            .await
+            .unwrap();
+        let rows = client.query(&prepared, &[&1i32]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+    });
+}
+
+#[test]
+fn extended_batches_follow_the_error_until_sync_rule() {
+    let f = Fixture::start();
+    let token = f.token("writer-1", &["writer"]);
+    let (mut c, msgs) = RawClient::login(f.port, &token);
+    assert_eq!(msgs.last().unwrap().tag, b'Z', "{:?}", raw::tags(&msgs));
+    // An allowed insert, then a refused statement, in one batch: the insert's implicit
+    // transaction is rolled back with the batch, and nothing after the refusal runs.
+    let mut batch = Vec::new();
+    batch.extend(raw::parse(
+        "",
+        "INSERT INTO orders (customer_id, total) VALUES (1, 5)",
+    ));
+    batch.extend(raw::bind("", ""));
+    batch.extend(raw::execute(""));
+    batch.extend(raw::parse("s2", "SELECT * FROM secrets"));
+    batch.extend(raw::bind("", "s2"));
+    batch.extend(raw::execute(""));
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    let msgs = c.read_until(b'Z');
+    assert_eq!(raw::tags(&msgs), "12CEZ", "{msgs:?}");
+    assert_eq!(msgs[3].code(), "42501");
+    assert!(
+        msgs[3]
+            .message()
+            .starts_with("sluice: select on table public.secrets is denied"),
+        "{}",
+        msgs[3].message()
+    );
+    assert_eq!(
+        f.cluster
+            .query_scalar(&f.db, "SELECT count(*) FROM orders")
+            .unwrap(),
+        "3"
+    );
+
+    // A refused unnamed Parse leaves no unnamed statement to bind.
+    let mut batch = raw::parse("", "SELECT 1");
+    batch.extend(raw::sync());
+    batch.extend(raw::parse("", "DELETE FROM secrets"));
+    batch.extend(raw::sync());
+    batch.extend(raw::bind("", ""));
+    batch.extend(raw::execute(""));
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    let first = c.read_until(b'Z');
+    assert_eq!(raw::tags(&first), "1Z");
+    let second = c.read_until(b'Z');
+    assert_eq!(raw::tags(&second), "EZ");
+    assert_eq!(second[0].code(), "42501");
+    let third = c.read_until(b'Z');
+    assert_eq!(raw::tags(&third), "EZ");
+    assert_eq!(third[0].code(), "26000", "{}", third[0].message());
+    assert_eq!(
+        f.cluster
+            .query_scalar(&f.db, "SELECT count(*) FROM secrets")
+            .unwrap(),
+        "1"
+    );
+}
+
+#[test]
+fn function_call_and_unknown_messages_are_refused() {
+    let f = Fixture::start();
+    let token = f.token("agent-1", &["reader"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    // FunctionCall of oid 1 (whatever it is): refused, the session goes on.
+    let mut body = 1i32.to_be_bytes().to_vec();
+    body.extend(0i16.to_be_bytes());
+    body.extend(0i16.to_be_bytes());
+    body.extend(0i16.to_be_bytes());
+    c.send(b'F', &body);
+    let msgs = c.read_until(b'Z');
+    assert_eq!(raw::tags(&msgs), "EZ");
+    assert_eq!(msgs[0].code(), "42501");
+    c.send(b'Q', &raw::cstr("SELECT 1"));
+    assert_eq!(raw::tags(&c.read_until(b'Z')), "TDCZ");
+    // A message type that has no place after startup ends the session.
+    c.send(b'p', &raw::cstr("again"));
+    let msgs = c.read_until(b'Z');
+    assert_eq!(msgs.last().unwrap().field(b'S'), "FATAL");
+    assert!(c.is_closed());
+}
+
+#[test]
+fn logins_are_refused_in_postgres_terms() {
+    let f = Fixture::start();
+    f.rt.block_on(async {
+        let err = f
+            .connect("not-a-token")
+            .await
+            .expect_err("bad token refused");
+        assert_eq!(code(&err), "28P01");
+        let nobody = f.token("agent-9", &["unknown-role"]);
+        let err = f.connect(&nobody).await.expect_err("no policy refused");
+        assert_eq!(code(&err), "28000");
+        let message = err
+            .as_db_error()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        assert!(message.contains("no policy grants agent-9"), "{message}");
+        let token = f.token("agent-1", &["reader"]);
+        let mut config = f.client_config(&token);
+        config.dbname("nope");
+        let err = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect("unknown database refused");
+        assert_eq!(code(&err), "3D000");
+    });
+    // Replication connections.
+    let mut c = RawClient::connect(f.port);
+    c.startup(&[
+        ("user", "agent"),
+        ("database", "app"),
+        ("replication", "database"),
+    ]);
+    let m = c.read();
+    assert_eq!(
+        (m.tag, m.code().as_str()),
+        (b'E', "28000"),
+        "{}",
+        m.message()
+    );
+    // Startup options could set the role: refused.
+    let mut c = RawClient::connect(f.port);
+    c.startup(&[
+        ("user", "agent"),
+        ("database", "app"),
+        ("options", "-c role=postgres"),
+    ]);
+    let m = c.read();
+    assert_eq!(
+        (m.tag, m.code().as_str()),
+        (b'E', "28000"),
+        "{}",
+        m.message()
+    );
+}
+
+#[test]
+fn cancel_reaches_the_sessions_own_query() {
+    let f = Fixture::start();
+    let token = f.token("writer-1", &["writer"]);
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        let cancel = client.cancel_token();
+        let started = std::time::Instant::now();
+        let sleeper = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        let err = sleeper.await.unwrap().unwrap_err();
+        assert_eq!(code(&err), "57014");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    });
+}
+
+#[test]
+fn a_forged_cancel_key_cancels_nothing() {
+    let f = Fixture::start();
+    let token = f.token("writer-1", &["writer"]);
+    let (mut c, msgs) = RawClient::login(f.port, &token);
+    let key = msgs.iter().find(|m| m.tag == b'K').expect("BackendKeyData");
+    let pid = i32::from_be_bytes(key.body[..4].try_into().unwrap());
+    let secret = i32::from_be_bytes(key.body[4..8].try_into().unwrap());
+    c.send(b'Q', &raw::cstr("SELECT pg_sleep(1.5)"));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut forger = RawClient::connect(f.port);
+    let mut packet = 16i32.to_be_bytes().to_vec();
+    packet.extend(80877102i32.to_be_bytes());
+    packet.extend(pid.to_be_bytes());
+    packet.extend(secret.wrapping_add(1).to_be_bytes());
+    forger.send_raw(&packet);
+    let msgs = c.read_until(b'Z');
+    assert!(
+        !msgs.iter().any(|m| m.tag == b'E'),
+        "the forged cancel reached the query: {msgs:?}"
+    );
+}
+
+#[test]
+fn statement_timeout_from_policy_limits_is_enforced() {
+    let f = Fixture::start();
+    let token = f.token("agent-1", &["limited"]);
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        let err = client
+            .simple_query("SELECT count(*) FROM generate_series(1, 2000000000)")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "57014", "{err}");
+    });
+}
+
+#[test]
+fn the_session_ends_when_its_token_expires() {
+    let f = Fixture::start();
+    let token = f.token_with_ttl("agent-1", &["reader"], Duration::from_secs(2));
+    let (mut c, msgs) = RawClient::login(f.port, &token);
+    assert_eq!(msgs.last().unwrap().tag, b'Z');
+    let m = c.read();
+    assert_eq!(m.field(b'S'), "FATAL");
+    assert!(m.message().contains("token expired"), "{}", m.message());
+    assert!(c.is_closed());
+}
+
+#[test]
+fn copy_out_and_in_are_judged_and_streamed() {
+    let f = Fixture::start();
+    let token = f.token("writer-1", &["writer"]);
+    f.rt.block_on(async {
+        use tokio::io::AsyncWriteExt as _;
+        let client = f.connect(&token).await.unwrap();
+        let stream = client
+            .copy_out("COPY orders (id, total) TO STDOUT")
+            .await
+            .unwrap();
+        let chunks: Vec<bytes::Bytes> = futures_collect(stream).await;
+        let text: String = chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).to_string())
+            .collect();
+        assert_eq!(text, "1\t10.00\n2\t20.50\n3\t30.25\n");
+        let sink = client
+            .copy_in("COPY orders (customer_id, total) FROM STDIN")
+            .await
+            .unwrap();
+        let mut sink = Box::pin(sink);
+        use futures_util::SinkExt;
+        sink.send(bytes::Bytes::from_static(b"1\t1.00\n2\t2.00\n"))
+            .await
+            .unwrap();
+        let n = sink.as_mut().finish().await.unwrap();
+        assert_eq!(n, 2);
+        let _ = tokio::io::sink().flush().await;
+        let err = client
+            .copy_out("COPY secrets TO STDOUT")
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(code(&err), "42501");
+    });
+    assert_eq!(
+        f.cluster
+            .query_scalar(&f.db, "SELECT count(*) FROM orders")
+            .unwrap(),
+        "5"
+    );
+}
+
+async fn futures_collect(stream: tokio_postgres::CopyOutStream) -> Vec<bytes::Bytes> {
+    use futures_util::StreamExt;
+    let mut stream = Box::pin(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.push(chunk.unwrap());
+    }
+    out
+}

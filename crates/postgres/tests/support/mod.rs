@@ -1,0 +1,264 @@
+//! A gateway in front of an ephemeral PostgreSQL loaded with the policy corpus, for the
+//! end-to-end tests: real clients (psql, tokio-postgres, raw protocol) through the real
+//! listener, tokens from the local issuer.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_identity::{Authenticator, LocalIssuer, ProviderSettings, ProviderSource, TokenRequest};
+use sluice_postgres::PgGateway;
+use sluice_testkit::pg::PgCluster;
+
+pub mod raw;
+
+pub const SVC_USER: &str = "sluice_svc";
+
+pub struct Fixture {
+    pub cluster: &'static PgCluster,
+    pub db: String,
+    pub port: u16,
+    pub issuer: LocalIssuer,
+    pub rt: tokio::runtime::Runtime,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/postgres")
+}
+
+const POLICIES: &str = r#"
+policies:
+  - name: readers
+    match: { roles: [reader] }
+    connections: [app]
+    allow:
+      - { actions: [select], tables: ["public.*"] }
+    deny:
+      - { tables: ["public.secrets"] }
+  - name: writers
+    match: { roles: [writer] }
+    connections: [app]
+    allow:
+      - { actions: [select], tables: ["public.*"] }
+      - { actions: [insert, update, delete, copy_in, copy_out], tables: ["public.orders"] }
+      - { functions: [pg_catalog.pg_sleep] }
+    deny:
+      - { tables: ["public.secrets"] }
+    approve:
+      - { actions: [truncate], tables: ["public.orders"], approvers: { groups: [dba] } }
+  - name: limited
+    match: { roles: [limited] }
+    connections: [app]
+    allow:
+      - { actions: [select], tables: ["public.*"] }
+      - { functions: ["pg_catalog.generate_series"] }
+    limits: { statement_timeout: 1s }
+"#;
+
+impl Fixture {
+    pub fn start() -> Fixture {
+        sluice_postgres::tls::install_crypto_provider();
+        let cluster = PgCluster::shared();
+        static ROLE: std::sync::Once = std::sync::Once::new();
+        ROLE.call_once(|| {
+            cluster
+                .create_role(SVC_USER, "svc-password", true)
+                .expect("service role")
+        });
+        let db = cluster.fresh_database("proxy");
+        let setup = std::fs::read_to_string(corpus_dir().join("setup.sql")).unwrap();
+        cluster.execute(&db, &setup).expect("corpus schema");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("svc-password"), "svc-password\n").unwrap();
+        let config = format!(
+            r#"
+listen: {{ postgres: "127.0.0.1:0" }}
+identity:
+  providers:
+    - {{ name: local, local: {{}} }}
+connections:
+  - name: app
+    kind: postgres
+    upstream: "postgres://{SVC_USER}@127.0.0.1:{port}/{db}"
+    password: {{ file: svc-password }}
+{POLICIES}"#,
+            port = cluster.port()
+        );
+        let config_path = dir.path().join("sluice.yaml");
+        std::fs::write(&config_path, &config).unwrap();
+        let config = sluice_config::load_file(&config_path).unwrap_or_else(|d| panic!("{d}"));
+        let issuer = LocalIssuer::load_or_create(dir.path()).unwrap();
+        let authenticator = Authenticator::new(
+            vec![ProviderSettings {
+                name: "local".into(),
+                source: ProviderSource::Local {
+                    issuer: issuer.clone(),
+                },
+                audiences: vec![LocalIssuer::default_audience().into()],
+                allow_app_without_roles: false,
+                entra: false,
+            }],
+            None,
+        )
+        .unwrap();
+        let policies = Arc::new(sluice_policy::PolicySet::compile(&config).unwrap());
+        let classifier = Arc::new(sluice_sql::Classifier::default());
+        let gateway =
+            Arc::new(PgGateway::from_config(&config, authenticator, policies, classifier).unwrap());
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(sluice_postgres::serve(
+            listener,
+            gateway,
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(1),
+        ));
+        Fixture {
+            cluster,
+            db,
+            port,
+            issuer,
+            rt,
+            dir,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn token(&self, subject: &str, roles: &[&str]) -> String {
+        self.token_with_ttl(subject, roles, Duration::from_secs(3600))
+    }
+
+    pub fn token_with_ttl(&self, subject: &str, roles: &[&str], ttl: Duration) -> String {
+        self.issuer
+            .issue(&TokenRequest {
+                subject: subject.into(),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                groups: vec![],
+                ttl,
+                audience: LocalIssuer::default_audience().into(),
+                name: None,
+            })
+            .unwrap()
+    }
+
+    /// tokio-postgres config for the gateway with `password` (a token).
+    pub fn client_config(&self, password: &str) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("agent")
+            .dbname("app")
+            .password(password);
+        config
+    }
+
+    pub async fn connect(
+        &self,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = self
+            .client_config(password)
+            .connect(tokio_postgres::NoTls)
+            .await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// A tokio-postgres client straight to the database, as the service role.
+    pub async fn connect_direct(&self) -> tokio_postgres::Client {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.cluster.port())
+            .user(SVC_USER)
+            .dbname(&self.db)
+            .password("svc-password");
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// `psql` through the gateway with `token`, running `sql`; returns (success, stdout, stderr).
+    pub fn psql(&self, token: &str, sql: &str) -> (bool, String, String) {
+        let mut cmd = std::process::Command::new(self.cluster.bindir().join("psql"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("PG") {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd
+            .env("PGPASSWORD", token)
+            .args(["-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(format!(
+                "host=127.0.0.1 port={} user=agent dbname=app sslmode=disable",
+                self.port
+            ))
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    /// A summary of everything a refused statement could have changed.
+    pub fn state(&self) -> String {
+        self.cluster
+            .query_scalar(
+                &self.db,
+                "SELECT concat_ws(',',
+                    (SELECT count(*) FROM orders), (SELECT sum(total) FROM orders),
+                    (SELECT count(*) FROM customers), (SELECT count(*) FROM orders_archive),
+                    (SELECT count(*) FROM secrets), (SELECT last_value FROM orders_id_seq),
+                    (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'),
+                    (SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace),
+                    (SELECT count(*) FROM pg_roles),
+                    (SELECT string_agg(relname || ':' || array_to_string(relacl, ' '), ';' ORDER BY relname) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relacl IS NOT NULL),
+                    (SELECT count(*) FROM pg_largeobject_metadata))",
+            )
+            .unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct Case {
+    pub sql: String,
+    pub why: String,
+}
+
+pub fn cases(file: &str) -> Vec<Case> {
+    let text = std::fs::read_to_string(corpus_dir().join(file)).unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
