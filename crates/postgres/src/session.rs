@@ -23,6 +23,7 @@ use rand::Rng;
 use sluice_sql::{SearchPath, StatementClass};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 
+use crate::cancel::CancelTarget;
 use crate::io::BoxIo;
 use crate::login::{LoggedIn, MAX_FRONTEND_MESSAGE};
 use crate::protocol::backend::{self, error_fields, Severity};
@@ -143,11 +144,25 @@ impl Session {
 
         let shared = Arc::new(Mutex::new(Shared::default()));
         let expires_at = self.login.principal.expires_at;
+        let row_limit = self.login.policy.limits.max_rows.map(|max| RowLimit {
+            max,
+            cancel: CancelTarget {
+                upstream: self.login.upstream.addr,
+                pid: self.login.upstream.pid,
+                secret: self.login.upstream.secret,
+            },
+        });
 
         let end = {
             let relay_in = self.client_to_server(&mut client_r, &mut server_w, &shared);
-            let relay_out =
-                server_to_client(&mut server_r, &mut client_w, &shared, expires_at, closing);
+            let relay_out = server_to_client(
+                &mut server_r,
+                &mut client_w,
+                &shared,
+                expires_at,
+                row_limit,
+                closing,
+            );
             tokio::select! {
                 end = relay_in => end,
                 end = relay_out => end,
@@ -410,15 +425,86 @@ async fn write<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Resul
     w.write_all(bytes).await
 }
 
-/// Resource to client: verbatim, except refusals and the session's end.
+/// `max_rows` of the session's policies, and how to stop a statement that exceeds it.
+struct RowLimit {
+    max: u64,
+    cancel: CancelTarget,
+}
+
+/// Counts the rows of the statement being answered and stops it past the limit: the
+/// client gets an error (never a silently truncated result), the resource gets a cancel,
+/// and what the resource still sends of that statement is dropped.
+#[derive(Default)]
+struct RowCounter {
+    rows: u64,
+    /// Dropping the rest of a stopped statement, up to its end (CommandComplete, the
+    /// cancel's ErrorResponse, or PortalSuspended).
+    stopping: bool,
+}
+
+enum RowAction {
+    Forward,
+    Drop,
+    /// Send this error instead of the row, and cancel the statement.
+    Stop(Bytes),
+}
+
+impl RowCounter {
+    fn on_message(&mut self, tag: u8, limit: Option<&RowLimit>) -> RowAction {
+        let Some(limit) = limit else {
+            return RowAction::Forward;
+        };
+        if self.stopping {
+            if matches!(tag, b'C' | b'E' | b's' | b'Z') {
+                self.stopping = false;
+                self.rows = 0;
+                // ReadyForQuery is the client's too; the statement's own end is not.
+                return if tag == b'Z' {
+                    RowAction::Forward
+                } else {
+                    RowAction::Drop
+                };
+            }
+            return RowAction::Drop;
+        }
+        match tag {
+            b'D' => {
+                self.rows += 1;
+                if self.rows > limit.max {
+                    self.stopping = true;
+                    let message = format!(
+                        "sluice: the statement returned more than {} rows, the limit of this session's policy (max_rows); narrow it or add a LIMIT",
+                        limit.max
+                    );
+                    return RowAction::Stop(backend::error_response(
+                        Severity::Error,
+                        "54000",
+                        &message,
+                        None,
+                    ));
+                }
+                RowAction::Forward
+            }
+            b'T' | b'C' | b'E' | b's' | b'I' | b'Z' => {
+                self.rows = 0;
+                RowAction::Forward
+            }
+            _ => RowAction::Forward,
+        }
+    }
+}
+
+/// Resource to client: verbatim, except refusals, row limits and the session's end.
 async fn server_to_client(
     server: &mut FrameReader<ReadHalf<BoxIo>>,
     client: &mut BufWriter<WriteHalf<BoxIo>>,
     shared: &Mutex<Shared>,
     expires_at: Option<i64>,
+    row_limit: Option<RowLimit>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> End {
     let mut ready_seen: u64 = 0;
+    let mut counter = RowCounter::default();
     let expiry = async {
         match expires_at {
             Some(at) => {
@@ -443,6 +529,22 @@ async fn server_to_client(
                         return End::ServerLeft;
                     }
                 };
+                match counter.on_message(frame.tag, row_limit.as_ref()) {
+                    RowAction::Forward => {}
+                    RowAction::Drop => continue,
+                    RowAction::Stop(error) => {
+                        if let Some(limit) = &row_limit {
+                            let target = limit.cancel;
+                            tokio::spawn(async move {
+                                let _ = crate::cancel::send_cancel(target).await;
+                            });
+                        }
+                        if client.write_all(&error).await.is_err() || client.flush().await.is_err() {
+                            return End::ClientLeft;
+                        }
+                        continue;
+                    }
+                }
                 let out: &[u8] = match frame.tag {
                     b'E' => {
                         let (_, text) = error_fields(frame.body());

@@ -407,6 +407,40 @@ fn statement_timeout_from_policy_limits_is_enforced() {
 }
 
 #[test]
+fn max_rows_fails_the_statement_instead_of_truncating_it() {
+    let f = Fixture::start();
+    let token = f.token("agent-1", &["limited"]);
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        let five = client
+            .simple_query("SELECT * FROM generate_series(1, 5)")
+            .await
+            .unwrap();
+        assert_eq!(rows(five).len(), 5);
+        let err = client
+            .simple_query("SELECT * FROM generate_series(1, 100000)")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "54000", "{err}");
+        // Extended protocol, and a transaction: the error aborts it as any error would.
+        let err = client
+            .query("SELECT * FROM generate_series(1, 100000)", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "54000", "{err}");
+        client.simple_query("BEGIN").await.unwrap();
+        let err = client
+            .simple_query("SELECT * FROM generate_series(1, 1000)")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "54000");
+        client.simple_query("ROLLBACK").await.unwrap();
+        let one = client.simple_query("SELECT 1").await.unwrap();
+        assert_eq!(rows(one), vec![vec![Some("1".to_string())]]);
+    });
+}
+
+#[test]
 fn the_session_ends_when_its_token_expires() {
     let f = Fixture::start();
     let token = f.token_with_ttl("agent-1", &["reader"], Duration::from_secs(2));

@@ -56,7 +56,7 @@ policies:
     allow:
       - { actions: [select], tables: ["public.*"] }
       - { functions: ["pg_catalog.generate_series"] }
-    limits: { statement_timeout: 1s }
+    limits: { statement_timeout: 1s, max_rows: 5 }
 "#;
 
 impl Fixture {
