@@ -8,15 +8,10 @@ CARGO ?= cargo
 deps:
 	@scripts/ensure-deps.sh
 
-# A first look: check the shipped example config, then judge two statements for a
-# read-only reporting agent (one allowed, one held for approval).
+# A first look: a throw-away PostgreSQL with sample data, the gateway in front of it,
+# and copy-paste commands for two agents. Ctrl-C stops it.
 demo: deps
-	$(CARGO) build --quiet --bin sluice
-	./target/debug/sluice -c examples/sluice.yaml policy check
-	./target/debug/sluice -c examples/sluice.yaml policy explain --connection orders \
-	  --subject agent-7 --roles Reports.Reader --sql 'SELECT id, email FROM customers'
-	-./target/debug/sluice -c examples/sluice.yaml policy explain --connection orders \
-	  --subject agent-7 --roles Reports.Reader --sql 'DELETE FROM orders WHERE id = 1'
+	$(CARGO) run --quiet --bin sluice -- demo
 
 test: deps
 	$(CARGO) test --workspace

@@ -2,6 +2,7 @@
 # Installs what building and testing Sluice needs on a fresh Debian machine, and nothing
 # when it is already there:
 #   - libclang (pg_query generates its bindings with bindgen);
+#   - PostgreSQL (the demo and the data-path tests run a throw-away cluster);
 #   - the local OIDC provider's node packages (identity tests run a real provider).
 # Run as root to let it install system packages; otherwise it says what is missing.
 set -euo pipefail
@@ -11,6 +12,12 @@ need_apt=()
 if ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null && ! compgen -G "/usr/lib/*/libclang*.so*" >/dev/null; then
   need_apt+=(libclang-dev)
 fi
+# PostgreSQL server binaries and psql: `sluice demo` and the data-path tests run a
+# throw-away cluster.
+if ! command -v pg_config >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  need_apt+=(postgresql)
+fi
+command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 

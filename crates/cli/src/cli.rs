@@ -28,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway: every listener in the config and the admin API.
     Serve,
+    /// Everything local for a first look: a throw-away PostgreSQL with sample data, the
+    /// gateway in front of it, and commands to paste for two agents.
+    Demo,
     /// Tokens from the local issuer (development and tests).
     #[command(subcommand)]
     Token(TokenCommand),

@@ -1,6 +1,7 @@
 //! One module per command, as `sluice <command>` names them. Each returns the process exit
 //! code; errors are printed once, here, with their context chain.
 
+mod demo;
 mod keys;
 mod policy_check;
 mod policy_explain;
@@ -17,6 +18,7 @@ pub const EXIT_ERROR: u8 = 2;
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Serve => serve::run(&cli.config),
+        Command::Demo => demo::run(),
         Command::Token(TokenCommand::Issue(args)) => token::issue(&cli.config, args),
         Command::Keys(KeysCommand::Create(args)) => keys::create(&cli.config, args),
         Command::Keys(KeysCommand::List(args)) => keys::list(&cli.config, args),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::routing::get;
 use axum::{Json, Router};
+use sluice_config::Config;
 use tokio::sync::watch;
 
 use crate::context::{load_config, local_issuer, open_store, provider_settings, StoreKeys};
@@ -21,72 +22,77 @@ use crate::context::{load_config, local_issuer, open_store, provider_settings, S
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(config_path: &Path) -> Result<u8> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    sluice_postgres::tls::install_crypto_provider();
+    init_logging();
     let config = load_config(config_path)?;
-    let store = open_store(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let authenticator = sluice_identity::Authenticator::new(
-            provider_settings(&config)?,
-            Some(Arc::new(StoreKeys(store.clone()))),
-        )
-        .context("setting up identity providers")?;
-        let policies = Arc::new(sluice_policy::PolicySet::compile(&config).map_err(anyhow::Error::msg)?);
-        let classifier = Arc::new(sluice_sql::Classifier::default());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = tokio::task::JoinSet::new();
-
-        if let Some(admin) = &config.listen.admin {
-            let jwks = if config.identity.providers.iter().any(|p| p.value.local.is_some()) {
-                local_issuer(&config)?.jwks()
-            } else {
-                serde_json::json!({ "keys": [] })
-            };
-            let app = Router::new()
-                .route("/healthz", get(|| async { "ok\n" }))
-                .route("/.well-known/jwks.json", get(move || async move { Json(jwks) }));
-            let listener = tokio::net::TcpListener::bind(&admin.value)
-                .await
-                .with_context(|| format!("binding the admin listener on {}", admin.value))?;
-            tracing::info!(address = %admin.value, "admin listener ready");
-            let stop = stopped(stop_rx.clone());
-            tasks.spawn(async move {
-                axum::serve(listener, app).with_graceful_shutdown(stop).await.context("admin listener")
-            });
-        }
-        if let Some(address) = &config.listen.postgres {
-            let gateway = sluice_postgres::PgGateway::from_config(&config, authenticator.clone(), policies.clone(), classifier.clone())
-                .context("setting up the PostgreSQL listener")?;
-            let listener = tokio::net::TcpListener::bind(&address.value)
-                .await
-                .with_context(|| format!("binding the postgres listener on {}", address.value))?;
-            tracing::info!(address = %address.value, tls = gateway.tls.is_some(), "postgres listener ready");
-            let stop = stopped(stop_rx.clone());
-            tasks.spawn(async move {
-                sluice_postgres::serve(listener, Arc::new(gateway), stop, SHUTDOWN_GRACE).await;
-                Ok(())
-            });
-        }
-        if tasks.is_empty() {
-            anyhow::bail!("no listener to run: set listen.admin or listen.postgres");
-        }
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         });
-        while let Some(result) = tasks.join_next().await {
-            result.context("listener task")??;
-        }
+        run_gateway(&config, stop_rx).await?;
         tracing::info!("stopped");
         Ok(0)
     })
+}
+
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs every listener of `config` until `stop` is raised and the sessions have drained.
+/// Returns an error at once if anything cannot start.
+pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Result<()> {
+    sluice_postgres::tls::install_crypto_provider();
+    let store = open_store(config)?;
+    let authenticator =
+        sluice_identity::Authenticator::new(provider_settings(config)?, Some(Arc::new(StoreKeys(store.clone()))))
+            .context("setting up identity providers")?;
+    let policies = Arc::new(sluice_policy::PolicySet::compile(config).map_err(anyhow::Error::msg)?);
+    let classifier = Arc::new(sluice_sql::Classifier::default());
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if let Some(admin) = &config.listen.admin {
+        let jwks = if config.identity.providers.iter().any(|p| p.value.local.is_some()) {
+            local_issuer(config)?.jwks()
+        } else {
+            serde_json::json!({ "keys": [] })
+        };
+        let app = Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/.well-known/jwks.json", get(move || async move { Json(jwks) }));
+        let listener = tokio::net::TcpListener::bind(&admin.value)
+            .await
+            .with_context(|| format!("binding the admin listener on {}", admin.value))?;
+        tracing::info!(address = %admin.value, "admin listener ready");
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await.context("admin listener") });
+    }
+    if let Some(address) = &config.listen.postgres {
+        let gateway = sluice_postgres::PgGateway::from_config(config, authenticator.clone(), policies.clone(), classifier.clone())
+            .context("setting up the PostgreSQL listener")?;
+        let listener = tokio::net::TcpListener::bind(&address.value)
+            .await
+            .with_context(|| format!("binding the postgres listener on {}", address.value))?;
+        tracing::info!(address = %address.value, tls = gateway.tls.is_some(), "postgres listener ready");
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            sluice_postgres::serve(listener, Arc::new(gateway), stop, SHUTDOWN_GRACE).await;
+            Ok(())
+        });
+    }
+    if tasks.is_empty() {
+        anyhow::bail!("no listener to run: set listen.admin or listen.postgres");
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.context("listener task")??;
+    }
+    Ok(())
 }
 
 /// Completes when the stop flag is raised.
@@ -94,7 +100,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sluice_identity::{Authenticator, LocalIssuer, ProviderSettings, ProviderSource, TokenRequest};
 use sluice_postgres::PgGateway;
-use sluice_testkit::pg::PgCluster;
+use sluice_pgcluster::pg::PgCluster;
 
 pub mod raw;
 

@@ -1,12 +1,12 @@
 //! Integration tests for [`PgCluster`]: start, SQL through psql, SCRAM password checks,
 //! the shared per-process cluster, and cleanup on drop. They need the PostgreSQL server
-//! binaries installed locally (see `sluice_testkit::pg`).
+//! binaries installed locally (see `sluice_pgcluster::pg`).
 
 use std::net::TcpStream;
 use std::process::Output;
 use std::thread;
 
-use sluice_testkit::pg::PgCluster;
+use sluice_pgcluster::pg::PgCluster;
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -5,7 +5,7 @@
 //! Typical use is one cluster per test binary and one database per test:
 //!
 //! ```no_run
-//! use sluice_testkit::pg::PgCluster;
+//! use sluice_pgcluster::pg::PgCluster;
 //!
 //! let cluster = PgCluster::shared();
 //! let db = cluster.fresh_database("store");
