@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_identity::{Authenticator, LocalIssuer, ProviderSettings, ProviderSource, TokenRequest};
-use sluice_postgres::PgGateway;
 use sluice_pgcluster::pg::PgCluster;
+use sluice_postgres::PgGateway;
 
 pub mod raw;
 
@@ -50,6 +50,13 @@ policies:
       - { tables: ["public.secrets"] }
     approve:
       - { actions: [truncate], tables: ["public.orders"], approvers: { groups: [dba] } }
+  - name: everything
+    match: { roles: [all] }
+    connections: [app]
+    allow:
+      - { actions: [select, insert, update, delete, merge, truncate, copy_in, copy_out, lock, explain], tables: ["*"] }
+      - { actions: [ddl, grant, set, maintenance, notify, transaction, procedural, call] }
+      - { functions: ["*"] }
   - name: limited
     match: { roles: [limited] }
     connections: [app]

@@ -1,0 +1,188 @@
+//! Clients and faults beyond single statements: pgbench in all three query modes, LISTEN/
+//! NOTIFY, clients that vanish, a resource that dies mid-result.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::raw::{self, RawClient};
+use support::{Fixture, SVC_USER};
+
+fn pgbench(f: &Fixture, token: &str, mode: &str) -> String {
+    let out = Command::new(f.cluster.bindir().join("pgbench"))
+        .env_clear()
+        .env("PGPASSWORD", token)
+        .args(["-n", "-M", mode, "-c", "2", "-j", "2", "-t", "100"])
+        .arg(format!(
+            "host=127.0.0.1 port={} dbname=app user=agent sslmode=disable",
+            f.port
+        ))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pgbench -M {mode} failed:\n{text}");
+    text
+}
+
+#[test]
+fn pgbench_runs_in_every_query_mode_and_keeps_its_invariants() {
+    let f = Fixture::start();
+    let out = Command::new(f.cluster.bindir().join("pgbench"))
+        .env_clear()
+        .env("PGPASSWORD", f.cluster.superuser_password())
+        .args([
+            "-i",
+            "-q",
+            "-s",
+            "1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &f.cluster.port().to_string(),
+            "-U",
+            f.cluster.superuser(),
+            &f.db,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = f.token("bench", &["all"]);
+    for mode in ["simple", "extended", "prepared"] {
+        let text = pgbench(&f, &token, mode);
+        assert!(
+            text.contains("number of transactions actually processed: 200/200"),
+            "{mode}:\n{text}"
+        );
+        assert!(!text.contains("sluice:"), "{mode}:\n{text}");
+    }
+    // TPC-B moves money between accounts, tellers and branches and logs every move: the
+    // sums agree only if every statement ran exactly once, as it would have directly.
+    let sums = f
+        .cluster
+        .query_scalar(
+            &f.db,
+            "SELECT concat_ws(',', (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers),
+                    (SELECT sum(bbalance) FROM pgbench_branches), (SELECT sum(delta) FROM pgbench_history),
+                    (SELECT count(*) FROM pgbench_history))",
+        )
+        .unwrap();
+    let parts: Vec<&str> = sums.split(',').collect();
+    assert_eq!(parts[4], "600", "{sums}");
+    assert!(
+        parts[..4].iter().all(|p| *p == parts[0]),
+        "balances disagree: {sums}"
+    );
+}
+
+#[test]
+fn listen_and_notify_work_when_allowed() {
+    let f = Fixture::start();
+    let token = f.token("agent", &["all"]);
+    let (mut listener, _) = RawClient::login(f.port, &token);
+    listener.send(b'Q', &raw::cstr("LISTEN orders_changed"));
+    assert_eq!(raw::tags(&listener.read_until(b'Z')), "CZ");
+    let (mut notifier, _) = RawClient::login(f.port, &token);
+    notifier.send(b'Q', &raw::cstr("NOTIFY orders_changed, 'order 7'"));
+    assert_eq!(raw::tags(&notifier.read_until(b'Z')), "CZ");
+    let notification = listener.read();
+    assert_eq!(notification.tag, b'A');
+    assert!(String::from_utf8_lossy(&notification.body).contains("order 7"));
+    // A reader's policy does not allow it.
+    let reader = f.token("agent", &["reader"]);
+    let (mut c, _) = RawClient::login(f.port, &reader);
+    c.send(b'Q', &raw::cstr("LISTEN orders_changed"));
+    let msgs = c.read_until(b'Z');
+    assert_eq!(msgs[0].code(), "42501");
+}
+
+fn service_backends(f: &Fixture) -> usize {
+    f.cluster
+        .query_scalar(&f.db, &format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{SVC_USER}' AND datname = current_database()"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_client_that_vanishes_mid_result_frees_its_backend() {
+    let f = Fixture::start();
+    let token = f.token("agent", &["reader"]);
+    let baseline = service_backends(&f);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    c.send(
+        b'Q',
+        &raw::cstr("SELECT g, repeat('x', 100) FROM generate_series(1, 10000000) g"),
+    );
+    let first = c.read();
+    assert_eq!(first.tag, b'T');
+    for _ in 0..10 {
+        assert_eq!(c.read().tag, b'D');
+    }
+    drop(c);
+    wait_for("the upstream session to end", || {
+        service_backends(&f) == baseline
+    });
+    // The gateway carries on.
+    let (mut c, _) = RawClient::login(f.port, &token);
+    c.send(b'Q', &raw::cstr("SELECT 1"));
+    assert_eq!(raw::tags(&c.read_until(b'Z')), "TDCZ");
+}
+
+#[test]
+fn the_resource_dying_mid_result_is_an_error_not_an_outage() {
+    let f = Fixture::start();
+    let token = f.token("agent", &["reader"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    c.send(
+        b'Q',
+        &raw::cstr("SELECT g, repeat('x', 100) FROM generate_series(1, 10000000) g"),
+    );
+    assert_eq!(c.read().tag, b'T');
+    assert_eq!(c.read().tag, b'D');
+    f.cluster
+        .execute(
+            &f.db,
+            &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{SVC_USER}' AND datname = current_database()"),
+        )
+        .unwrap();
+    let end = loop {
+        let m = c.read();
+        if m.tag != b'D' {
+            break m;
+        }
+    };
+    assert_eq!(end.tag, b'E', "{end:?}");
+    assert_eq!(end.field(b'S'), "FATAL");
+    assert!(c.is_closed());
+    let (mut c, _) = RawClient::login(f.port, &token);
+    c.send(b'Q', &raw::cstr("SELECT 1"));
+    assert_eq!(raw::tags(&c.read_until(b'Z')), "TDCZ");
+}
+
+#[test]
+fn an_idle_session_stays_usable() {
+    let f = Fixture::start();
+    let token = f.token("agent", &["reader"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    std::thread::sleep(Duration::from_secs(3));
+    c.send(b'Q', &raw::cstr("SELECT count(*) FROM orders"));
+    let msgs = c.read_until(b'Z');
+    assert_eq!(raw::tags(&msgs), "TDCZ");
+}
