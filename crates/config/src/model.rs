@@ -29,6 +29,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub admins: Option<Subjects>,
+    /// How long sessions may run on after SIGTERM before they are closed (default 30s).
+    #[serde(default)]
+    pub shutdown_grace: Option<ConfigDuration>,
     pub identity: Identity,
     #[serde(default)]
     pub connections: Vec<Spanned<Connection>>,

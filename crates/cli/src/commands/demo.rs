@@ -33,22 +33,37 @@ INSERT INTO secrets VALUES (1, 'the launch code is 0000');
 pub fn run() -> Result<u8> {
     init_logging();
     eprintln!("starting a throw-away PostgreSQL...");
-    let cluster = PgCluster::start().context("starting PostgreSQL (are the PostgreSQL server binaries installed?)")?;
+    let cluster = PgCluster::start()
+        .context("starting PostgreSQL (are the PostgreSQL server binaries installed?)")?;
     cluster.create_role("sluice_svc", "demo-svc-password", false)?;
-    cluster.execute("postgres", "CREATE DATABASE shop OWNER sluice_svc TEMPLATE template0")?;
-    let mut setup = std::process::Command::from(cluster.psql_command("sluice_svc", "demo-svc-password", "shop"));
+    cluster.execute(
+        "postgres",
+        "CREATE DATABASE shop OWNER sluice_svc TEMPLATE template0",
+    )?;
+    let mut setup = std::process::Command::from(cluster.psql_command(
+        "sluice_svc",
+        "demo-svc-password",
+        "shop",
+    ));
     let status = setup
         .stdin(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(SHOP.as_bytes())?;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(SHOP.as_bytes())?;
             child.wait()
         })
         .context("loading the sample data")?;
     anyhow::ensure!(status.success(), "loading the sample data failed");
 
-    let dir = tempfile::Builder::new().prefix("sluice-demo-").tempdir().context("creating the demo folder")?;
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-demo-")
+        .tempdir()
+        .context("creating the demo folder")?;
     std::fs::write(dir.path().join("svc-password"), "demo-svc-password\n")?;
     let port = free_port(6432);
     let config_path = dir.path().join("sluice.yaml");
@@ -137,7 +152,10 @@ async fn wait_for_port(port: u16, gateway: &tokio::task::JoinHandle<Result<()>>)
         if gateway.is_finished() {
             anyhow::bail!("the gateway stopped during startup; see the log above");
         }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -147,7 +165,9 @@ async fn wait_for_port(port: u16, gateway: &tokio::task::JoinHandle<Result<()>>)
 
 fn print_instructions(config: &Path, port: u16, reader: &str, writer: &str) {
     let conn = format!("host=127.0.0.1 port={port} dbname=shop user=agent sslmode=disable");
-    let sluice = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "sluice".into());
+    let sluice = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "sluice".into());
     println!(
         r#"
 Sluice is running: PostgreSQL clients connect to 127.0.0.1:{port}, database "shop", with a

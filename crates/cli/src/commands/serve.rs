@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::context::{load_config, local_issuer, open_store, provider_settings, StoreKeys};
 
-/// How long sessions may run on after a shutdown signal.
+/// How long sessions may run on after a shutdown signal, unless `shutdown_grace` says.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(config_path: &Path) -> Result<u8> {
@@ -40,7 +40,9 @@ pub fn run(config_path: &Path) -> Result<u8> {
 
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -50,39 +52,60 @@ pub fn init_logging() {
 pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Result<()> {
     sluice_postgres::tls::install_crypto_provider();
     let store = open_store(config)?;
-    let authenticator =
-        sluice_identity::Authenticator::new(provider_settings(config)?, Some(Arc::new(StoreKeys(store.clone()))))
-            .context("setting up identity providers")?;
+    let authenticator = sluice_identity::Authenticator::new(
+        provider_settings(config)?,
+        Some(Arc::new(StoreKeys(store.clone()))),
+    )
+    .context("setting up identity providers")?;
     let policies = Arc::new(sluice_policy::PolicySet::compile(config).map_err(anyhow::Error::msg)?);
     let classifier = Arc::new(sluice_sql::Classifier::default());
     let mut tasks = tokio::task::JoinSet::new();
 
     if let Some(admin) = &config.listen.admin {
-        let jwks = if config.identity.providers.iter().any(|p| p.value.local.is_some()) {
+        let jwks = if config
+            .identity
+            .providers
+            .iter()
+            .any(|p| p.value.local.is_some())
+        {
             local_issuer(config)?.jwks()
         } else {
             serde_json::json!({ "keys": [] })
         };
         let app = Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
-            .route("/.well-known/jwks.json", get(move || async move { Json(jwks) }));
+            .route(
+                "/.well-known/jwks.json",
+                get(move || async move { Json(jwks) }),
+            );
         let listener = tokio::net::TcpListener::bind(&admin.value)
             .await
             .with_context(|| format!("binding the admin listener on {}", admin.value))?;
         tracing::info!(address = %admin.value, "admin listener ready");
         let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop).await.context("admin listener") });
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+                .context("admin listener")
+        });
     }
     if let Some(address) = &config.listen.postgres {
-        let gateway = sluice_postgres::PgGateway::from_config(config, authenticator.clone(), policies.clone(), classifier.clone())
-            .context("setting up the PostgreSQL listener")?;
+        let gateway = sluice_postgres::PgGateway::from_config(
+            config,
+            authenticator.clone(),
+            policies.clone(),
+            classifier.clone(),
+        )
+        .context("setting up the PostgreSQL listener")?;
         let listener = tokio::net::TcpListener::bind(&address.value)
             .await
             .with_context(|| format!("binding the postgres listener on {}", address.value))?;
         tracing::info!(address = %address.value, tls = gateway.tls.is_some(), "postgres listener ready");
         let stop = stopped(stop_rx.clone());
+        let grace = config.shutdown_grace.map(|d| d.0).unwrap_or(SHUTDOWN_GRACE);
         tasks.spawn(async move {
-            sluice_postgres::serve(listener, Arc::new(gateway), stop, SHUTDOWN_GRACE).await;
+            sluice_postgres::serve(listener, Arc::new(gateway), stop, grace).await;
             Ok(())
         });
     }
