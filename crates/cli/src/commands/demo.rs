@@ -40,11 +40,7 @@ pub fn run() -> Result<u8> {
         "postgres",
         "CREATE DATABASE shop OWNER sluice_svc TEMPLATE template0",
     )?;
-    let mut setup = std::process::Command::from(cluster.psql_command(
-        "sluice_svc",
-        "demo-svc-password",
-        "shop",
-    ));
+    let mut setup = cluster.psql_command("sluice_svc", "demo-svc-password", "shop");
     let status = setup
         .stdin(std::process::Stdio::piped())
         .spawn()
