@@ -273,6 +273,44 @@ impl PgCluster {
         name
     }
 
+    /// Puts `line` at the top of `pg_hba.conf` (so it wins over the SCRAM default) and
+    /// reloads the configuration. For tests of other authentication methods: name a
+    /// specific user in the line, so other tests sharing the cluster are not affected.
+    pub fn prepend_hba(&self, line: &str) -> Result<()> {
+        let path = self.data_dir.join("pg_hba.conf");
+        let current = fs::read_to_string(&path).context("reading pg_hba.conf")?;
+        if !current.lines().any(|l| l == line) {
+            fs::write(&path, format!("{line}\n{current}")).context("writing pg_hba.conf")?;
+        }
+        self.execute("postgres", "SELECT pg_reload_conf()")
+    }
+
+    /// Turns on TLS with the given PEM certificate and key, and reloads. Clients that do
+    /// not ask for TLS are still served (pg_hba's `host` lines match both).
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<()> {
+        let (cert, key) = (
+            self.data_dir.join("server.crt"),
+            self.data_dir.join("server.key"),
+        );
+        fs::write(&cert, cert_pem).context("writing the server certificate")?;
+        fs::write(&key, key_pem).context("writing the server key")?;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600))?;
+        if let Some(user) = &self.run_as {
+            for path in [&cert, &key] {
+                std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+                    .with_context(|| format!("chown {} to {}", path.display(), user.name))?;
+            }
+        }
+        self.execute(
+            "postgres",
+            &format!(
+                "ALTER SYSTEM SET ssl_cert_file = {}; ALTER SYSTEM SET ssl_key_file = {}; ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();",
+                quote_literal(&cert.display().to_string()),
+                quote_literal(&key.display().to_string())
+            ),
+        )
+    }
+
     /// Runs `sql` (any number of statements, each in its own transaction unless the script
     /// says otherwise) in database `db` as the superuser. Fails on the first error.
     pub fn execute(&self, db: &str, sql: &str) -> Result<()> {
