@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rand::Rng;
-use sluice_sql::{SearchPath, StatementClass};
+use sluice_sql::{SearchPath, SearchPathChange, StatementClass};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 
 use crate::cancel::CancelTarget;
@@ -333,11 +333,24 @@ impl Session {
         for statement in &class.statements {
             self.judge_statement(statement)?;
         }
-        // Only once the whole string is allowed: remember what it changes.
+        // The resource may end up with either path (a SET LOCAL ends with its transaction,
+        // a rollback undoes a SET), so names resolve in both from now on.
+        let mut path = self.search_path.clone();
         for statement in &class.statements {
-            if let Some(path) = &statement.sets_search_path {
-                self.search_path = SearchPath::new(path.iter().cloned());
+            match &statement.search_path_change {
+                None => {}
+                Some(SearchPathChange::To(schemas)) => path = path.union(&SearchPath::new(schemas.iter().cloned())),
+                Some(SearchPathChange::Reset) => path = path.union(&self.login.connection.search_path),
+                Some(SearchPathChange::Unknown) => {
+                    return Err(Refusal::policy(
+                        "sluice: this form of SET search_path cannot be followed by the gateway; name the schemas".into(),
+                    ))
+                }
             }
+        }
+        // Only once the whole string is allowed: remember what it changes.
+        self.search_path = path;
+        for statement in &class.statements {
             if let Some(name) = &statement.prepares {
                 self.sql_prepared.insert(name.clone(), statement.clone());
             }

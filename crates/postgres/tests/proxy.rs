@@ -441,6 +441,67 @@ fn max_rows_fails_the_statement_instead_of_truncating_it() {
 }
 
 #[test]
+fn search_path_changes_cannot_smuggle_in_another_schema() {
+    let f = Fixture::start();
+    f.cluster
+        .execute(&f.db, &format!("CREATE SCHEMA hidden; CREATE TABLE hidden.orders (secret text); INSERT INTO hidden.orders VALUES ('hidden-row'); GRANT ALL ON SCHEMA hidden TO {SVC_USER}; GRANT ALL ON hidden.orders TO {SVC_USER}"))
+        .unwrap();
+    let token = f.token("agent", &["pathfinder"]);
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        assert_eq!(
+            rows(
+                client
+                    .simple_query("SELECT count(*) FROM orders")
+                    .await
+                    .unwrap()
+            ),
+            vec![vec![Some("3".into())]]
+        );
+        // A SET LOCAL that ends with its transaction: afterwards the gateway cannot rely on
+        // either path, so `orders` must be allowed in both schemas.
+        client
+            .batch_execute("BEGIN; SET LOCAL search_path TO hidden; COMMIT")
+            .await
+            .unwrap();
+        let err = client
+            .simple_query("SELECT * FROM orders")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "42501", "{err}");
+        assert!(
+            err.as_db_error()
+                .unwrap()
+                .message()
+                .contains("hidden.orders"),
+            "{err}"
+        );
+        let err = client
+            .simple_query("SET search_path FROM CURRENT")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "42501");
+    });
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        client
+            .simple_query("SET search_path TO hidden")
+            .await
+            .unwrap();
+        let err = client
+            .simple_query("SELECT * FROM orders")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "42501", "{err}");
+        let qualified = client
+            .simple_query("SELECT count(*) FROM public.orders")
+            .await
+            .unwrap();
+        assert_eq!(rows(qualified), vec![vec![Some("3".into())]]);
+    });
+}
+
+#[test]
 fn the_session_ends_when_its_token_expires() {
     let f = Fixture::start();
     let token = f.token_with_ttl("agent-1", &["reader"], Duration::from_secs(2));

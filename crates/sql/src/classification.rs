@@ -27,10 +27,27 @@ pub struct StatementClass {
     /// `EXECUTE name`: cannot be judged alone; the session must substitute the accesses of
     /// the statement it prepared under that name.
     pub executes: Option<String>,
-    /// `SET search_path`: the new path, so the session resolves later names with it.
-    /// `None` also for `SET search_path` forms the classifier cannot follow (then the
-    /// access to the `search_path` setting is still reported).
-    pub sets_search_path: Option<Vec<String>>,
+    /// Whether the statement changes `search_path`, and to what, so the session resolves
+    /// later names as the resource will.
+    pub search_path_change: Option<SearchPathChange>,
+}
+
+/// A change of `search_path` a statement makes.
+///
+/// A session cannot always know which path is in force afterwards: `SET LOCAL` ends with
+/// its transaction, a plain `SET` inside a transaction is undone by a rollback. Sessions
+/// therefore keep every schema a path may hold (see `SearchPath::union`), and refuse a
+/// change they cannot follow at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchPathChange {
+    /// `SET [LOCAL] search_path TO a, b`.
+    To(Vec<String>),
+    /// `RESET search_path`, `SET search_path TO DEFAULT`, `RESET ALL`, `DISCARD ALL`: back
+    /// to the connection's default.
+    Reset,
+    /// A form whose new value the classifier cannot read.
+    Unknown,
 }
 
 impl StatementClass {

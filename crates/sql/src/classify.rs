@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use sluice_core::{Access, Action, Object, QualifiedName};
 
-use crate::classification::{Classification, StatementClass};
+use crate::classification::{Classification, SearchPathChange, StatementClass};
 use crate::error::ClassifyError;
 use crate::search_path::SearchPath;
 use crate::walk::{malformed, name_list, str_field, Walker};
@@ -72,7 +72,7 @@ fn classify_statement(
         accesses: Vec::new(),
         prepares: None,
         executes: None,
-        sets_search_path: None,
+        search_path_change: None,
     };
     let mut walker = Walker::new(search_path);
     let mut extra: Vec<Access> = Vec::new();
@@ -193,6 +193,14 @@ fn classify_statement(
             extra.push(Access::new(action, Object::None));
         }
         "DeallocateStmt" | "ClosePortalStmt" | "FetchStmt" | "DiscardStmt" => {
+            // DISCARD ALL resets every setting, search_path included.
+            let discard_target = fields.get("target").and_then(Value::as_i64).unwrap_or(0) as i32;
+            if kind == "DiscardStmt"
+                && pg_query::protobuf::DiscardMode::try_from(discard_target)
+                    == Ok(pg_query::protobuf::DiscardMode::DiscardAll)
+            {
+                class.search_path_change = Some(SearchPathChange::Reset);
+            }
             extra.push(Access::new(Action::Transaction, Object::None));
         }
         "VariableSetStmt" => {
@@ -205,15 +213,27 @@ fn classify_statement(
                 "transaction" | "session characteristics" => {
                     extra.push(Access::new(Action::Transaction, Object::None))
                 }
-                "" => extra.push(Access::new(Action::Set, Object::Setting("all".into()))),
+                "" => {
+                    // RESET ALL
+                    class.search_path_change = Some(SearchPathChange::Reset);
+                    extra.push(Access::new(Action::Set, Object::Setting("all".into())))
+                }
                 "role" | "session_authorization"
                     if set_kind == Ok(VariableSetKind::VarSetValue) =>
                 {
                     extra.push(Access::explicit(Action::Set, Object::Setting(name.clone())))
                 }
                 _ => {
-                    if name == "search_path" && set_kind == Ok(VariableSetKind::VarSetValue) {
-                        class.sets_search_path = search_path_values(fields);
+                    if name == "search_path" {
+                        class.search_path_change = Some(match set_kind {
+                            Ok(VariableSetKind::VarSetValue) => search_path_values(fields)
+                                .map(SearchPathChange::To)
+                                .unwrap_or(SearchPathChange::Unknown),
+                            Ok(VariableSetKind::VarSetDefault | VariableSetKind::VarReset) => {
+                                SearchPathChange::Reset
+                            }
+                            _ => SearchPathChange::Unknown,
+                        });
                     }
                     extra.push(Access::new(Action::Set, Object::Setting(name.clone())));
                 }

@@ -25,7 +25,7 @@ pub mod search_path;
 pub mod walk;
 
 pub use cache::Classifier;
-pub use classification::{Classification, StatementClass};
+pub use classification::{Classification, SearchPathChange, StatementClass};
 pub use classify::classify;
 pub use error::ClassifyError;
 pub use search_path::SearchPath;

@@ -32,6 +32,19 @@ impl SearchPath {
     pub fn schemas(&self) -> &[String] {
         &self.0
     }
+
+    /// Every schema of either path, `newer` first: for a session that cannot know which
+    /// of the two will be in force (a `SET LOCAL`, a `SET` a rollback may undo), names
+    /// then resolve to candidates in both, and all of them must be allowed.
+    pub fn union(&self, newer: &SearchPath) -> SearchPath {
+        let mut schemas: Vec<String> = newer.0.to_vec();
+        for s in self.0.iter() {
+            if !schemas.contains(s) {
+                schemas.push(s.clone());
+            }
+        }
+        SearchPath(schemas.into())
+    }
 }
 
 impl Default for SearchPath {

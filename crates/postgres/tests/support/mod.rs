@@ -57,6 +57,12 @@ policies:
       - { actions: [select, insert, update, delete, merge, truncate, copy_in, copy_out, lock, explain], tables: ["*"] }
       - { actions: [ddl, grant, set, maintenance, notify, transaction, procedural, call] }
       - { functions: ["*"] }
+  - name: pathfinder
+    match: { roles: [pathfinder] }
+    connections: [app]
+    allow:
+      - { actions: [select], tables: ["public.*"] }
+      - { actions: [set], settings: [search_path] }
   - name: limited
     match: { roles: [limited] }
     connections: [app]
@@ -230,6 +236,27 @@ connections:
             String::from_utf8_lossy(&out.stdout).to_string(),
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
+    }
+
+    /// A client program run against the gateway (the driver checks): no `PG*` variables from
+    /// the environment, and the gateway's address, database and `token` in `SLUICE_PG_HOST`,
+    /// `SLUICE_PG_PORT`, `SLUICE_PG_DATABASE` and `SLUICE_PG_TOKEN`.
+    pub fn client_command(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        token: &str,
+    ) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("PG") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("SLUICE_PG_HOST", "127.0.0.1")
+            .env("SLUICE_PG_PORT", self.port.to_string())
+            .env("SLUICE_PG_DATABASE", "app")
+            .env("SLUICE_PG_TOKEN", token);
+        cmd
     }
 
     /// A summary of everything a refused statement could have changed.
