@@ -235,6 +235,18 @@ async fn login(
         .authenticate(&credential)
         .await
         .map_err(|e| refuse("28P01", format!("sluice: authentication failed: {e}")))?;
+    // Validation allows clock skew; a session does not start on a token already past its
+    // expiry, since it would end at once.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if principal.expires_at.is_some_and(|exp| exp <= now) {
+        return Err(refuse(
+            "28P01",
+            "sluice: authentication failed: the token has expired",
+        ));
+    }
     let policy = gateway.policies.for_session(&principal, &connection.name);
     if policy.is_empty() {
         return Err(refuse(

@@ -304,6 +304,14 @@ fn logins_are_refused_in_postgres_terms() {
             .await
             .expect_err("bad token refused");
         assert_eq!(code(&err), "28P01");
+        // Expired, but within the validator's clock-skew allowance.
+        let expired = f.token_with_ttl("agent-1", &["reader"], Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let err = f
+            .connect(&expired)
+            .await
+            .expect_err("expired token refused");
+        assert_eq!(code(&err), "28P01");
         let nobody = f.token("agent-9", &["unknown-role"]);
         let err = f.connect(&nobody).await.expect_err("no policy refused");
         assert_eq!(code(&err), "28000");
