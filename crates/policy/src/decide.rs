@@ -50,6 +50,9 @@ impl SessionPolicy {
         let mut allowed_by = Vec::new();
         let mut uncovered = Vec::new();
         for access in accesses {
+            if is_free_setting(access) {
+                continue;
+            }
             let rule = self
                 .policies
                 .iter()
@@ -157,6 +160,11 @@ impl SessionPolicy {
             .map(|m| m.spec.clone())
             .collect()
     }
+}
+
+/// `SET`/`SHOW` of a formatting parameter: allowed without a rule (deny rules still apply).
+fn is_free_setting(access: &Access) -> bool {
+    matches!((&access.action, &access.object), (Action::Set, Object::Setting(name)) if !access.explicit_only && crate::session_settings::is_format_setting(name))
 }
 
 /// The reason given when nothing allows an access.

@@ -9,7 +9,8 @@
 //! - [`session`]: [`SessionPolicy`], the policies that apply to one principal on one
 //!   connection, worked out once per session;
 //! - [`decide`]: judging accesses, the protocol-neutral core, and SQL statements on top;
-//! - [`decision`]: what comes out ([`Verdict`], [`Decision`], [`RuleRef`]).
+//! - [`decision`]: what comes out ([`Verdict`], [`Decision`], [`RuleRef`]);
+//! - [`session_settings`]: the formatting parameters any session may set without a rule.
 //!
 //! Architecture invariant: this crate does no I/O and holds no clock; everything it needs
 //! is passed in, so a decision is a pure function of its inputs and the tests of it need
@@ -19,6 +20,7 @@ pub mod compile;
 pub mod decide;
 pub mod decision;
 pub mod session;
+pub mod session_settings;
 
 pub use compile::{CompiledMask, CompiledPolicy, PolicySet};
 pub use decision::{Approval, Decision, EffectiveLimits, MaskSpec, RuleRef, Section, Verdict};

@@ -249,3 +249,14 @@ fn execute_cannot_be_judged_alone() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn formatting_settings_need_no_rule_but_others_do() {
+    let s = reader();
+    assert!(decide(&s, "SET extra_float_digits = 3").is_allow());
+    assert!(decide(&s, "SET application_name = 'PostgreSQL JDBC Driver'").is_allow());
+    assert!(decide(&s, "SHOW TimeZone").is_allow());
+    assert!(decide(&s, "SET statement_timeout = 0").is_deny());
+    assert!(decide(&s, "SET search_path TO other").is_deny());
+    assert!(decide(&s, "SET client_encoding TO 'UTF8'").is_deny());
+}

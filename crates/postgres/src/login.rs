@@ -196,6 +196,15 @@ async fn login(
     if params.get("options").is_some_and(|v| !v.trim().is_empty()) {
         return Err(refuse("28000", "sluice: startup options are not allowed through the gateway; use SET where policy allows it"));
     }
+    if let Some(encoding) = params.get("client_encoding") {
+        let normalized = encoding.to_ascii_uppercase().replace(['-', '_'], "");
+        if !matches!(normalized.as_str(), "UTF8" | "UNICODE" | "SQLASCII") {
+            return Err(refuse(
+                "0A000",
+                format!("sluice: client_encoding {encoding} is not supported through the gateway; use UTF8"),
+            ));
+        }
+    }
     let user = params.get("user").cloned().unwrap_or_default();
     let database = params
         .get("database")

@@ -364,6 +364,16 @@ impl Session {
     }
 
     fn judge_statement(&self, statement: &StatementClass) -> Result<(), Refusal> {
+        let changes_encoding = statement.accesses.iter().any(|a| {
+            a.action == sluice_core::Action::Set
+                && a.object == sluice_core::Object::Setting("client_encoding".into())
+                && statement.kind == "VariableSetStmt"
+        });
+        if changes_encoding {
+            return Err(Refusal::policy(
+                "sluice: client_encoding cannot be changed through the gateway, which reads SQL as UTF-8".into(),
+            ));
+        }
         let statement = match &statement.executes {
             Some(name) => match self.sql_prepared.get(name) {
                 Some(prepared) => prepared,

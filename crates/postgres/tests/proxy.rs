@@ -344,6 +344,26 @@ fn logins_are_refused_in_postgres_terms() {
         "{}",
         m.message()
     );
+    // Encodings whose multi-byte characters contain ASCII bytes could make the resource
+    // read a statement differently from the gateway: only UTF-8 (and plain ASCII) pass.
+    let mut c = RawClient::connect(f.port);
+    c.startup(&[
+        ("user", "agent"),
+        ("database", "app"),
+        ("client_encoding", "SJIS"),
+    ]);
+    let m = c.read();
+    assert_eq!(
+        (m.tag, m.code().as_str()),
+        (b'E', "0A000"),
+        "{}",
+        m.message()
+    );
+    let token = f.token("agent-1", &["all"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    c.send(b'Q', &raw::cstr("SET client_encoding TO 'SJIS'"));
+    let msgs = c.read_until(b'Z');
+    assert_eq!(msgs[0].code(), "42501", "{}", msgs[0].message());
     // Startup options could set the role: refused.
     let mut c = RawClient::connect(f.port);
     c.startup(&[

@@ -218,6 +218,12 @@ fn classify_statement(
                     class.search_path_change = Some(SearchPathChange::Reset);
                     extra.push(Access::new(Action::Set, Object::Setting("all".into())))
                 }
+                // `client_encoding` (and SET NAMES): the gateway reads SQL as UTF-8; a client
+                // encoding whose multi-byte characters contain ASCII bytes would let the
+                // resource read a statement differently. Sessions refuse it outright.
+                "client_encoding" => {
+                    extra.push(Access::explicit(Action::Set, Object::Setting(name.clone())))
+                }
                 "role" | "session_authorization"
                     if set_kind == Ok(VariableSetKind::VarSetValue) =>
                 {

@@ -295,6 +295,11 @@ fn procedural_and_session_statements() {
         &["set setting:statement_timeout"],
     );
     has("SHOW search_path", &["set setting:search_path"]);
+    has(
+        "SET client_encoding TO 'SJIS'",
+        &["set setting:client_encoding!"],
+    );
+    has("SET NAMES 'SJIS'", &["set setting:client_encoding!"]);
     has("BEGIN", &["transaction"]);
     has("COMMIT", &["transaction"]);
     has("SAVEPOINT a", &["transaction"]);
@@ -368,16 +373,24 @@ fn multi_statement_strings_keep_each_text() {
 fn search_path_changes_are_reported() {
     use sluice_sql::SearchPathChange;
     let change = |sql: &str| {
-        classify(sql, &SearchPath::default()).unwrap().statements[0].search_path_change.clone()
+        classify(sql, &SearchPath::default()).unwrap().statements[0]
+            .search_path_change
+            .clone()
     };
     let to = SearchPathChange::To(vec!["app".to_string(), "public".to_string()]);
     assert_eq!(change("SET search_path TO app, public"), Some(to.clone()));
     assert_eq!(change("SET LOCAL search_path = app, \"public\""), Some(to));
     assert_eq!(change("RESET search_path"), Some(SearchPathChange::Reset));
-    assert_eq!(change("SET search_path TO DEFAULT"), Some(SearchPathChange::Reset));
+    assert_eq!(
+        change("SET search_path TO DEFAULT"),
+        Some(SearchPathChange::Reset)
+    );
     assert_eq!(change("RESET ALL"), Some(SearchPathChange::Reset));
     assert_eq!(change("DISCARD ALL"), Some(SearchPathChange::Reset));
-    assert_eq!(change("SET search_path FROM CURRENT"), Some(SearchPathChange::Unknown));
+    assert_eq!(
+        change("SET search_path FROM CURRENT"),
+        Some(SearchPathChange::Unknown)
+    );
     assert_eq!(change("SET work_mem = '64MB'"), None);
     assert_eq!(change("DISCARD PLANS"), None);
 }
