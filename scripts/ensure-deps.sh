@@ -3,7 +3,9 @@
 # when it is already there:
 #   - libclang (pg_query generates its bindings with bindgen);
 #   - PostgreSQL (the demo and the data-path tests run a throw-away cluster);
-#   - the local OIDC provider's node packages (identity tests run a real provider).
+#   - the local OIDC provider's node packages (identity tests run a real provider);
+#   - the driver compatibility tests' clients: psycopg 3 for python3, and the PostgreSQL
+#     JDBC driver with a JDK (javac) to compile the Java check.
 # Run as root to let it install system packages; otherwise it says what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,11 @@ fi
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# The driver compatibility tests (crates/postgres/tests/drivers.rs).
+[ -f /usr/share/java/postgresql.jar ] || need_apt+=(libpostgresql-jdbc-java)
+command -v javac >/dev/null || need_apt+=(default-jdk-headless)
+command -v python3 >/dev/null || need_apt+=(python3)
+if ! python3 -m pip --version >/dev/null 2>&1; then need_apt+=(python3-pip); fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -35,4 +42,21 @@ oidc=tests-support/oidc-provider
 if [ -f "$oidc/package.json" ] && [ ! -d "$oidc/node_modules" ]; then
   echo "installing the test OIDC provider's node packages" >&2
   npm ci --prefix "$oidc" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# psycopg 3 for whichever python3 the tests will run.
+if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
+  echo "installing psycopg 3 for python3" >&2
+  pip_log=$(mktemp)
+  if ! python3 -m pip install --quiet --disable-pip-version-check 'psycopg[binary]' >"$pip_log" 2>&1; then
+    if grep -q externally-managed-environment "$pip_log"; then
+      # Debian's own python3 (PEP 668): the test machine is throw-away, install beside it.
+      python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'psycopg[binary]' >"$pip_log" 2>&1 \
+        || { cat "$pip_log" >&2; rm -f "$pip_log"; exit 1; }
+    else
+      cat "$pip_log" >&2; rm -f "$pip_log"; exit 1
+    fi
+  fi
+  rm -f "$pip_log"
+  python3 -c 'import psycopg' || { echo "psycopg still not importable by python3" >&2; exit 1; }
 fi
