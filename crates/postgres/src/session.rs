@@ -396,9 +396,18 @@ impl Session {
         }
     }
 
-    fn next_marker(&mut self) -> String {
+    /// Records a refusal whose marker the resource's error will name, and returns the
+    /// marker. The refusal belongs to the batch that the next ReadyForQuery ends.
+    fn register_refusal(&mut self, refusal: Refusal, shared: &Mutex<Shared>) -> String {
         self.refusals += 1;
-        format!("sluice_refused_{}_{}", self.nonce, self.refusals)
+        let marker = format!("sluice_refused_{}_{}", self.nonce, self.refusals);
+        let error = backend::error_response(Severity::Error, refusal.code, &refusal.message, None);
+        shared.lock().pending.push_back(PendingRefusal {
+            marker: marker.clone(),
+            error,
+            sync_point: self.sync_points + 1,
+        });
+        marker
     }
 
     /// Refuses a Query or FunctionCall: a failing FETCH takes its place.
@@ -408,15 +417,11 @@ impl Session {
         server: &mut BufWriter<WriteHalf<BoxIo>>,
         shared: &Mutex<Shared>,
     ) -> std::io::Result<()> {
-        let marker = self.next_marker();
-        let error = backend::error_response(Severity::Error, refusal.code, &refusal.message, None);
-        shared.lock().pending.push_back(PendingRefusal {
-            marker: marker.clone(),
-            error,
-            sync_point: self.sync_points + 1,
-        });
+        let marker = self.register_refusal(refusal, shared);
         self.sync_points += 1;
-        write(server, &frontend::query(&format!("FETCH \"{marker}\""))).await
+        server
+            .write_all(&frontend::query(&format!("FETCH \"{marker}\"")))
+            .await
     }
 
     /// Refuses a Parse, Bind or Describe: a failing Execute takes its place, and the rest of
@@ -427,15 +432,9 @@ impl Session {
         server: &mut BufWriter<WriteHalf<BoxIo>>,
         shared: &Mutex<Shared>,
     ) -> std::io::Result<()> {
-        let marker = self.next_marker();
-        let error = backend::error_response(Severity::Error, refusal.code, &refusal.message, None);
-        shared.lock().pending.push_back(PendingRefusal {
-            marker: marker.clone(),
-            error,
-            sync_point: self.sync_points + 1,
-        });
+        let marker = self.register_refusal(refusal, shared);
         self.discard_until_sync = true;
-        write(server, &frontend::execute(&marker)).await
+        server.write_all(&frontend::execute(&marker)).await
     }
 }
 
