@@ -1,0 +1,76 @@
+# Sourced by bench/pg_proxy.sh and bench/idle_sessions.sh: the Sluice side of the
+# PostgreSQL benchmarks (binary, config, token). Not meant to be run on its own.
+#
+# Needs: RUN_AS, PG_PORT, SLUICE_PORT, SLUICE_DIR set by the caller.
+# Provides: as_run_as, ensure_run_as, find_sluice_bin, write_sluice_config, issue_bench_token.
+
+SLUICE_REPO=${SLUICE_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+
+as_run_as() { setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --init-groups -- "$@"; }
+
+ensure_run_as() {
+  id "$RUN_AS" >/dev/null 2>&1 || useradd -m -s /bin/bash "$RUN_AS" || { echo "cannot create user $RUN_AS" >&2; return 1; }
+}
+
+# The release binary: $SLUICE_BIN, else the bench target dir, else the repo's target dir.
+# Built (release, one cargo) when none exists and SLUICE_BUILD=1 (default).
+find_sluice_bin() {
+  local c
+  for c in "${SLUICE_BIN:-}" "${CARGO_TARGET_DIR:-/work/target-bench}/release/sluice" "$SLUICE_REPO/target/release/sluice"; do
+    [ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return 0; }
+  done
+  if [ "${SLUICE_BUILD:-1}" = 1 ]; then
+    echo "building sluice (release) into ${CARGO_TARGET_DIR:-/work/target-bench}" >&2
+    (cd "$SLUICE_REPO" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench} cargo build --release -p sluice >&2) || return 1
+    echo "${CARGO_TARGET_DIR:-/work/target-bench}/release/sluice"; return 0
+  fi
+  echo "no sluice binary: set SLUICE_BIN or build with CARGO_TARGET_DIR=/work/target-bench cargo build --release -p sluice" >&2
+  return 1
+}
+
+# write_sluice_config BIN: a fresh $SLUICE_DIR owned by $RUN_AS, with a copy of the binary
+# (so $RUN_AS can run it whatever the permissions of the build dir), the upstream password
+# file, the data dir (SQLite store, local issuer key) and sluice.yaml. Echoes the config path.
+write_sluice_config() {
+  local bin=$1
+  rm -rf "$SLUICE_DIR"
+  mkdir -p "$SLUICE_DIR/data" "$SLUICE_DIR/bin"
+  install -m 755 "$bin" "$SLUICE_DIR/bin/sluice"
+  printf 'benchpw\n' >"$SLUICE_DIR/pg-password"
+  chmod 600 "$SLUICE_DIR/pg-password"
+  cat >"$SLUICE_DIR/sluice.yaml" <<EOF
+# Written by bench/sluice_env.sh: the gateway in front of the benchmark's PostgreSQL.
+listen:
+  postgres: 127.0.0.1:$SLUICE_PORT
+store: sqlite://$SLUICE_DIR/data/sluice.db
+data_dir: $SLUICE_DIR/data
+identity:
+  providers:
+    - { name: local, local: {} }
+connections:
+  - name: bench
+    kind: postgres
+    upstream: postgres://bench@127.0.0.1:$PG_PORT/bench
+    password: { file: $SLUICE_DIR/pg-password }
+policies:
+  # Everything pgbench -S, the large SELECT and SELECT 1 need (and the usual DML), plus
+  # reads of pg_catalog for pgbench's start-up probe of pgbench_accounts' partitioning
+  # (refused otherwise; pgbench ignores the error). Every statement is still parsed,
+  # classified and judged against this policy.
+  - name: bench-all
+    match: { roles: [bench] }
+    connections: [bench]
+    allow:
+      - { actions: [select, insert, update, delete], tables: ["public.*"] }
+      - { actions: [select], tables: ["pg_catalog.*"] }
+EOF
+  chown -R "$RUN_AS": "$SLUICE_DIR"
+  chmod 755 "$SLUICE_DIR"
+  echo "$SLUICE_DIR/sluice.yaml"
+}
+
+# issue_bench_token CONFIG: a 24 h token for subject bench, role bench (as $RUN_AS, so the
+# local issuer key it creates belongs to the user the gateway runs as).
+issue_bench_token() {
+  (cd "$SLUICE_DIR" && as_run_as "$SLUICE_DIR/bin/sluice" -c "$1" token issue --subject bench --roles bench --ttl 24h)
+}
