@@ -20,6 +20,18 @@ fn classification(c: &mut Criterion) {
         b.iter(|| classify(black_box(JOIN), &search_path).expect("the join classifies"))
     });
 
+    // Where the cold time goes: the PostgreSQL parser alone (protobuf out of libpg_query),
+    // and the parse tree's conversion to the JSON form the walker reads.
+    group.bench_function("cold/parse_only", |b| {
+        b.iter(|| pg_query::parse(black_box(JOIN), 0).expect("parses"))
+    });
+    group.bench_function("cold/parse_and_json", |b| {
+        b.iter(|| {
+            let parsed = pg_query::parse(black_box(JOIN), 0).expect("parses");
+            serde_json::to_value(&parsed.protobuf.stmts[0]).expect("serializes")
+        })
+    });
+
     // A `Classifier` miss: texts that differ only by a trailing comment, prepared outside
     // the timed loop, each classified once. Includes the lookup, the parse and the insert
     // (with LRU eviction once the default 10,000 entries are full).
