@@ -5,7 +5,9 @@
 //! or how the session is labelled: none reaches data, identity or limits. The list is kept
 //! short on purpose: `statement_timeout` is absent because a policy may limit it, the role
 //! and authorization because they change who the session is, `search_path` because it
-//! changes which tables names mean, and `client_encoding` because the gateway reads SQL as
+//! changes which tables names mean, `standard_conforming_strings` and `backslash_quote`
+//! because the gateway's parser reads string literals as PostgreSQL does with their
+//! defaults, and `client_encoding` because the gateway reads SQL as
 //! UTF-8 and an encoding whose multi-byte characters can contain ASCII bytes would let the
 //! resource read a statement differently.
 
@@ -21,7 +23,6 @@ pub const FORMAT_SETTINGS: &[&str] = &[
     "server_version",
     "server_version_num",
     "server_encoding",
-    "standard_conforming_strings",
     "integer_datetimes",
 ];
 

@@ -267,9 +267,11 @@ async fn login(
         ));
     }
 
-    let mut upstream_params: Vec<(String, String)> = RELAYED_PARAMETERS
+    // Parameter names are case-insensitive (libpq sends `datestyle` from PGDATESTYLE).
+    let mut upstream_params: Vec<(String, String)> = params
         .iter()
-        .filter_map(|k| params.get(*k).map(|v| (k.to_string(), v.clone())))
+        .filter(|(k, _)| RELAYED_PARAMETERS.iter().any(|r| r.eq_ignore_ascii_case(k)))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // The resource resolves names with the same search path the classifier uses.
     upstream_params.push((
@@ -297,6 +299,14 @@ async fn login(
             ),
         )
     })?;
+    // The gateway parses statements as PostgreSQL does with standard-conforming strings;
+    // a resource configured otherwise would read backslashes in literals differently.
+    if upstream_parameter(&upstream, "standard_conforming_strings").is_some_and(|v| v != "on") {
+        return Err(refuse(
+            "0A000",
+            format!("sluice: the resource of connection \"{}\" has standard_conforming_strings off; the gateway requires it on", connection.name),
+        ));
+    }
     let cancel_key = gateway.cancel.register(CancelTarget {
         upstream: upstream.addr,
         pid: upstream.pid,
@@ -334,6 +344,16 @@ async fn send(io: &mut FrameReader<BoxIo>, bytes: &[u8]) -> Result<(), LoginRefu
         .flush()
         .await
         .map_err(|_| refuse("08006", "connection lost"))
+}
+
+/// The value of a ParameterStatus the resource sent at login.
+fn upstream_parameter(upstream: &Upstream, name: &str) -> Option<String> {
+    upstream.parameters.iter().find_map(|frame| {
+        let mut r = BodyReader::new(&frame[5..]);
+        let key = r.cstr("ParameterStatus").ok()?;
+        let value = r.cstr("ParameterStatus").ok()?;
+        (key == name).then(|| value.to_string())
+    })
 }
 
 /// `"a", "b"` with identifiers quoted, as `search_path` takes them.

@@ -32,6 +32,13 @@ use crate::protocol::frontend::{self, FrontendMessage};
 use crate::upstream::MAX_BACKEND_MESSAGE;
 use crate::PgGateway;
 
+/// Settings that change how statement text is read (encoding, string-literal escapes).
+const LEXICAL_SETTINGS: &[&str] = &[
+    "client_encoding",
+    "standard_conforming_strings",
+    "backslash_quote",
+];
+
 /// A refusal on its way: the marker the resource's error will name, and the error the
 /// client gets instead.
 struct PendingRefusal {
@@ -364,15 +371,22 @@ impl Session {
     }
 
     fn judge_statement(&self, statement: &StatementClass) -> Result<(), Refusal> {
-        let changes_encoding = statement.accesses.iter().any(|a| {
-            a.action == sluice_core::Action::Set
-                && a.object == sluice_core::Object::Setting("client_encoding".into())
-                && statement.kind == "VariableSetStmt"
+        // Settings that change how the resource reads statement text: the gateway's parser
+        // reads it as UTF-8 with standard-conforming strings, so these stay as they are.
+        let lexical = statement.accesses.iter().find_map(|a| match &a.object {
+            sluice_core::Object::Setting(name)
+                if a.action == sluice_core::Action::Set
+                    && statement.kind == "VariableSetStmt"
+                    && LEXICAL_SETTINGS.contains(&name.as_str()) =>
+            {
+                Some(name.clone())
+            }
+            _ => None,
         });
-        if changes_encoding {
-            return Err(Refusal::policy(
-                "sluice: client_encoding cannot be changed through the gateway, which reads SQL as UTF-8".into(),
-            ));
+        if let Some(name) = lexical {
+            return Err(Refusal::policy(format!(
+                "sluice: {name} cannot be changed through the gateway, which must read statements exactly as the resource does"
+            )));
         }
         let statement = match &statement.executes {
             Some(name) => match self.sql_prepared.get(name) {

@@ -364,6 +364,26 @@ fn logins_are_refused_in_postgres_terms() {
     c.send(b'Q', &raw::cstr("SET client_encoding TO 'SJIS'"));
     let msgs = c.read_until(b'Z');
     assert_eq!(msgs[0].code(), "42501", "{}", msgs[0].message());
+    // Backslashes in literals must mean to the resource what they mean to the parser.
+    c.send(b'Q', &raw::cstr("SET standard_conforming_strings = off"));
+    let msgs = c.read_until(b'Z');
+    assert_eq!(msgs[0].code(), "42501", "{}", msgs[0].message());
+    // Formatting parameters from the startup packet reach the resource, whatever their case.
+    let mut c = RawClient::connect(f.port);
+    c.startup(&[
+        ("user", "agent"),
+        ("database", "app"),
+        ("datestyle", "SQL, DMY"),
+    ]);
+    assert_eq!(c.read().tag, b'R');
+    c.send(b'p', &raw::cstr(&token));
+    c.read_until(b'Z');
+    c.send(b'Q', &raw::cstr("SHOW DateStyle"));
+    let msgs = c.read_until(b'Z');
+    assert!(
+        String::from_utf8_lossy(&msgs[1].body).contains("SQL, DMY"),
+        "{msgs:?}"
+    );
     // Startup options could set the role: refused.
     let mut c = RawClient::connect(f.port);
     c.startup(&[

@@ -192,6 +192,8 @@ fn classify_statement(
             };
             extra.push(Access::new(action, Object::None));
         }
+        // SET CONSTRAINTS only changes when the transaction checks its own constraints.
+        "ConstraintsSetStmt" => extra.push(Access::new(Action::Transaction, Object::None)),
         "DeallocateStmt" | "ClosePortalStmt" | "FetchStmt" | "DiscardStmt" => {
             // DISCARD ALL resets every setting, search_path included.
             let discard_target = fields.get("target").and_then(Value::as_i64).unwrap_or(0) as i32;
@@ -221,7 +223,7 @@ fn classify_statement(
                 // `client_encoding` (and SET NAMES): the gateway reads SQL as UTF-8; a client
                 // encoding whose multi-byte characters contain ASCII bytes would let the
                 // resource read a statement differently. Sessions refuse it outright.
-                "client_encoding" => {
+                "client_encoding" | "standard_conforming_strings" | "backslash_quote" => {
                     extra.push(Access::explicit(Action::Set, Object::Setting(name.clone())))
                 }
                 "role" | "session_authorization"
@@ -501,15 +503,16 @@ const DDL: &[&str] = &[
     "AlterStatsStmt",
     "AlterFunctionStmt",
     "AlterTypeStmt",
-    "CreatePLangStmt",
+    "CreatePlangStmt",
     "CreateAmStmt",
     "CreateTransformStmt",
     "AlterCollationStmt",
-    "AlterTSDictionaryStmt",
-    "AlterTSConfigurationStmt",
+    "AlterTsdictionaryStmt",
+    "AlterTsconfigurationStmt",
     "AlterTableMoveAllStmt",
     "DropdbStmt",
     "AlterEventTrigStmt",
+    "AlterObjectDependsStmt",
 ];
 
 /// The objects of a statement with a `relation` field (every candidate of an unqualified

@@ -300,6 +300,11 @@ fn procedural_and_session_statements() {
         &["set setting:client_encoding!"],
     );
     has("SET NAMES 'SJIS'", &["set setting:client_encoding!"]);
+    has(
+        "SET standard_conforming_strings = off",
+        &["set setting:standard_conforming_strings!"],
+    );
+    has("SET CONSTRAINTS ALL DEFERRED", &["transaction"]);
     has("BEGIN", &["transaction"]);
     has("COMMIT", &["transaction"]);
     has("SAVEPOINT a", &["transaction"]);
@@ -338,6 +343,15 @@ fn ddl() {
         &["ddl public.orders"],
     );
     has("CREATE TABLE t (id int)", &["ddl public.t"]);
+    has(
+        "ALTER TEXT SEARCH DICTIONARY english_stem (StopWords = english)",
+        &["ddl ?"],
+    );
+    has(
+        "ALTER TEXT SEARCH CONFIGURATION english ALTER MAPPING FOR word WITH simple",
+        &["ddl ?"],
+    );
+    has("CREATE LANGUAGE plsample", &["ddl ?"]);
     has("CREATE INDEX ON orders (id)", &["ddl public.orders"]);
     has(
         "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'DELETE FROM orders RETURNING 1'",
