@@ -193,9 +193,17 @@ async fn login(
             "sluice: replication connections are not allowed",
         ));
     }
-    if params.get("options").is_some_and(|v| !v.trim().is_empty()) {
-        return Err(refuse("28000", "sluice: startup options are not allowed through the gateway; use SET where policy allows it"));
-    }
+    // `options` can set any parameter, the role included: only formatting parameters pass
+    // (libpq's PGOPTIONS, e.g. `-c intervalstyle=postgres_verbose`), relayed one by one.
+    let option_params = match params.get("options") {
+        Some(options) => startup_options(options).map_err(|bad| {
+            refuse(
+                "28000",
+                format!("sluice: startup option `{bad}` is not allowed through the gateway; only formatting parameters (DateStyle, TimeZone, ...) may be set at startup"),
+            )
+        })?,
+        None => Vec::new(),
+    };
     if let Some(encoding) = params.get("client_encoding") {
         let normalized = encoding.to_ascii_uppercase().replace(['-', '_'], "");
         if !matches!(normalized.as_str(), "UTF8" | "UNICODE" | "SQLASCII") {
@@ -273,6 +281,7 @@ async fn login(
         .filter(|(k, _)| RELAYED_PARAMETERS.iter().any(|r| r.eq_ignore_ascii_case(k)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    upstream_params.extend(option_params);
     // The resource resolves names with the same search path the classifier uses.
     upstream_params.push((
         "search_path".into(),
@@ -346,6 +355,52 @@ async fn send(io: &mut FrameReader<BoxIo>, bytes: &[u8]) -> Result<(), LoginRefu
         .map_err(|_| refuse("08006", "connection lost"))
 }
 
+/// Parses a startup `options` string (`-c name=value`, `--name=value`, backslash escapes a
+/// space) into parameters, all of which must be formatting parameters; returns the first
+/// option that is not.
+fn startup_options(options: &str) -> Result<Vec<(String, String)>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words.next().ok_or_else(|| word.clone())?
+        } else if let Some(rest) = word.strip_prefix("--").or_else(|| word.strip_prefix("-c")) {
+            rest.to_string()
+        } else {
+            return Err(word);
+        };
+        let (name, value) = setting.split_once('=').ok_or_else(|| setting.clone())?;
+        let normalized = name.trim().to_ascii_lowercase().replace('-', "_");
+        if !sluice_policy::session_settings::is_format_setting(&normalized)
+            || matches!(
+                normalized.as_str(),
+                "server_version" | "server_version_num" | "server_encoding" | "integer_datetimes"
+            )
+        {
+            return Err(setting);
+        }
+        out.push((normalized, value.to_string()));
+    }
+    Ok(out)
+}
+
 /// The value of a ParameterStatus the resource sent at login.
 fn upstream_parameter(upstream: &Upstream, name: &str) -> Option<String> {
     upstream.parameters.iter().find_map(|frame| {
@@ -374,5 +429,44 @@ impl LoggedIn {
         closing: tokio::sync::watch::Receiver<bool>,
     ) -> String {
         Session::new(self, gateway).run(client, closing).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::startup_options;
+
+    #[test]
+    fn only_formatting_parameters_pass_in_startup_options() {
+        assert_eq!(
+            startup_options("-c intervalstyle=postgres_verbose --DateStyle=SQL,\\ DMY").unwrap(),
+            vec![
+                ("intervalstyle".to_string(), "postgres_verbose".to_string()),
+                ("datestyle".to_string(), "SQL, DMY".to_string())
+            ]
+        );
+        assert_eq!(
+            startup_options("-c role=postgres").unwrap_err(),
+            "role=postgres"
+        );
+        assert_eq!(
+            startup_options("-crole=postgres").unwrap_err(),
+            "role=postgres"
+        );
+        assert_eq!(
+            startup_options("--search_path=x").unwrap_err(),
+            "search_path=x"
+        );
+        assert_eq!(
+            startup_options("-c statement_timeout=0").unwrap_err(),
+            "statement_timeout=0"
+        );
+        assert_eq!(
+            startup_options("-c client_encoding=SJIS").unwrap_err(),
+            "client_encoding=SJIS"
+        );
+        assert!(startup_options("-c").is_err());
+        assert!(startup_options("-E").is_err());
+        assert!(startup_options("").unwrap().is_empty());
     }
 }

@@ -384,6 +384,22 @@ fn logins_are_refused_in_postgres_terms() {
         String::from_utf8_lossy(&msgs[1].body).contains("SQL, DMY"),
         "{msgs:?}"
     );
+    // ...and so do formatting parameters in `options` (libpq's PGOPTIONS).
+    let mut c = RawClient::connect(f.port);
+    c.startup(&[
+        ("user", "agent"),
+        ("database", "app"),
+        ("options", "-c intervalstyle=postgres_verbose"),
+    ]);
+    assert_eq!(c.read().tag, b'R');
+    c.send(b'p', &raw::cstr(&token));
+    c.read_until(b'Z');
+    c.send(b'Q', &raw::cstr("SHOW IntervalStyle"));
+    let msgs = c.read_until(b'Z');
+    assert!(
+        String::from_utf8_lossy(&msgs[1].body).contains("postgres_verbose"),
+        "{msgs:?}"
+    );
     // Startup options could set the role: refused.
     let mut c = RawClient::connect(f.port);
     c.startup(&[
