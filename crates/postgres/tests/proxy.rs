@@ -368,38 +368,26 @@ fn logins_are_refused_in_postgres_terms() {
     c.send(b'Q', &raw::cstr("SET standard_conforming_strings = off"));
     let msgs = c.read_until(b'Z');
     assert_eq!(msgs[0].code(), "42501", "{}", msgs[0].message());
-    // Formatting parameters from the startup packet reach the resource, whatever their case.
-    let mut c = RawClient::connect(f.port);
-    c.startup(&[
-        ("user", "agent"),
-        ("database", "app"),
-        ("datestyle", "SQL, DMY"),
-    ]);
-    assert_eq!(c.read().tag, b'R');
-    c.send(b'p', &raw::cstr(&token));
-    c.read_until(b'Z');
-    c.send(b'Q', &raw::cstr("SHOW DateStyle"));
-    let msgs = c.read_until(b'Z');
-    assert!(
-        String::from_utf8_lossy(&msgs[1].body).contains("SQL, DMY"),
-        "{msgs:?}"
-    );
-    // ...and so do formatting parameters in `options` (libpq's PGOPTIONS).
-    let mut c = RawClient::connect(f.port);
-    c.startup(&[
-        ("user", "agent"),
-        ("database", "app"),
-        ("options", "-c intervalstyle=postgres_verbose"),
-    ]);
-    assert_eq!(c.read().tag, b'R');
-    c.send(b'p', &raw::cstr(&token));
-    c.read_until(b'Z');
-    c.send(b'Q', &raw::cstr("SHOW IntervalStyle"));
-    let msgs = c.read_until(b'Z');
-    assert!(
-        String::from_utf8_lossy(&msgs[1].body).contains("postgres_verbose"),
-        "{msgs:?}"
-    );
+    // Formatting parameters reach the resource, from the startup packet whatever their
+    // case, and from `options` (libpq's PGOPTIONS).
+    for (param, value, show, expected) in [
+        ("datestyle", "SQL, DMY", "SHOW DateStyle", "SQL, DMY"),
+        (
+            "options",
+            "-c intervalstyle=postgres_verbose",
+            "SHOW IntervalStyle",
+            "postgres_verbose",
+        ),
+    ] {
+        let (mut c, msgs) = RawClient::login_with(f.port, &[(param, value)], &token);
+        assert_eq!(msgs.last().unwrap().tag, b'Z', "{param}: {msgs:?}");
+        c.send(b'Q', &raw::cstr(show));
+        let msgs = c.read_until(b'Z');
+        assert!(
+            String::from_utf8_lossy(&msgs[1].body).contains(expected),
+            "{param}: {msgs:?}"
+        );
+    }
     // Startup options could set the role: refused.
     let mut c = RawClient::connect(f.port);
     c.startup(&[

@@ -80,8 +80,15 @@ impl RawClient {
 
     /// Startup and password; returns the messages up to the first ReadyForQuery (or error).
     pub fn login(port: u16, token: &str) -> (RawClient, Vec<Msg>) {
+        RawClient::login_with(port, &[], token)
+    }
+
+    /// [`RawClient::login`] with extra startup parameters.
+    pub fn login_with(port: u16, extra: &[(&str, &str)], token: &str) -> (RawClient, Vec<Msg>) {
         let mut c = RawClient::connect(port);
-        c.startup(&[("user", "agent"), ("database", "app")]);
+        let mut params = vec![("user", "agent"), ("database", "app")];
+        params.extend_from_slice(extra);
+        c.startup(&params);
         let auth = c.read();
         assert_eq!(auth.tag, b'R', "{auth:?}");
         c.send(b'p', &cstr(token));
