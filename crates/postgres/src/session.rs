@@ -333,10 +333,9 @@ impl Session {
             .gateway
             .classifier
             .classify(sql, &self.search_path)
-            .map_err(|e| Refusal {
-                code: "42601",
-                message: format!("sluice: {e}"),
-            })?;
+            // What cannot be judged is refused like anything else refused (DESIGN.md §3:
+            // 42501), with the parser's own message.
+            .map_err(|e| Refusal::policy(format!("sluice: {e}")))?;
         for statement in &class.statements {
             self.judge_statement(statement)?;
         }
