@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sluice_core::Principal;
-use sluice_identity::{
-    AuthOptions, Authenticator, LocalIssuer, ProviderSettings, ProviderSource, TokenRequest,
-};
+use sluice_identity::{AuthOptions, Authenticator, LocalIssuer, ProviderSettings, TokenRequest};
 
 /// Runs `authenticate` to completion. With the local provider its keys are in memory, so
 /// the future never waits; polling it once keeps an executor's overhead out of the figure.
@@ -26,15 +24,7 @@ fn validate(auth: &Authenticator, token: &str) -> Principal {
 }
 
 fn authenticator(issuer: &LocalIssuer, options: AuthOptions) -> Authenticator {
-    let local = ProviderSettings {
-        name: "local".into(),
-        source: ProviderSource::Local {
-            issuer: issuer.clone(),
-        },
-        audiences: Vec::new(),
-        allow_app_without_roles: false,
-        entra: false,
-    };
+    let local = ProviderSettings::local("local", issuer.clone());
     Authenticator::with_options(vec![local], None, options).expect("the authenticator builds")
 }
 

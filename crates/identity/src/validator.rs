@@ -63,6 +63,19 @@ pub struct ProviderSettings {
     pub entra: bool,
 }
 
+impl ProviderSettings {
+    /// The local issuer as a provider named `name`, accepting its default audience.
+    pub fn local(name: impl Into<String>, issuer: LocalIssuer) -> Self {
+        ProviderSettings {
+            name: name.into(),
+            source: ProviderSource::Local { issuer },
+            audiences: Vec::new(),
+            allow_app_without_roles: false,
+            entra: false,
+        }
+    }
+}
+
 /// Where a provider's signing keys come from.
 #[derive(Debug, Clone)]
 pub enum ProviderSource {

@@ -11,20 +11,11 @@ use std::time::Duration;
 use sluice_core::PrincipalKind;
 use sluice_identity::{
     generate_api_key, ApiKeyDirectory, ApiKeyRecord, AuthError, AuthOptions, Authenticator,
-    LocalIssuer, ProviderSettings, ProviderSource, TokenRequest, LOCAL_KEY_FILE,
-    MAX_CONCURRENT_LOOKUPS,
+    LocalIssuer, ProviderSettings, TokenRequest, LOCAL_KEY_FILE, MAX_CONCURRENT_LOOKUPS,
 };
 
 fn local_provider(issuer: &LocalIssuer) -> ProviderSettings {
-    ProviderSettings {
-        name: "local".into(),
-        source: ProviderSource::Local {
-            issuer: issuer.clone(),
-        },
-        audiences: vec![],
-        allow_app_without_roles: false,
-        entra: false,
-    }
+    ProviderSettings::local("local", issuer.clone())
 }
 
 fn request(subject: &str) -> TokenRequest {

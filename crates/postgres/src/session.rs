@@ -21,7 +21,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use rand::Rng;
 use sluice_sql::{SearchPath, SearchPathChange, StatementClass};
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 
 use crate::cancel::CancelTarget;
 use crate::io::BoxIo;
@@ -249,7 +249,7 @@ impl Session {
         match message {
             FrontendMessage::Query { sql } => match self.judge_sql(sql) {
                 Ok(()) => {
-                    write(server, &frame.raw).await.map_err(lost)?;
+                    server.write_all(&frame.raw).await.map_err(lost)?;
                     self.sync_points += 1;
                 }
                 Err(refusal) => self
@@ -257,10 +257,10 @@ impl Session {
                     .await
                     .map_err(lost)?,
             },
-            FrontendMessage::Parse { name, sql } => match self.judge_parse(sql) {
+            FrontendMessage::Parse { name, sql } => match self.judge_sql(sql) {
                 Ok(()) => {
                     self.statements.insert(name.to_string(), ());
-                    write(server, &frame.raw).await.map_err(lost)?;
+                    server.write_all(&frame.raw).await.map_err(lost)?;
                 }
                 Err(refusal) => {
                     self.statements.remove(name);
@@ -275,7 +275,7 @@ impl Session {
                 name: statement,
             } => {
                 if self.statements.contains_key(statement) {
-                    write(server, &frame.raw).await.map_err(lost)?;
+                    server.write_all(&frame.raw).await.map_err(lost)?;
                 } else {
                     // Never parsed through the gateway, or refused: the resource must not
                     // bind a statement (the unnamed one above all) the gateway did not let in.
@@ -290,11 +290,11 @@ impl Session {
             }
             FrontendMessage::Close { kind: b'S', name } => {
                 self.statements.remove(name);
-                write(server, &frame.raw).await.map_err(lost)?;
+                server.write_all(&frame.raw).await.map_err(lost)?;
             }
             FrontendMessage::Sync => {
                 self.discard_until_sync = false;
-                write(server, &frame.raw).await.map_err(lost)?;
+                server.write_all(&frame.raw).await.map_err(lost)?;
                 self.sync_points += 1;
             }
             FrontendMessage::Terminate => return Ok(Continue::Terminate),
@@ -313,7 +313,7 @@ impl Session {
             | FrontendMessage::Flush
             | FrontendMessage::CopyData
             | FrontendMessage::CopyDone
-            | FrontendMessage::CopyFail => write(server, &frame.raw).await.map_err(lost)?,
+            | FrontendMessage::CopyFail => server.write_all(&frame.raw).await.map_err(lost)?,
             FrontendMessage::Other(tag) => {
                 return Err(Refusal {
                     code: "08P01",
@@ -327,7 +327,7 @@ impl Session {
         Ok(Continue::Yes)
     }
 
-    /// Judges a simple-query string: every statement must be allowed, or none runs.
+    /// Judges the SQL of a Query or a Parse: every statement must be allowed, or none runs.
     fn judge_sql(&mut self, sql: &str) -> Result<(), Refusal> {
         let class = self
             .gateway
@@ -362,11 +362,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    /// Judges the SQL of a Parse message (one statement at most).
-    fn judge_parse(&mut self, sql: &str) -> Result<(), Refusal> {
-        self.judge_sql(sql)
     }
 
     fn judge_statement(&self, statement: &StatementClass) -> Result<(), Refusal> {
@@ -454,10 +449,6 @@ impl Session {
 enum Continue {
     Yes,
     Terminate,
-}
-
-async fn write<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    w.write_all(bytes).await
 }
 
 /// `max_rows` of the session's policies, and how to stop a statement that exceeds it.

@@ -1,21 +1,30 @@
 //! The gateway's own login to the resource: SCRAM (the other tests), md5, trust, and TLS
 //! with the resource's certificate verified.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-use sluice_identity::{Authenticator, LocalIssuer, ProviderSettings, ProviderSource, TokenRequest};
+use sluice_identity::{LocalIssuer, TokenRequest};
 use sluice_pgcluster::pg::PgCluster;
-use sluice_postgres::PgGateway;
+
+/// A running gateway, kept up as long as this value lives.
+struct Running {
+    rt: tokio::runtime::Runtime,
+    port: u16,
+    token: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
 
 /// A gateway whose one connection logs in as `user` with `password` (if any) and the
-/// extra upstream URL query; returns the runtime, port and a reader token.
+/// extra upstream URL query; returns it running, with a reader token.
 fn gateway(
     upstream_query: &str,
     user: &str,
     password: Option<&str>,
     ca: Option<&std::path::Path>,
-) -> (tokio::runtime::Runtime, u16, String, tempfile::TempDir) {
+) -> Running {
     sluice_postgres::tls::install_crypto_provider();
     let cluster = PgCluster::shared();
     let dir = tempfile::tempdir().unwrap();
@@ -48,43 +57,14 @@ fn gateway(
             name: None,
         })
         .unwrap();
-    let authenticator = Authenticator::new(
-        vec![ProviderSettings {
-            name: "local".into(),
-            source: ProviderSource::Local { issuer },
-            audiences: vec![LocalIssuer::default_audience().into()],
-            allow_app_without_roles: false,
-            entra: false,
-        }],
-        None,
-    )
-    .unwrap();
-    let policies = Arc::new(sluice_policy::PolicySet::compile(&config).unwrap());
-    let gateway = Arc::new(
-        PgGateway::from_config(
-            &config,
-            authenticator,
-            policies,
-            Arc::new(sluice_sql::Classifier::default()),
-        )
-        .unwrap(),
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    rt.spawn(sluice_postgres::serve(
-        listener,
-        gateway,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
-    (rt, port, token, dir)
+    let (rt, port, stop) = support::spawn_gateway(&config, issuer);
+    Running {
+        rt,
+        port,
+        token,
+        _dir: dir,
+        _stop: stop,
+    }
 }
 
 async fn query_through(port: u16, token: &str) -> Result<String, tokio_postgres::Error> {
@@ -118,14 +98,17 @@ fn md5_and_trust_logins() {
         .prepend_hba("host all trust_svc 127.0.0.1/32 trust")
         .unwrap();
 
-    let (rt, port, token, _dir) = gateway("", "md5_svc", Some("md5-secret"), None);
-    assert_eq!(rt.block_on(query_through(port, &token)).unwrap(), "md5_svc");
-    let (rt, port, token, _dir) = gateway("", "md5_svc", Some("wrong"), None);
-    let err = rt.block_on(query_through(port, &token)).unwrap_err();
-    assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err}");
-    let (rt, port, token, _dir) = gateway("", "trust_svc", None, None);
+    let g = gateway("", "md5_svc", Some("md5-secret"), None);
     assert_eq!(
-        rt.block_on(query_through(port, &token)).unwrap(),
+        g.rt.block_on(query_through(g.port, &g.token)).unwrap(),
+        "md5_svc"
+    );
+    let g = gateway("", "md5_svc", Some("wrong"), None);
+    let err = g.rt.block_on(query_through(g.port, &g.token)).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err}");
+    let g = gateway("", "trust_svc", None, None);
+    assert_eq!(
+        g.rt.block_on(query_through(g.port, &g.token)).unwrap(),
         "trust_svc"
     );
 }
@@ -145,26 +128,29 @@ fn upstream_tls_is_verified() {
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, cert.cert.pem()).unwrap();
 
-    let (rt, port, token, _d) = gateway(
+    let g = gateway(
         "?sslmode=verify-full",
         "tls_svc",
         Some("tls-secret"),
         Some(&ca),
     );
-    assert_eq!(rt.block_on(query_through(port, &token)).unwrap(), "tls_svc");
+    assert_eq!(
+        g.rt.block_on(query_through(g.port, &g.token)).unwrap(),
+        "tls_svc"
+    );
     // Without TLS the resource refuses this role.
-    let (rt, port, token, _d) = gateway("?sslmode=disable", "tls_svc", Some("tls-secret"), None);
-    assert!(rt.block_on(query_through(port, &token)).is_err());
+    let g = gateway("?sslmode=disable", "tls_svc", Some("tls-secret"), None);
+    assert!(g.rt.block_on(query_through(g.port, &g.token)).is_err());
     // A certificate the configured CA did not sign: the gateway will not talk to it.
     let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let other_ca = dir.path().join("other.pem");
     std::fs::write(&other_ca, other.cert.pem()).unwrap();
-    let (rt, port, token, _d) = gateway(
+    let g = gateway(
         "?sslmode=verify-full",
         "tls_svc",
         Some("tls-secret"),
         Some(&other_ca),
     );
-    let err = rt.block_on(query_through(port, &token)).unwrap_err();
+    let err = g.rt.block_on(query_through(g.port, &g.token)).unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err}");
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_identity::{Authenticator, LocalIssuer, ProviderSettings, ProviderSource, TokenRequest};
+use sluice_identity::{Authenticator, LocalIssuer, ProviderSettings, TokenRequest};
 use sluice_pgcluster::pg::PgCluster;
 use sluice_postgres::PgGateway;
 
@@ -106,42 +106,7 @@ connections:
         std::fs::write(&config_path, &config).unwrap();
         let config = sluice_config::load_file(&config_path).unwrap_or_else(|d| panic!("{d}"));
         let issuer = LocalIssuer::load_or_create(dir.path()).unwrap();
-        let authenticator = Authenticator::new(
-            vec![ProviderSettings {
-                name: "local".into(),
-                source: ProviderSource::Local {
-                    issuer: issuer.clone(),
-                },
-                audiences: vec![LocalIssuer::default_audience().into()],
-                allow_app_without_roles: false,
-                entra: false,
-            }],
-            None,
-        )
-        .unwrap();
-        let policies = Arc::new(sluice_policy::PolicySet::compile(&config).unwrap());
-        let classifier = Arc::new(sluice_sql::Classifier::default());
-        let gateway =
-            Arc::new(PgGateway::from_config(&config, authenticator, policies, classifier).unwrap());
-
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        rt.spawn(sluice_postgres::serve(
-            listener,
-            gateway,
-            async {
-                let _ = stopped.await;
-            },
-            Duration::from_secs(1),
-        ));
+        let (rt, port, stop) = spawn_gateway(&config, issuer.clone());
         Fixture {
             cluster,
             db,
@@ -276,6 +241,44 @@ connections:
             )
             .unwrap()
     }
+}
+
+/// Runs a gateway for `config`, trusting tokens from `issuer`, on its own runtime and a free
+/// port; it stops when the returned sender is dropped or sent to.
+pub fn spawn_gateway(
+    config: &sluice_config::Config,
+    issuer: LocalIssuer,
+) -> (
+    tokio::runtime::Runtime,
+    u16,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    sluice_postgres::tls::install_crypto_provider();
+    let authenticator =
+        Authenticator::new(vec![ProviderSettings::local("local", issuer)], None).unwrap();
+    let policies = Arc::new(sluice_policy::PolicySet::compile(config).unwrap());
+    let classifier = Arc::new(sluice_sql::Classifier::default());
+    let gateway =
+        Arc::new(PgGateway::from_config(config, authenticator, policies, classifier).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    rt.spawn(sluice_postgres::serve(
+        listener,
+        gateway,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    (rt, port, stop)
 }
 
 impl Drop for Fixture {
