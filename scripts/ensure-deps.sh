@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-if ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null && ! compgen -G "/usr/lib/*/libclang*.so*" >/dev/null; then
+# libclang itself (libclang-N.so), not libclang-cpp, which some machines carry without it.
+if ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null && ! compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null; then
   need_apt+=(libclang-dev)
 fi
 # PostgreSQL server binaries and psql: `sluice demo` and the data-path tests run a
