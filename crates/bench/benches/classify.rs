@@ -57,6 +57,36 @@ fn classification(c: &mut Criterion) {
         })
     });
 
+    // A shape hit: the join with a new literal every time (`c.region = '<n>'`), as clients
+    // that inline values send it. Includes the exact-text miss and `pg_query::normalize`.
+    group.bench_function("shape/classifier_shape_hit", |b| {
+        let classifier = Classifier::default();
+        classifier
+            .classify(JOIN, &search_path)
+            .expect("the join classifies");
+        let mut next = 0u64;
+        b.iter_custom(|iters| {
+            let texts: Vec<String> = (0..iters)
+                .map(|_| {
+                    next += 1;
+                    JOIN.replace("'eu'", &format!("'r{next}'"))
+                })
+                .collect();
+            let start = Instant::now();
+            for text in &texts {
+                black_box(
+                    classifier
+                        .classify(text, &search_path)
+                        .expect("the join classifies"),
+                );
+            }
+            start.elapsed()
+        })
+    });
+    group.bench_function("shape/normalize_only", |b| {
+        b.iter(|| pg_query::normalize(black_box(JOIN)).expect("normalizes"))
+    });
+
     // A `Classifier` hit: the same text again, as agents repeat themselves.
     group.bench_function("cached/classifier_hit", |b| {
         let classifier = Classifier::default();

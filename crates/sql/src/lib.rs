@@ -12,7 +12,8 @@
 //! - [`functions`]: the reviewed lists of built-in functions that a read rule covers and of
 //!   dangerous ones that need a rule naming them;
 //! - [`search_path`]: how unqualified names are resolved;
-//! - [`cache`]: the classification cache for the hot path, keyed by the exact text.
+//! - [`cache`]: the classification cache for the hot path, keyed by the exact text and,
+//!   for plain queries and DML, by the text with its constants replaced by parameters.
 //!
 //! The crate does no I/O and knows nothing of policy: it reports, policy decides.
 
@@ -24,7 +25,7 @@ pub mod functions;
 pub mod search_path;
 pub mod walk;
 
-pub use cache::Classifier;
+pub use cache::{CacheStats, Classifier};
 pub use classification::{Classification, SearchPathChange, StatementClass};
 pub use classify::classify;
 pub use error::ClassifyError;
