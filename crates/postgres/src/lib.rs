@@ -7,6 +7,7 @@
 //! - [`listener`]: accepting connections, TLS negotiation, cancel requests;
 //! - [`login`]: the client's startup and authentication, and the upstream login;
 //! - [`upstream`]: the gateway's own session with the resource (TLS, SCRAM, md5);
+//! - [`scram`]: the SCRAM-SHA-256 client for that login, with the derived key cached;
 //! - [`session`]: the relay, where statements are judged and refusals injected;
 //! - [`cancel`]: routing CancelRequest to the right backend, for its owner only;
 //! - [`tls`], [`io`]: TLS configuration and stream types.
@@ -27,6 +28,7 @@ pub mod io;
 pub mod listener;
 pub mod login;
 pub mod protocol;
+pub mod scram;
 pub mod session;
 pub mod tls;
 pub mod upstream;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::frontend;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +16,7 @@ use crate::io::BoxIo;
 use crate::protocol::backend::error_fields;
 use crate::protocol::codec::{BodyReader, FrameReader};
 use crate::protocol::startup::SSL_REQUEST;
+use crate::scram::{ScramClient, SCRAM_SHA_256};
 
 /// Largest message accepted from the resource: big rows are legitimate.
 pub const MAX_BACKEND_MESSAGE: usize = 1 << 30;
@@ -266,7 +266,7 @@ async fn authenticate(
     target: &UpstreamTarget,
     password: Option<&str>,
 ) -> Result<(), UpstreamError> {
-    let mut scram: Option<ScramSha256> = None;
+    let mut scram: Option<ScramClient> = None;
     loop {
         let frame = stream
             .next()
@@ -320,18 +320,18 @@ async fn authenticate(
                 if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
                     return Err(UpstreamError::UnsupportedAuth(mechanisms.join(", ")));
                 }
-                let client = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-                frontend::sasl_initial_response(SCRAM_SHA_256, client.message(), &mut out)?;
+                let client = ScramClient::new(password.as_bytes());
+                frontend::sasl_initial_response(SCRAM_SHA_256, &client.client_first(), &mut out)?;
                 scram = Some(client);
             }
             11 => {
                 let client = scram
                     .as_mut()
                     .ok_or_else(|| UpstreamError::Protocol("SASL continue without start".into()))?;
-                client
-                    .update(r.rest())
+                let client_final = client
+                    .client_final(r.rest())
                     .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-                frontend::sasl_response(client.message(), &mut out)?;
+                frontend::sasl_response(&client_final, &mut out)?;
             }
             12 => {
                 let client = scram
@@ -339,8 +339,8 @@ async fn authenticate(
                     .ok_or_else(|| UpstreamError::Protocol("SASL final without start".into()))?;
                 // Verifies the server's signature: the resource proves it knows the password too.
                 client
-                    .finish(r.rest())
-                    .map_err(|e| UpstreamError::Protocol(format!("SCRAM server signature: {e}")))?;
+                    .verify_server_final(r.rest())
+                    .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
                 continue;
             }
             other => {
