@@ -521,6 +521,9 @@ impl RowCounter {
 }
 
 /// Resource to client: verbatim, except refusals, row limits and the session's end.
+///
+/// Each wake-up forwards every whole message already received (a burst of rows costs one
+/// pass and one flush), then waits again for the resource, the token's expiry or shutdown.
 async fn server_to_client(
     server: &mut FrameReader<ReadHalf<BoxIo>>,
     client: &mut BufWriter<WriteHalf<BoxIo>>,
@@ -529,8 +532,12 @@ async fn server_to_client(
     row_limit: Option<RowLimit>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> End {
-    let mut ready_seen: u64 = 0;
-    let mut counter = RowCounter::default();
+    let mut relay = ServerRelay {
+        shared,
+        row_limit,
+        counter: RowCounter::default(),
+        ready_seen: 0,
+    };
     let expiry = async {
         match expires_at {
             Some(at) => {
@@ -545,67 +552,8 @@ async fn server_to_client(
     };
     tokio::pin!(expiry);
     loop {
-        tokio::select! {
-            frame = server.next() => {
-                let frame = match frame {
-                    Ok(f) => f,
-                    Err(_) => {
-                        let _ = client.write_all(&backend::error_response(Severity::Fatal, "08006", "sluice: the resource closed the connection", None)).await;
-                        let _ = client.flush().await;
-                        return End::ServerLeft;
-                    }
-                };
-                match counter.on_message(frame.tag, row_limit.as_ref()) {
-                    RowAction::Forward => {}
-                    RowAction::Drop => continue,
-                    RowAction::Stop(error) => {
-                        if let Some(limit) = &row_limit {
-                            let target = limit.cancel;
-                            tokio::spawn(async move {
-                                let _ = crate::cancel::send_cancel(target).await;
-                            });
-                        }
-                        if client.write_all(&error).await.is_err() || client.flush().await.is_err() {
-                            return End::ClientLeft;
-                        }
-                        continue;
-                    }
-                }
-                let out: &[u8] = match frame.tag {
-                    b'E' => {
-                        let (_, text) = error_fields(frame.body());
-                        let replacement = {
-                            let mut guard = shared.lock();
-                            let found = guard.pending.iter().position(|p| text.contains(&p.marker));
-                            found.and_then(|i| guard.pending.remove(i))
-                        };
-                        match replacement {
-                            Some(refusal) => {
-                                if client.write_all(&refusal.error).await.is_err() {
-                                    return End::ClientLeft;
-                                }
-                                if !server.has_buffered_frame() && client.flush().await.is_err() {
-                                    return End::ClientLeft;
-                                }
-                                continue;
-                            }
-                            None => &frame.raw,
-                        }
-                    }
-                    b'Z' => {
-                        ready_seen += 1;
-                        shared.lock().pending.retain(|p| p.sync_point > ready_seen);
-                        &frame.raw
-                    }
-                    _ => &frame.raw,
-                };
-                if client.write_all(out).await.is_err() {
-                    return End::ClientLeft;
-                }
-                if !server.has_buffered_frame() && client.flush().await.is_err() {
-                    return End::ClientLeft;
-                }
-            }
+        let mut frame = tokio::select! {
+            frame = server.next() => frame,
             _ = &mut expiry => {
                 let reason = "sluice: session ended: the token expired; reconnect with a fresh token";
                 let _ = client.write_all(&backend::error_response(Severity::Fatal, "28000", reason, None)).await;
@@ -618,7 +566,91 @@ async fn server_to_client(
                     let _ = client.flush().await;
                     return End::sent("gateway shutdown");
                 }
+                continue;
             }
+        };
+        loop {
+            let Ok(message) = frame else {
+                let _ = client
+                    .write_all(&backend::error_response(
+                        Severity::Fatal,
+                        "08006",
+                        "sluice: the resource closed the connection",
+                        None,
+                    ))
+                    .await;
+                let _ = client.flush().await;
+                return End::ServerLeft;
+            };
+            if relay.forward(message, client).await.is_err() {
+                return End::ClientLeft;
+            }
+            match server.try_next() {
+                Some(next) => frame = next,
+                None => break,
+            }
+        }
+        if client.flush().await.is_err() {
+            return End::ClientLeft;
+        }
+    }
+}
+
+/// The per-message state of the resource-to-client half.
+struct ServerRelay<'a> {
+    shared: &'a Mutex<Shared>,
+    row_limit: Option<RowLimit>,
+    counter: RowCounter,
+    /// ReadyForQuery messages seen: the sync points that have passed.
+    ready_seen: u64,
+}
+
+impl ServerRelay<'_> {
+    /// Forwards one message from the resource (into the client's buffer; the caller
+    /// flushes), or its replacement. An error means the client is gone.
+    async fn forward(
+        &mut self,
+        frame: Frame,
+        client: &mut BufWriter<WriteHalf<BoxIo>>,
+    ) -> std::io::Result<()> {
+        match self.counter.on_message(frame.tag, self.row_limit.as_ref()) {
+            RowAction::Forward => {}
+            RowAction::Drop => return Ok(()),
+            RowAction::Stop(error) => {
+                if let Some(limit) = &self.row_limit {
+                    let target = limit.cancel;
+                    tokio::spawn(async move {
+                        let _ = crate::cancel::send_cancel(target).await;
+                    });
+                }
+                client.write_all(&error).await?;
+                // The error reaches the client now, not when the cancelled statement ends.
+                return client.flush().await;
+            }
+        }
+        match frame.tag {
+            b'E' => {
+                let (_, text) = error_fields(frame.body());
+                let replacement = {
+                    let mut guard = self.shared.lock();
+                    let found = guard.pending.iter().position(|p| text.contains(&p.marker));
+                    found.and_then(|i| guard.pending.remove(i))
+                };
+                match replacement {
+                    Some(refusal) => client.write_all(&refusal.error).await,
+                    None => client.write_all(&frame.raw).await,
+                }
+            }
+            b'Z' => {
+                self.ready_seen += 1;
+                let ready_seen = self.ready_seen;
+                self.shared
+                    .lock()
+                    .pending
+                    .retain(|p| p.sync_point > ready_seen);
+                client.write_all(&frame.raw).await
+            }
+            _ => client.write_all(&frame.raw).await,
         }
     }
 }

@@ -72,26 +72,46 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         usize::try_from(len).ok().map(|l| l + 1)
     }
 
+    /// A whole frame already in the buffer, without reading: lets a relay forward a burst
+    /// of messages (a result's rows) in one pass and flush once.
+    pub fn try_next(&mut self) -> Option<Result<Frame, FrameError>> {
+        match self.buffered() {
+            Ok(Some(frame)) => Some(Ok(frame)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Takes one whole frame from the buffer if there is one; makes room for the rest of a
+    /// partial one.
+    fn buffered(&mut self) -> Result<Option<Frame>, FrameError> {
+        if self.buf.len() < 5 {
+            return Ok(None);
+        }
+        let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+        if len < 4 {
+            return Err(FrameError::BadLength(len));
+        }
+        let total = len as usize + 1;
+        if total > self.max_len {
+            return Err(FrameError::TooLarge {
+                len: total,
+                max: self.max_len,
+            });
+        }
+        if self.buf.len() >= total {
+            let raw = self.buf.split_to(total).freeze();
+            return Ok(Some(Frame { tag: raw[0], raw }));
+        }
+        self.buf.reserve(total - self.buf.len());
+        Ok(None)
+    }
+
     /// The next whole frame. Cancel-safe: a frame is only taken from the buffer once whole.
     pub async fn next(&mut self) -> Result<Frame, FrameError> {
         loop {
-            if self.buf.len() >= 5 {
-                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
-                if len < 4 {
-                    return Err(FrameError::BadLength(len));
-                }
-                let total = len as usize + 1;
-                if total > self.max_len {
-                    return Err(FrameError::TooLarge {
-                        len: total,
-                        max: self.max_len,
-                    });
-                }
-                if self.buf.len() >= total {
-                    let raw = self.buf.split_to(total).freeze();
-                    return Ok(Frame { tag: raw[0], raw });
-                }
-                self.buf.reserve(total - self.buf.len());
+            if let Some(frame) = self.buffered()? {
+                return Ok(frame);
             }
             let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
