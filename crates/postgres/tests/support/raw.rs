@@ -96,6 +96,11 @@ impl RawClient {
         (c, msgs)
     }
 
+    /// The socket, for a test that reads in bulk.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     pub fn send(&mut self, tag: u8, body: &[u8]) {
         self.stream.write_all(&message(tag, body)).unwrap();
     }
