@@ -2,20 +2,26 @@
 //! with a valid Luhn check digit and a first digit of a payment network.
 //!
 //! The regular expression only finds runs of at least 13 digits joined by single
-//! separators; deciding where a card begins and ends inside a run is done here, because
-//! a run often holds more than the card (`4111 1111 1111 1111 12/25`). A run is split at
-//! spaces into tokens, and a card is either one whole token (all digits, or groups of 3 to
-//! 6 digits joined by dashes) or several consecutive tokens of 3 to 6 digits each, the way
-//! cards are printed (4-4-4-4, 4-6-5). So the digit tail of a UUID
+//! separators; deciding where a card begins and ends inside a run is done here. A run is
+//! split at spaces into tokens. A card is either one whole token (all digits, or groups
+//! joined by dashes) or several consecutive all-digit tokens, the way cards are printed
+//! (4-4-4-4, 4-6-5, 4-4-4-4-3): groups have 3 to 6 digits, except that the last may be
+//! shorter (a 13 or 18-digit number grouped by four). So the digit tail of a UUID
 //! (`…-8716-446655440000`) is never a card (it is glued to a hex word), nor are two dates
-//! side by side (`2024-01-15 2024-02-15`, two tokens with dashes).
+//! side by side (`2024-01-15 2024-02-15`, tokens whose groups are too short).
+//!
+//! A run written as one number is judged as one: a Luhn-invalid 17-digit number is not
+//! searched for a 16-digit card that happens to pass. Only a run that cannot be one card
+//! (`4111111111111111 5555555555554444`, `ref 12 4111 1111 1111 1111`) is searched for
+//! cards among its tokens, leftmost and longest first. A token glued to a date or
+//! fraction (the `12` of `4111 1111 1111 1111 12/25`) belongs to it and not to the run.
 //!
 //! The first digit must be 2 to 6 (Mastercard 2 and 5, Amex, Diners and JCB 3, Visa 4,
 //! Discover, UnionPay and Maestro 6): this halves the false positives on long numeric
 //! identifiers, which pass Luhn one time in ten, and drops the 18 and 19-digit ids that
 //! start with 1 (snowflake ids of most services today).
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -26,6 +32,10 @@ use super::{Finding, Glance};
 
 const MIN_DIGITS: usize = 13;
 const MAX_DIGITS: usize = 19;
+
+/// Digits in a printed group of a card, and in its last group.
+const MIDDLE_GROUP: RangeInclusive<usize> = 3..=6;
+const LAST_GROUP: RangeInclusive<usize> = 1..=6;
 
 /// Runs of at least [`MIN_DIGITS`] digits, each pair joined by at most one space or dash.
 static DIGIT_RUN: LazyLock<Regex> = LazyLock::new(|| {
@@ -51,7 +61,7 @@ struct Token {
     digits: usize,
     /// All digits, no dash.
     plain: bool,
-    /// Digits, or groups of 3 to 6 digits joined by dashes: a card written as one token.
+    /// Digits, or card groups joined by dashes: a card written as one token.
     card_shaped: bool,
 }
 
@@ -59,7 +69,12 @@ impl Token {
     fn new(text: &str, range: Range<usize>) -> Self {
         let piece = &text[range.clone()];
         let plain = !piece.contains('-');
-        let card_shaped = plain || piece.split('-').all(|group| (3..=6).contains(&group.len()));
+        let card_shaped = plain || {
+            let mut groups = piece.split('-');
+            let last = groups.next_back().unwrap_or_default();
+            groups.all(|group| MIDDLE_GROUP.contains(&group.len()))
+                && LAST_GROUP.contains(&last.len())
+        };
         Token {
             digits: piece.bytes().filter(u8::is_ascii_digit).count(),
             range,
@@ -68,24 +83,43 @@ impl Token {
         }
     }
 
-    /// May be one group of a card printed with spaces.
-    fn is_spaced_group(&self) -> bool {
-        self.plain && (3..=6).contains(&self.digits)
+    /// May be a group of a card printed with spaces, other than the last.
+    fn is_middle_group(&self) -> bool {
+        self.plain && MIDDLE_GROUP.contains(&self.digits)
+    }
+
+    /// May be the last group of a card printed with spaces.
+    fn is_last_group(&self) -> bool {
+        self.plain && LAST_GROUP.contains(&self.digits)
     }
 }
 
-/// Finds the cards in the run at `run`, leftmost first, longest first. Allocates nothing:
-/// long digit runs (epoch milliseconds, bigint ids) are common values with nothing to find.
+/// Finds the cards in the run at `run`. Allocates nothing: long digit runs (epoch
+/// milliseconds, bigint ids) are common values with nothing to find.
 fn cards_in_run(text: &str, run: Range<usize>, found: &mut Vec<Finding>) {
     let count = text[run.clone()].bytes().filter(|&b| b == b' ').count() + 1;
     // The run's outer tokens may only be used when nothing is glued to the run there.
-    let skip_first = usize::from(!clear_before(text, run.start));
-    let usable = if clear_after(text, run.end) {
+    let skip_first = !clear_before(text, run.start) || date_glued_before(text, run.start);
+    let usable = if clear_after(text, run.end) && !date_glued_after(text, run.end) {
         count
     } else {
         count - 1
     };
-    let mut rest = tokens_of(text, run).take(usable).skip(skip_first);
+    let mut rest = tokens_of(text, run)
+        .take(usable)
+        .skip(usize::from(skip_first));
+    let mut push = |range| {
+        found.push(Finding {
+            detector: Detector::CreditCard,
+            range,
+        })
+    };
+    if let Some(number) = as_one_number(rest.clone()) {
+        if is_card_number(&text[number.clone()]) {
+            push(number);
+        }
+        return;
+    }
     loop {
         let from_here = rest.clone();
         let Some(first) = rest.next() else {
@@ -93,15 +127,50 @@ fn cards_in_run(text: &str, run: Range<usize>, found: &mut Vec<Finding>) {
         };
         let card = spaced_card(text, from_here).or_else(|| single_token_card(text, &first));
         if let Some(Card { tokens, end }) = card {
-            found.push(Finding {
-                detector: Detector::CreditCard,
-                range: first.range.start..end,
-            });
+            push(first.range.start..end);
             if tokens > 1 {
                 rest.nth(tokens - 2);
             }
         }
     }
+}
+
+/// The range of `tokens` when, all together, they are written like one card number:
+/// 13 to 19 digits, one card-shaped token or printed groups.
+fn as_one_number(tokens: impl Iterator<Item = Token>) -> Option<Range<usize>> {
+    let mut tokens = tokens.peekable();
+    let first = tokens.next()?;
+    let mut digits = first.digits;
+    let mut shaped = if tokens.peek().is_none() {
+        first.card_shaped
+    } else {
+        first.is_middle_group()
+    };
+    let mut end = first.range.end;
+    while let Some(token) = tokens.next() {
+        let is_last = tokens.peek().is_none();
+        shaped &= if is_last {
+            token.is_last_group()
+        } else {
+            token.is_middle_group()
+        };
+        digits += token.digits;
+        end = token.range.end;
+        if !shaped || digits > MAX_DIGITS {
+            return None;
+        }
+    }
+    (shaped && (MIN_DIGITS..=MAX_DIGITS).contains(&digits)).then_some(first.range.start..end)
+}
+
+/// True when a date or fraction ends right before `start` (`12/` of `25/12/4111…`).
+fn date_glued_before(text: &str, start: usize) -> bool {
+    matches!(text.as_bytes()[..start], [.., digit, b'/'] if digit.is_ascii_digit())
+}
+
+/// True when a date or fraction goes on right after `end` (`/25` of `… 1111 12/25`).
+fn date_glued_after(text: &str, end: usize) -> bool {
+    matches!(text.as_bytes()[end..], [b'/', digit, ..] if digit.is_ascii_digit())
 }
 
 /// A card found among a run's tokens: how many tokens it spans and where it ends.
@@ -116,7 +185,9 @@ fn spaced_card(text: &str, tokens: impl Iterator<Item = Token>) -> Option<Card> 
     let mut digits = 0;
     let mut longest = None;
     for (index, token) in tokens.enumerate() {
-        if !token.is_spaced_group() {
+        let middle = token.is_middle_group();
+        let may_end = index > 0 && token.is_last_group();
+        if !(middle || may_end) {
             break;
         }
         digits += token.digits;
@@ -129,6 +200,9 @@ fn spaced_card(text: &str, tokens: impl Iterator<Item = Token>) -> Option<Card> 
                 tokens: index + 1,
                 end: token.range.end,
             });
+        }
+        if !middle {
+            break;
         }
     }
     longest
@@ -230,11 +304,20 @@ mod tests {
         assert_eq!(cards("4111-1111-1111-1111"), ["4111-1111-1111-1111"]);
         assert_eq!(cards("Amex 3782 822463 10005."), ["3782 822463 10005"]);
         assert_eq!(cards("6759 6498 2643 8453"), ["6759 6498 2643 8453"]);
+        assert_eq!(cards("4222 2222 2222 2"), ["4222 2222 2222 2"]);
+        assert_eq!(
+            cards("4000-0000-0000-0000-006"),
+            ["4000-0000-0000-0000-006"]
+        );
     }
 
     #[test]
     fn finds_a_card_inside_a_longer_run() {
         assert_eq!(cards("4111 1111 1111 1111 12/25"), ["4111 1111 1111 1111"]);
+        assert_eq!(
+            cards("exp 12/25 4111 1111 1111 1111"),
+            ["4111 1111 1111 1111"]
+        );
         assert_eq!(cards("ref 12 4111 1111 1111 1111"), ["4111 1111 1111 1111"]);
         assert_eq!(
             cards("4111111111111111 5555555555554444"),
@@ -251,6 +334,14 @@ mod tests {
     fn ignores_luhn_invalid_numbers() {
         assert!(cards("4111111111111112").is_empty());
         assert!(cards("4111 1111 1111 1113").is_empty());
+    }
+
+    #[test]
+    fn judges_a_number_written_as_one_as_a_whole() {
+        // The first 16 digits pass Luhn, but the number has 17.
+        assert!(luhn_valid("2163173944324585"));
+        assert!(cards("2163 1739 4432 4585 4").is_empty());
+        assert!(cards("2163-1739-4432-4585-4").is_empty());
     }
 
     #[test]
@@ -285,6 +376,7 @@ mod tests {
         assert!(cards("2024-01-15 2024-02-15 2024-03-15").is_empty());
         assert!(cards("20240115 20240215").is_empty());
         assert!(cards("2024 01 15 10 23 45 123").is_empty());
+        assert!(cards("2024-01-15-10-23-45-123").is_empty());
         assert!(cards("20240115102345123").is_empty());
     }
 }
