@@ -24,10 +24,13 @@
 //! - The resource's credential and cancel keys never reach the client.
 
 pub mod cancel;
+pub mod catalog;
 pub mod io;
 pub mod listener;
 pub mod login;
+pub mod masking;
 pub mod protocol;
+pub mod responses;
 pub mod scram;
 pub mod session;
 pub mod tls;
@@ -63,6 +66,11 @@ pub struct PgGateway {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub cancel: cancel::CancelRegistry,
     pub connect_timeout: Duration,
+    /// Per connection: the resolver of result columns' names, for masking.
+    pub catalogs: HashMap<String, Arc<catalog::Catalog>>,
+    /// The key of the `hash` mask strategy. Random unless the caller sets a persistent
+    /// one (`sluice serve` keeps it in the data dir, so tokens survive restarts).
+    pub mask_hash_key: Arc<[u8]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +134,18 @@ impl PgGateway {
                 }),
             );
         }
+        let connect_timeout = Duration::from_secs(10);
+        let catalogs = connections
+            .iter()
+            .map(|(name, conn)| {
+                (
+                    name.clone(),
+                    Arc::new(catalog::Catalog::new(conn.clone(), connect_timeout)),
+                )
+            })
+            .collect();
+        let mut mask_hash_key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut mask_hash_key);
         let tls = match &config.tls {
             Some(t) => Some(tls::server_config(&t.cert, &t.key)?),
             None => None,
@@ -137,7 +157,9 @@ impl PgGateway {
             classifier,
             tls,
             cancel: cancel::CancelRegistry::default(),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout,
+            catalogs,
+            mask_hash_key: Arc::from(&mask_hash_key[..]),
         })
     }
 }

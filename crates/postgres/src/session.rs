@@ -24,11 +24,14 @@ use sluice_sql::{SearchPath, SearchPathChange, StatementClass};
 use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 
 use crate::cancel::CancelTarget;
+use crate::catalog::Catalog;
 use crate::io::BoxIo;
 use crate::login::{LoggedIn, MAX_FRONTEND_MESSAGE};
+use crate::masking::{ResultMask, SessionMasks};
 use crate::protocol::backend::{self, error_fields, Severity};
 use crate::protocol::codec::{Frame, FrameError, FrameReader};
 use crate::protocol::frontend::{self, FrontendMessage};
+use crate::responses::{Answering, Request, ResponseTracker};
 use crate::upstream::MAX_BACKEND_MESSAGE;
 use crate::PgGateway;
 
@@ -52,6 +55,15 @@ struct PendingRefusal {
 #[derive(Default)]
 struct Shared {
     pending: VecDeque<PendingRefusal>,
+    /// Requests sent and not yet answered; kept only when the session masks results.
+    responses: ResponseTracker,
+}
+
+/// What a session that masks results needs.
+#[derive(Clone)]
+struct Masking {
+    masks: Arc<SessionMasks>,
+    catalog: Arc<Catalog>,
 }
 
 /// Why a message is refused: SQLSTATE and message.
@@ -84,6 +96,8 @@ pub struct Session {
     /// After an extended-protocol refusal, client messages up to Sync are dropped (the
     /// resource would discard them anyway).
     discard_until_sync: bool,
+    /// Set when a mask applies to the session.
+    masking: Option<Masking>,
 }
 
 /// How a session ended, for the log.
@@ -117,6 +131,12 @@ impl End {
 impl Session {
     pub fn new(login: LoggedIn, gateway: Arc<PgGateway>) -> Self {
         let nonce: u64 = rand::rng().random();
+        let masking = SessionMasks::new(&login.policy, &gateway.mask_hash_key).and_then(|masks| {
+            Some(Masking {
+                masks,
+                catalog: gateway.catalogs.get(&login.connection.name)?.clone(),
+            })
+        });
         Session {
             search_path: login.connection.search_path.clone(),
             login,
@@ -127,6 +147,7 @@ impl Session {
             refusals: 0,
             sync_points: 0,
             discard_until_sync: false,
+            masking,
         }
     }
 
@@ -160,6 +181,7 @@ impl Session {
             },
         });
 
+        let masking = self.masking.clone();
         let end = {
             let relay_in = self.client_to_server(&mut client_r, &mut server_w, &shared);
             let relay_out = server_to_client(
@@ -168,6 +190,7 @@ impl Session {
                 &shared,
                 expires_at,
                 row_limit,
+                masking,
                 closing,
             );
             tokio::select! {
@@ -249,6 +272,7 @@ impl Session {
         match message {
             FrontendMessage::Query { sql } => match self.judge_sql(sql) {
                 Ok(()) => {
+                    self.track(shared, Request::Query);
                     server.write_all(&frame.raw).await.map_err(lost)?;
                     self.sync_points += 1;
                 }
@@ -260,6 +284,7 @@ impl Session {
             FrontendMessage::Parse { name, sql } => match self.judge_sql(sql) {
                 Ok(()) => {
                     self.statements.insert(name.to_string(), ());
+                    self.track(shared, Request::Parse);
                     server.write_all(&frame.raw).await.map_err(lost)?;
                 }
                 Err(refusal) => {
@@ -276,6 +301,25 @@ impl Session {
             } => {
                 if self.statements.contains_key(statement) {
                     server.write_all(&frame.raw).await.map_err(lost)?;
+                    match message {
+                        FrontendMessage::Bind { portal, .. } if self.masking.is_some() => {
+                            // Learn the result's columns before its rows come: Execute's
+                            // rows carry no description of their own.
+                            self.track(shared, Request::Bind);
+                            self.track(
+                                shared,
+                                Request::GatewayDescribe {
+                                    portal: portal.to_string(),
+                                },
+                            );
+                            server
+                                .write_all(&frontend::describe_portal(portal))
+                                .await
+                                .map_err(lost)?;
+                        }
+                        FrontendMessage::Bind { .. } => {}
+                        _ => self.track(shared, Request::DescribeStatement),
+                    }
                 } else {
                     // Never parsed through the gateway, or refused: the resource must not
                     // bind a statement (the unnamed one above all) the gateway did not let in.
@@ -290,10 +334,12 @@ impl Session {
             }
             FrontendMessage::Close { kind: b'S', name } => {
                 self.statements.remove(name);
+                self.track(shared, Request::Close);
                 server.write_all(&frame.raw).await.map_err(lost)?;
             }
             FrontendMessage::Sync => {
                 self.discard_until_sync = false;
+                self.track(shared, Request::Sync);
                 server.write_all(&frame.raw).await.map_err(lost)?;
                 self.sync_points += 1;
             }
@@ -307,10 +353,24 @@ impl Session {
                     .await
                     .map_err(lost)?;
             }
-            FrontendMessage::Describe { .. }
-            | FrontendMessage::Execute { .. }
-            | FrontendMessage::Close { .. }
-            | FrontendMessage::Flush
+            FrontendMessage::Describe { .. } => {
+                self.track(shared, Request::DescribePortal);
+                server.write_all(&frame.raw).await.map_err(lost)?
+            }
+            FrontendMessage::Execute { portal } => {
+                self.track(
+                    shared,
+                    Request::Execute {
+                        portal: portal.to_string(),
+                    },
+                );
+                server.write_all(&frame.raw).await.map_err(lost)?
+            }
+            FrontendMessage::Close { .. } => {
+                self.track(shared, Request::Close);
+                server.write_all(&frame.raw).await.map_err(lost)?
+            }
+            FrontendMessage::Flush
             | FrontendMessage::CopyData
             | FrontendMessage::CopyDone
             | FrontendMessage::CopyFail => server.write_all(&frame.raw).await.map_err(lost)?,
@@ -325,6 +385,15 @@ impl Session {
             }
         }
         Ok(Continue::Yes)
+    }
+
+    /// Notes a request sent to the resource, when the session masks results (see
+    /// [`crate::responses`]). Called before the request is written, so the answer can never
+    /// arrive before it is expected.
+    fn track(&self, shared: &Mutex<Shared>, request: Request) {
+        if self.masking.is_some() {
+            shared.lock().responses.push(request);
+        }
     }
 
     /// Judges the SQL of a Query or a Parse: every statement must be allowed, or none runs.
@@ -393,6 +462,11 @@ impl Session {
             },
             None => statement,
         };
+        if let Some(masking) = &self.masking {
+            if let Some(message) = unmaskable_copy(statement, masking) {
+                return Err(Refusal::policy(format!("sluice: {message}")));
+            }
+        }
         let verdict = self.login.policy.decide_statement(statement);
         match verdict.decision.client_message() {
             None => Ok(()),
@@ -427,6 +501,7 @@ impl Session {
     ) -> std::io::Result<()> {
         let marker = self.register_refusal(refusal, shared);
         self.sync_points += 1;
+        self.track(shared, Request::Query);
         server
             .write_all(&frontend::query(&format!("FETCH \"{marker}\"")))
             .await
@@ -442,6 +517,12 @@ impl Session {
     ) -> std::io::Result<()> {
         let marker = self.register_refusal(refusal, shared);
         self.discard_until_sync = true;
+        self.track(
+            shared,
+            Request::Execute {
+                portal: marker.clone(),
+            },
+        );
         server.write_all(&frontend::execute(&marker)).await
     }
 }
@@ -530,6 +611,7 @@ async fn server_to_client(
     shared: &Mutex<Shared>,
     expires_at: Option<i64>,
     row_limit: Option<RowLimit>,
+    masking: Option<Masking>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> End {
     let mut relay = ServerRelay {
@@ -537,6 +619,11 @@ async fn server_to_client(
         row_limit,
         counter: RowCounter::default(),
         ready_seen: 0,
+        masking: masking.map(|setup| ResultMasking {
+            setup,
+            current: None,
+            portals: HashMap::new(),
+        }),
     };
     let expiry = async {
         match expires_at {
@@ -582,8 +669,8 @@ async fn server_to_client(
                 let _ = client.flush().await;
                 return End::ServerLeft;
             };
-            if relay.forward(message, client).await.is_err() {
-                return End::ClientLeft;
+            if let Err(end) = relay.forward(message, client).await {
+                return end;
             }
             match server.try_next() {
                 Some(next) => frame = next,
@@ -603,12 +690,160 @@ struct ServerRelay<'a> {
     counter: RowCounter,
     /// ReadyForQuery messages seen: the sync points that have passed.
     ready_seen: u64,
+    masking: Option<ResultMasking>,
+}
+
+/// The resource-to-client half's masking state.
+struct ResultMasking {
+    setup: Masking,
+    /// The simple query result being streamed.
+    current: Option<Arc<ResultMask>>,
+    /// Extended-protocol portals by name, with their results' masking.
+    portals: HashMap<String, Option<Arc<ResultMask>>>,
+}
+
+/// What masking does with one message from the resource.
+enum Masked {
+    Forward(Frame),
+    /// The gateway's own request's answer: not for the client.
+    Swallow,
+}
+
+impl ResultMasking {
+    async fn on_message(&mut self, frame: Frame, shared: &Mutex<Shared>) -> Result<Masked, End> {
+        let answering = shared
+            .lock()
+            .responses
+            .on_response(frame.tag)
+            .map_err(|e| {
+                End::fatal(Refusal {
+                    code: "08P01",
+                    message: format!("sluice: {e}"),
+                })
+            })?;
+        let result = match (answering, frame.tag) {
+            (Answering::Query, b'T') => {
+                self.current = self.describe(&frame).await?;
+                Masked::Forward(frame)
+            }
+            (Answering::Query, b'D') => Masked::Forward(rewrite(self.current.as_deref(), frame)?),
+            (Answering::Query, b'C' | b'E' | b'Z') => {
+                self.current = None;
+                invalidate_on_ddl(&frame, &self.setup.catalog).await;
+                Masked::Forward(frame)
+            }
+            (Answering::GatewayDescribe { portal }, b'T') => {
+                let mask = self.describe(&frame).await?;
+                self.portals.insert(portal, mask);
+                Masked::Swallow
+            }
+            (Answering::GatewayDescribe { portal }, _) => {
+                self.portals.insert(portal, None);
+                Masked::Swallow
+            }
+            (Answering::Execute { portal }, b'D') => {
+                let mask = self.portals.get(&portal).cloned().flatten();
+                Masked::Forward(rewrite(mask.as_deref(), frame)?)
+            }
+            (Answering::Execute { .. }, b'C') => {
+                invalidate_on_ddl(&frame, &self.setup.catalog).await;
+                Masked::Forward(frame)
+            }
+            _ => Masked::Forward(frame),
+        };
+        Ok(result)
+    }
+
+    async fn describe(&self, frame: &Frame) -> Result<Option<Arc<ResultMask>>, End> {
+        ResultMask::build(frame.body(), &self.setup.masks, &self.setup.catalog)
+            .await
+            .map(|m| m.map(Arc::new))
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot resolve result columns for masking");
+                End::fatal(Refusal {
+                    code: "58000",
+                    message: format!(
+                        "sluice: cannot mask this result, so it is not delivered: {e}"
+                    ),
+                })
+            })
+    }
+}
+
+/// A DataRow with its masks applied.
+fn rewrite(mask: Option<&ResultMask>, frame: Frame) -> Result<Frame, End> {
+    let Some(mask) = mask else {
+        return Ok(frame);
+    };
+    match mask.rewrite(&frame.raw) {
+        Ok(None) => Ok(frame),
+        Ok(Some(raw)) => Ok(Frame { tag: b'D', raw }),
+        Err(e) => Err(End::fatal(Refusal {
+            code: "58000",
+            message: format!("sluice: cannot mask this result, so it is not delivered: {e}"),
+        })),
+    }
+}
+
+/// After a statement that may have changed the schema, the catalog's names are stale.
+async fn invalidate_on_ddl(frame: &Frame, catalog: &Catalog) {
+    if frame.tag != b'C' {
+        return;
+    }
+    let tag = frame.body();
+    if [&b"CREATE"[..], b"ALTER", b"DROP", b"COMMIT"]
+        .iter()
+        .any(|prefix| tag.starts_with(prefix))
+    {
+        catalog.invalidate().await;
+    }
+}
+
+/// COPY TO of a table a mask covers would bypass masking: the gateway masks rows of
+/// query results only.
+fn unmaskable_copy(statement: &StatementClass, masking: &Masking) -> Option<String> {
+    let copied: Vec<String> = statement
+        .accesses
+        .iter()
+        .filter_map(|a| match (&a.action, &a.object) {
+            (sluice_core::Action::CopyOut, sluice_core::Object::Table(name)) => {
+                Some(name.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    if copied.is_empty() {
+        return None;
+    }
+    masking.masks.covers_any_table(&copied).then(|| {
+        format!(
+            "COPY of {} is refused: masks apply to it, and COPY output is not masked; use SELECT",
+            copied.join(", ")
+        )
+    })
 }
 
 impl ServerRelay<'_> {
     /// Forwards one message from the resource (into the client's buffer; the caller
     /// flushes), or its replacement. An error means the client is gone.
     async fn forward(
+        &mut self,
+        frame: Frame,
+        client: &mut BufWriter<WriteHalf<BoxIo>>,
+    ) -> Result<(), End> {
+        let frame = match &mut self.masking {
+            None => frame,
+            Some(masking) => match masking.on_message(frame, self.shared).await? {
+                Masked::Forward(frame) => frame,
+                Masked::Swallow => return Ok(()),
+            },
+        };
+        self.forward_unmasked(frame, client)
+            .await
+            .map_err(|_| End::ClientLeft)
+    }
+
+    async fn forward_unmasked(
         &mut self,
         frame: Frame,
         client: &mut BufWriter<WriteHalf<BoxIo>>,

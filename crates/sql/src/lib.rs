@@ -12,6 +12,7 @@
 //! - [`functions`]: the reviewed lists of built-in functions that a read rule covers and of
 //!   dangerous ones that need a rule naming them;
 //! - [`search_path`]: how unqualified names are resolved;
+//! - [`view`]: which base column each column of a view shows, for masking;
 //! - [`cache`]: the classification cache for the hot path, keyed by the exact text and,
 //!   for plain queries and DML, by the text with its constants replaced by parameters.
 //!
@@ -23,6 +24,7 @@ pub mod classify;
 pub mod error;
 pub mod functions;
 pub mod search_path;
+pub mod view;
 pub mod walk;
 
 pub use cache::{CacheStats, Classifier};
@@ -31,3 +33,4 @@ pub use classify::classify;
 pub use error::ClassifyError;
 pub use search_path::SearchPath;
 pub use sluice_core::{Access, Object};
+pub use view::{view_columns, ViewColumn};

@@ -95,6 +95,14 @@ impl<'a> FrontendMessage<'a> {
     }
 }
 
+/// Encodes `D` (Describe) of a portal.
+pub fn describe_portal(portal: &str) -> bytes::Bytes {
+    let mut body = vec![b'P'];
+    body.extend_from_slice(portal.as_bytes());
+    body.push(0);
+    crate::protocol::backend::message(b'D', &body)
+}
+
 /// Encodes `E` (Execute) of `portal`, fetching all rows.
 pub fn execute(portal: &str) -> bytes::Bytes {
     let mut body = Vec::with_capacity(portal.len() + 5);

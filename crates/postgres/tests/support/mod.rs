@@ -63,6 +63,26 @@ policies:
     allow:
       - { actions: [select], tables: ["public.*"] }
       - { actions: [set], settings: [search_path] }
+  # As the corpus's sluice.yaml has it.
+  - name: masked-readers
+    match: { roles: [masked-reader] }
+    connections: [app]
+    allow:
+      - { actions: [select], tables: ["public.customers", "public.orders", "public.customer_contacts"] }
+    mask:
+      - { columns: ["public.customers.email"], with: email }
+      - { columns: ["public.customers.card_number"], with: last4 }
+      - { columns: ["public.customers.ssn"], with: redact }
+  - name: other-masks
+    match: { roles: [other-masks] }
+    connections: [app]
+    allow:
+      - { actions: [select], tables: ["public.customers", "public.orders"] }
+      - { functions: ["pg_catalog.generate_series"] }
+    mask:
+      - { columns: ["public.orders.total"], with: last4 }
+      - { columns: ["*.name"], with: hash }
+      - { detect: [credit_card, us_ssn], with: redact }
   - name: limited
     match: { roles: [limited] }
     connections: [app]

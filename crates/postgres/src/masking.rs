@@ -1,0 +1,272 @@
+//! Masking results on the way to the client: RowDescription tells which columns a mask
+//! covers, and each DataRow is rewritten on its own (streaming, one row in memory).
+//!
+//! What masks mean is decided elsewhere and once for every protocol: the policy crate
+//! says which masks apply to a session (and refuses statements that would carry a masked
+//! column out through an expression, so every masked value that reaches a result leaves
+//! as a plain column whose origin PostgreSQL reports), and `sluice-mask` holds the
+//! detectors and strategies. This module only translates the wire format:
+//!
+//! - a column is masked when any of its names ([`crate::catalog`]: its own
+//!   `schema.table.column`, those of the tables it inherits from, the base columns a view
+//!   column shows) matches a column mask; the most concealing matching strategy wins;
+//! - detector masks scan every value that is text on the wire or of a text type;
+//! - a masked value must still parse as its column's type. Masks produce text, so a value
+//!   of a text type (`text`, `varchar`, `char`, `name`) gets the masked text, in the text
+//!   and in the binary format alike (the binary form of those types is the text itself);
+//!   a value of any other type (numbers, dates, `json`, `bytea`, ...) that a mask covers,
+//!   or in which a detector finds something, becomes NULL, the one value every type
+//!   accepts. A binary value of a non-text type cannot be scanned and is not.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use globset::{Glob, GlobMatcher};
+use sluice_config::MaskStrategy;
+use sluice_mask::{DetectorSet, Masker};
+use sluice_policy::{MaskSpec, SessionPolicy};
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::protocol::codec::BodyReader;
+
+/// Type OIDs whose text and binary forms are the value's text (pg_type.h).
+const TEXT_TYPES: &[u32] = &[
+    25,   // text
+    1043, // varchar
+    1042, // bpchar
+    19,   // name
+    705,  // unknown
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaskError {
+    #[error("malformed {0} from the resource")]
+    Malformed(&'static str),
+    #[error("a DataRow has {got} columns where its RowDescription has {expected}")]
+    ColumnCount { expected: usize, got: usize },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// The masks of one session, compiled.
+pub struct SessionMasks {
+    columns: Vec<(GlobMatcher, MaskStrategy)>,
+    /// The table part of each column mask (`schema.table` of `schema.table.column`).
+    column_tables: Vec<GlobMatcher>,
+    /// Most concealing strategy first, so a value two detector masks cover gets it.
+    detectors: Vec<(DetectorSet, MaskStrategy)>,
+    masker: Masker,
+}
+
+impl SessionMasks {
+    /// `None` when no column or detector mask applies to the session: results then go
+    /// through untouched and uninspected.
+    pub fn new(policy: &SessionPolicy, hash_key: &[u8]) -> Option<Arc<Self>> {
+        let mut columns = Vec::new();
+        let mut column_tables = Vec::new();
+        let mut detectors = Vec::new();
+        for mask in policy.masks() {
+            match &mask.spec {
+                MaskSpec::Column { column, with, .. } => {
+                    // Validated at load; a pattern that still fails to compile masks
+                    // every column rather than none.
+                    let glob = Glob::new(column)
+                        .unwrap_or_else(|_| Glob::new("*").expect("valid"))
+                        .compile_matcher();
+                    columns.push((glob, *with));
+                    let table = column.rsplit_once('.').map_or(column.as_str(), |(t, _)| t);
+                    column_tables.push(
+                        Glob::new(table)
+                            .unwrap_or_else(|_| Glob::new("*").expect("valid"))
+                            .compile_matcher(),
+                    );
+                }
+                MaskSpec::Detect {
+                    detectors: which,
+                    with,
+                    ..
+                } => detectors.push((DetectorSet::new(which.iter().copied()), *with)),
+                MaskSpec::Json { .. } => {}
+            }
+        }
+        if columns.is_empty() && detectors.is_empty() {
+            return None;
+        }
+        detectors.sort_by_key(|(_, with)| std::cmp::Reverse(with.concealment()));
+        Some(Arc::new(SessionMasks {
+            columns,
+            column_tables,
+            detectors,
+            masker: Masker::new(hash_key),
+        }))
+    }
+
+    /// Whether a column mask may cover a column of one of `tables` (`schema.table`), or a
+    /// detector applies (it covers everything).
+    pub fn covers_any_table(&self, tables: &[String]) -> bool {
+        !self.detectors.is_empty()
+            || self
+                .column_tables
+                .iter()
+                .any(|glob| tables.iter().any(|t| glob.is_match(t)))
+    }
+
+    /// The strategy for a column going by `names`: the most concealing matching mask's.
+    pub fn column_strategy(&self, names: &[String]) -> Option<MaskStrategy> {
+        self.columns
+            .iter()
+            .filter(|(glob, _)| names.iter().any(|n| glob.is_match(n)))
+            .map(|(_, with)| *with)
+            .max_by_key(|with| with.concealment())
+    }
+}
+
+/// How one result column is treated.
+#[derive(Debug, Clone, Copy)]
+struct ColumnPlan {
+    strategy: Option<MaskStrategy>,
+    text_type: bool,
+    binary: bool,
+}
+
+/// The masking of one result (one RowDescription's rows).
+pub struct ResultMask {
+    columns: Vec<ColumnPlan>,
+    masks: Arc<SessionMasks>,
+}
+
+impl ResultMask {
+    /// Reads a RowDescription body and resolves its columns. `None` when no value of the
+    /// result can need masking.
+    pub async fn build(
+        row_description: &[u8],
+        masks: &Arc<SessionMasks>,
+        catalog: &Catalog,
+    ) -> Result<Option<ResultMask>, MaskError> {
+        let malformed = |_| MaskError::Malformed("RowDescription");
+        let mut r = BodyReader::new(row_description);
+        let count = r.i16("RowDescription").map_err(malformed)?;
+        let mut columns = Vec::with_capacity(count.max(0) as usize);
+        for _ in 0..count {
+            r.cstr("RowDescription").map_err(malformed)?;
+            let table = r.i32("RowDescription").map_err(malformed)? as u32;
+            let attnum = r.i16("RowDescription").map_err(malformed)?;
+            let type_oid = r.i32("RowDescription").map_err(malformed)? as u32;
+            r.i16("RowDescription").map_err(malformed)?;
+            r.i32("RowDescription").map_err(malformed)?;
+            let format = r.i16("RowDescription").map_err(malformed)?;
+            let strategy = if table != 0 && !masks.columns.is_empty() {
+                let relation = catalog.relation(table).await?;
+                relation
+                    .column(attnum)
+                    .and_then(|names| masks.column_strategy(names))
+            } else {
+                None
+            };
+            columns.push(ColumnPlan {
+                strategy,
+                text_type: TEXT_TYPES.contains(&type_oid),
+                binary: format == 1,
+            });
+        }
+        let needed = !masks.detectors.is_empty() || columns.iter().any(|c| c.strategy.is_some());
+        Ok(needed.then(|| ResultMask {
+            columns,
+            masks: masks.clone(),
+        }))
+    }
+
+    /// The DataRow message (whole frame) rewritten, or `None` when no value changed.
+    pub fn rewrite(&self, frame: &[u8]) -> Result<Option<Bytes>, MaskError> {
+        let body = &frame[5..];
+        let malformed = |_| MaskError::Malformed("DataRow");
+        let mut r = BodyReader::new(body);
+        let count = r.i16("DataRow").map_err(malformed)?;
+        if count as usize != self.columns.len() {
+            return Err(MaskError::ColumnCount {
+                expected: self.columns.len(),
+                got: count.max(0) as usize,
+            });
+        }
+        // (column, replacement) for the values that change; most rows have none.
+        let mut changes: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+        let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(self.columns.len());
+        for (i, plan) in self.columns.iter().enumerate() {
+            let len = r.i32("DataRow").map_err(malformed)?;
+            let value = if len < 0 {
+                None
+            } else {
+                Some(r.bytes(len as usize, "DataRow").map_err(malformed)?)
+            };
+            values.push(value);
+            let Some(value) = value else { continue };
+            if let Some(change) = self.mask_value(plan, value) {
+                changes.push((i, change));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let mut out = BytesMut::with_capacity(frame.len());
+        out.put_u8(b'D');
+        out.put_i32(0); // length, patched below
+        out.put_i16(count);
+        let mut changes = changes.into_iter().peekable();
+        for (i, value) in values.into_iter().enumerate() {
+            let value = match changes.peek() {
+                Some((at, _)) if *at == i => changes.next().expect("peeked").1,
+                _ => value.map(<[u8]>::to_vec),
+            };
+            match value {
+                None => out.put_i32(-1),
+                Some(bytes) => {
+                    out.put_i32(bytes.len() as i32);
+                    out.put_slice(&bytes);
+                }
+            }
+        }
+        let len = (out.len() - 1) as i32;
+        out[1..5].copy_from_slice(&len.to_be_bytes());
+        Ok(Some(out.freeze()))
+    }
+
+    /// The replacement for one value (`Some(None)` = NULL), or `None` to keep it.
+    fn mask_value(&self, plan: &ColumnPlan, value: &[u8]) -> Option<Option<Vec<u8>>> {
+        let masks = &self.masks;
+        if let Some(strategy) = plan.strategy {
+            if !plan.text_type {
+                return Some(None);
+            }
+            // A text value that is not UTF-8 cannot be masked by characters: NULL.
+            let Ok(text) = std::str::from_utf8(value) else {
+                return Some(None);
+            };
+            return Some(
+                masks
+                    .masker
+                    .mask_value(strategy, text)
+                    .map(String::into_bytes),
+            );
+        }
+        if masks.detectors.is_empty() || (plan.binary && !plan.text_type) {
+            return None;
+        }
+        let Ok(text) = std::str::from_utf8(value) else {
+            // Cannot be scanned: fail closed.
+            return Some(None);
+        };
+        let mut current = std::borrow::Cow::Borrowed(text);
+        for (detectors, strategy) in &masks.detectors {
+            match detectors.mask_text(&masks.masker, *strategy, &current) {
+                None => return Some(None),
+                Some(std::borrow::Cow::Borrowed(_)) => {}
+                Some(std::borrow::Cow::Owned(masked)) => current = std::borrow::Cow::Owned(masked),
+            }
+        }
+        match current {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(_) if !plan.text_type => Some(None),
+            std::borrow::Cow::Owned(masked) => Some(Some(masked.into_bytes())),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Masking through the live gateway: masked values never reach the client in the clear,
+//! over the simple and the extended protocol, in text and binary formats. Checked on the
+//! raw bytes the client receives, not only on parsed rows.
+
+mod support;
+
+use serde::Deserialize;
+use support::raw::{self, cstr, Msg, RawClient};
+use support::{corpus_dir, Fixture};
+
+/// The clear values of customers.email, card_number and ssn (setup.sql).
+const CLEAR: &[&str] = &[
+    "ada@example.com",
+    "alan@example.org",
+    "grace@example.net",
+    "4111111111111111",
+    "5500005555555559",
+    "340000000000009",
+    "078-05-1120",
+    "219-09-9999",
+    "457-55-5462",
+];
+
+#[derive(Debug, Deserialize)]
+struct Case {
+    sql: String,
+    expect: String,
+}
+
+fn leaked(msgs: &[Msg]) -> Vec<&'static str> {
+    // Case-insensitive: `upper(email)` must not pass for masked.
+    let bytes: Vec<u8> = msgs
+        .iter()
+        .flat_map(|m| m.body.iter().map(u8::to_ascii_lowercase))
+        .collect();
+    CLEAR
+        .iter()
+        .copied()
+        .filter(|clear| bytes.windows(clear.len()).any(|w| w == clear.as_bytes()))
+        .collect()
+}
+
+fn refused(msgs: &[Msg]) -> bool {
+    msgs.iter().any(|m| m.tag == b'E' && m.code() == "42501")
+}
+
+fn simple(c: &mut RawClient, sql: &str) -> Vec<Msg> {
+    c.send(b'Q', &cstr(sql));
+    c.read_until(b'Z')
+}
+
+/// Parse, Bind (results in `format`: 0 text, 1 binary), Execute, Sync.
+fn extended(c: &mut RawClient, sql: &str, format: i16) -> Vec<Msg> {
+    let mut bind = cstr("");
+    bind.extend(cstr(""));
+    bind.extend(0i16.to_be_bytes());
+    bind.extend(0i16.to_be_bytes());
+    bind.extend(1i16.to_be_bytes());
+    bind.extend(format.to_be_bytes());
+    let mut batch = raw::parse("", sql);
+    batch.extend(raw::message(b'B', &bind));
+    batch.extend(raw::execute(""));
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    c.read_until(b'Z')
+}
+
+#[test]
+fn the_mask_corpus_never_shows_a_clear_value() {
+    let f = Fixture::start();
+    let token = f.token("agent-2", &["masked-reader"]);
+    let text = std::fs::read_to_string(corpus_dir().join("mask.yaml")).unwrap();
+    let cases: Vec<Case> = serde_saphyr::from_str(&text).unwrap();
+    assert!(cases.len() >= 10);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    let mut failures = Vec::new();
+    for case in &cases {
+        for (how, msgs) in [
+            ("simple", simple(&mut c, &case.sql)),
+            ("extended/text", extended(&mut c, &case.sql, 0)),
+            ("extended/binary", extended(&mut c, &case.sql, 1)),
+        ] {
+            let leaks = leaked(&msgs);
+            let rows = msgs.iter().filter(|m| m.tag == b'D').count();
+            let ok = match case.expect.as_str() {
+                "masked" => leaks.is_empty() && !refused(&msgs) && rows > 0,
+                "masked-or-refused" => leaks.is_empty() && (refused(&msgs) || rows > 0),
+                "clear" => !refused(&msgs) && rows > 0,
+                other => panic!("unknown expectation {other}"),
+            };
+            if !ok {
+                failures.push(format!(
+                    "{how} {:?} (expect {}): leaked {leaks:?}, refused {}, {rows} rows, tags {}",
+                    case.sql,
+                    case.expect,
+                    refused(&msgs),
+                    raw::tags(&msgs)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn strategies_apply_in_text_and_binary_results() {
+    let f = Fixture::start();
+    let token = f.token("agent-2", &["masked-reader"]);
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        // tokio-postgres: extended protocol, binary results.
+        let rows = client
+            .query(
+                "SELECT id, name, email, card_number, ssn FROM customers ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap();
+        let first = &rows[0];
+        assert_eq!(first.get::<_, String>(1), "Ada Lovelace");
+        assert_eq!(first.get::<_, String>(2), "a***@example.com");
+        assert_eq!(first.get::<_, String>(3), "************1111");
+        assert_eq!(first.get::<_, String>(4), "****");
+        // The same through the simple protocol (text).
+        let messages = client
+            .simple_query("SELECT email, card_number FROM customers ORDER BY id")
+            .await
+            .unwrap();
+        let tokio_postgres::SimpleQueryMessage::Row(row) = &messages[1] else {
+            panic!("{messages:?}");
+        };
+        assert_eq!(row.get(0), Some("a***@example.com"));
+        assert_eq!(row.get(1), Some("************1111"));
+        // A view shows the base column: masked as customers.email is.
+        let rows = client
+            .query("SELECT email FROM customer_contacts ORDER BY id", &[])
+            .await
+            .unwrap();
+        assert_eq!(rows[0].get::<_, String>(0), "a***@example.com");
+    });
+}
+
+#[test]
+fn non_text_columns_become_null_hash_is_stable_and_detectors_scan_values() {
+    let f = Fixture::start();
+    let token = f.token("agent-3", &["other-masks"]);
+    // numeric total, masked: NULL in binary and in text, as a numeric cannot hold a mask.
+    let (mut c, _) = RawClient::login(f.port, &token);
+    for format in [0, 1] {
+        let msgs = extended(&mut c, "SELECT total, id FROM orders ORDER BY id", format);
+        let rows: Vec<&Msg> = msgs.iter().filter(|m| m.tag == b'D').collect();
+        assert_eq!(rows.len(), 3, "{}", raw::tags(&msgs));
+        for row in rows {
+            // Column count, then the first value's length: -1 is NULL.
+            assert_eq!(&row.body[2..6], &(-1i32).to_be_bytes(), "format {format}");
+        }
+    }
+    f.rt.block_on(async {
+        let client = f.connect(&token).await.unwrap();
+        let totals: Vec<Option<i32>> = client
+            .simple_query("SELECT total FROM orders ORDER BY id")
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(|_| 1)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(totals, vec![None, None, None]);
+        // hash: stable across statements and sessions, not the clear value.
+        let hash = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+            rows.iter().map(|r| r.get::<_, String>(0)).collect()
+        };
+        let first = hash(client.query("SELECT name FROM customers ORDER BY id", &[]).await.unwrap());
+        let again = hash(client.query("SELECT c.name AS n FROM customers c ORDER BY c.id", &[]).await.unwrap());
+        assert_eq!(first, again);
+        assert!(first.iter().all(|h| !h.contains("Lovelace") && !h.contains("Turing")));
+        assert_eq!(first.iter().collect::<std::collections::HashSet<_>>().len(), 3);
+        // Detectors scan every text value, computed ones included.
+        let messages = client
+            .simple_query("SELECT 'pay with 4111 1111 1111 1111 today' AS note, '078-05-1120' AS ssn, 'order 12' AS plain")
+            .await
+            .unwrap();
+        let tokio_postgres::SimpleQueryMessage::Row(row) = &messages[1] else {
+            panic!("{messages:?}");
+        };
+        assert_eq!(row.get(0), Some("pay with **** today"));
+        assert_eq!(row.get(1), Some("****"));
+        assert_eq!(row.get(2), Some("order 12"));
+    });
+}
+
+#[test]
+fn copy_of_a_masked_table_is_refused() {
+    let f = Fixture::start();
+    let token = f.token("agent-2", &["masked-reader"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    let msgs = simple(&mut c, "COPY customers TO STDOUT");
+    assert!(refused(&msgs), "{}", raw::tags(&msgs));
+    assert!(leaked(&msgs).is_empty());
+    // The session goes on.
+    let msgs = simple(&mut c, "SELECT email FROM customers");
+    assert!(leaked(&msgs).is_empty());
+    assert_eq!(msgs.iter().filter(|m| m.tag == b'D').count(), 3);
+}
