@@ -49,7 +49,7 @@ static KEY: LazyLock<Regex> = LazyLock::new(|| {
         | xox[abeprs]-[A-Za-z0-9\-]{10,}
         | (?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/]{20,}={0,2}
         | (?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY|SecretAccessKey|secretAccessKey)
-          ["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}
+          ["']?[\ \t]*[:=][\ \t]*["']?[A-Za-z0-9/+]{40}
         "#,
     )
     .expect("the cloud key pattern compiles")

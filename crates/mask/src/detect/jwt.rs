@@ -30,8 +30,15 @@ const MIN_TOKEN_LENGTH: usize = 18;
 static HEADER_START: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("eyJ"));
 
 static TOKEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*)?")
-        .expect("the JWT pattern compiles")
+    Regex::new(
+        r"(?x)
+        eyJ[A-Za-z0-9_\-]+                                # header
+        \.[A-Za-z0-9_\-]*                                 # payload (JWE: encrypted key)
+        \.[A-Za-z0-9_\-]*                                 # signature (JWE: IV)
+        (?:\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*)?           # JWE: ciphertext and tag
+        ",
+    )
+    .expect("the JWT pattern compiles")
 });
 
 /// base64url as JWTs write it (no padding), read leniently: a header is only looked at,

@@ -5,12 +5,13 @@
 //! configured ones over a value, merges what they found, and masks it.
 //!
 //! Values are mostly short and mostly innocent, so every detector first asks something
-//! cheap of the text (enough digits, an `@`, an `eyJ`) and then looks only where its
-//! format can be: regular expressions with a literal prefix are run as they are (the
-//! engine searches for the literal), the others from anchors found with `memchr`; the
-//! fixed numeric shapes (cards, SSNs, IBAN starts) are scanned byte by byte. The digit
-//! count is taken once per value, in a [`Glance`], for the detectors that need it. Formats with a checksum (card numbers, IBANs) are validated
-//! by it; formats without one are held to shapes that rarely occur by chance.
+//! cheap of the text (its length, enough digits, an `@`, an `eyJ`) and then looks only
+//! where its format can be: expressions that start with a literal are run as they are
+//! (the engine searches for the literal), the others only from anchors found with
+//! `memchr`; the fixed numeric shapes (cards, SSNs, IBAN starts) are scanned byte by
+//! byte. The digit count is taken once per value, in a [`Glance`], for the detectors that
+//! need it. Formats with a checksum (card numbers, IBANs) are validated by it; formats
+//! without one are held to shapes that rarely occur by chance.
 //!
 //! - [`boundary`]: the word-boundary rules the detectors share;
 //! - [`credit_card`], [`iban`]: the checksummed formats (Luhn, mod 97);
