@@ -23,3 +23,15 @@ pub mod strategy;
 pub use detect::{DetectorSet, Finding, ALL_DETECTORS};
 pub use sluice_config::{Detector, MaskStrategy};
 pub use strategy::Masker;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maskers_and_detector_sets_are_shared_across_tasks() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Masker>();
+        shareable::<DetectorSet>();
+    }
+}

@@ -35,6 +35,10 @@ const LABELS: &[&str] = &[
     "secretAccessKey",
 ];
 
+/// The shortest key any pattern finds (`xoxb-` and ten characters): shorter values are
+/// skipped without running the expression.
+const MIN_KEY_LENGTH: usize = 15;
+
 static KEY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r#"(?x)
@@ -45,7 +49,7 @@ static KEY: LazyLock<Regex> = LazyLock::new(|| {
         | xox[abeprs]-[A-Za-z0-9\-]{10,}
         | (?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/]{20,}={0,2}
         | (?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY|SecretAccessKey|secretAccessKey)
-          ["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}
+          ["']?[\ \t]*[:=][\ \t]*["']?[A-Za-z0-9/+]{40}
         "#,
     )
     .expect("the cloud key pattern compiles")
@@ -56,6 +60,9 @@ pub(super) fn prepare() {
 }
 
 pub(super) fn scan(text: &str, _glance: &Glance, found: &mut Vec<Finding>) {
+    if text.len() < MIN_KEY_LENGTH {
+        return;
+    }
     for candidate in KEY.find_iter(text) {
         let matched = candidate.as_str();
         let range = match LABELS.iter().find(|label| matched.starts_with(*label)) {

@@ -4,14 +4,13 @@
 //!
 //! A candidate must have exactly its country's length (the registry's table below) and
 //! pass ISO 7064 mod 97-10: the check digits leave remainder 1. Letters may be of either
-//! case; the checksum and the exact length make chance matches in prose negligible. The
-//! regular expression only finds the start (`CC` and two digits); the length decides
-//! where an IBAN ends, since a grouped IBAN is often followed by more text in groups.
+//! case; the checksum and the exact length make chance matches in prose negligible. A
+//! byte scan finds where one may start (two letters, two digits, at the start of a
+//! token); the country's length decides where it ends, since a grouped IBAN is often
+//! followed by more text in groups.
 
 use std::ops::Range;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use sluice_config::Detector;
 
 use super::boundary::{clear_after, clear_before};
@@ -119,32 +118,50 @@ const LENGTHS: &[(&str, usize)] = &[
     ("YE", 30),
 ];
 
-/// A country code and check digits: where an IBAN may start.
-static START: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z]{2}[0-9]{2}").expect("the IBAN start pattern compiles"));
-
-pub(super) fn prepare() {
-    LazyLock::force(&START);
-}
-
 pub(super) fn scan(text: &str, glance: &Glance, found: &mut Vec<Finding>) {
     if glance.digits < 2 || text.len() < MIN_LENGTH {
         return;
     }
-    let mut from = 0;
-    while let Some(start) = START.find_at(text, from) {
-        match iban_at(text, start.start()) {
+    let bytes = text.as_bytes();
+    // Check digits begin a run of digits; look only where one begins after two letters.
+    let mut position = 0;
+    while let Some(offset) = bytes[position..].iter().position(u8::is_ascii_digit) {
+        let digits = position + offset;
+        let start = digits.saturating_sub(2);
+        let iban = (digits >= 2 && iban_start_at(bytes, start))
+            .then(|| iban_at(text, start))
+            .flatten();
+        position = match iban {
             Some(range) => {
-                from = range.end;
+                let end = range.end;
                 found.push(Finding {
                     detector: Detector::Iban,
                     range,
                 });
+                end
             }
-            // Starts overlap (`AB12CD34…`), so look again one character on.
-            None => from = start.start() + 1,
-        }
+            // Past this run of digits: no IBAN starts inside it.
+            None => {
+                digits
+                    + bytes[digits..]
+                        .iter()
+                        .position(|byte| !byte.is_ascii_digit())
+                        .unwrap_or(bytes.len() - digits)
+            }
+        };
     }
+}
+
+/// True when a country code and check digits (two letters, two digits) start at `start`.
+fn iban_start_at(bytes: &[u8], start: usize) -> bool {
+    matches!(
+        bytes[start..],
+        [country_1, country_2, check_1, check_2, ..]
+            if country_1.is_ascii_alphabetic()
+                && country_2.is_ascii_alphabetic()
+                && check_1.is_ascii_digit()
+                && check_2.is_ascii_digit()
+    )
 }
 
 /// The IBAN starting at byte `start`, compact or printed, if there is one.

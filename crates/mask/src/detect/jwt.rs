@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine};
+use memchr::memmem::Finder;
 use regex::Regex;
 use sluice_config::Detector;
 
@@ -21,9 +22,23 @@ use super::{Finding, Glance};
 /// Headers are short; a longer first segment is not a JOSE header.
 const MAX_HEADER_CHARS: usize = 4096;
 
+/// The shortest token: `{"alg":""}` is 14 characters of base64url, then two dots and a
+/// payload of at least two.
+const MIN_TOKEN_LENGTH: usize = 18;
+
+/// How every JOSE header starts, searched for before anything else.
+static HEADER_START: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("eyJ"));
+
 static TOKEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*)?")
-        .expect("the JWT pattern compiles")
+    Regex::new(
+        r"(?x)
+        eyJ[A-Za-z0-9_\-]+                                # header
+        \.[A-Za-z0-9_\-]*                                 # payload (JWE: encrypted key)
+        \.[A-Za-z0-9_\-]*                                 # signature (JWE: IV)
+        (?:\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*)?           # JWE: ciphertext and tag
+        ",
+    )
+    .expect("the JWT pattern compiles")
 });
 
 /// base64url as JWTs write it (no padding), read leniently: a header is only looked at,
@@ -37,10 +52,11 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
 
 pub(super) fn prepare() {
     LazyLock::force(&TOKEN);
+    LazyLock::force(&HEADER_START);
 }
 
 pub(super) fn scan(text: &str, _glance: &Glance, found: &mut Vec<Finding>) {
-    if memchr::memmem::find(text.as_bytes(), b"eyJ").is_none() {
+    if text.len() < MIN_TOKEN_LENGTH || HEADER_START.find(text.as_bytes()).is_none() {
         return;
     }
     for candidate in TOKEN.find_iter(text) {

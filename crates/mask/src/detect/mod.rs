@@ -1,14 +1,17 @@
 //! Detectors: finding sensitive values inside text (DESIGN.md §4).
 //!
-//! One file per detector, each with a `scan` that appends what it finds and a `prepare`
-//! that compiles its pattern; [`DetectorSet`] runs the configured ones over a value,
-//! merges what they found, and masks it.
+//! One file per detector, each with a `scan` that appends what it finds and, when it uses
+//! regular expressions, a `prepare` that compiles them; [`DetectorSet`] runs the
+//! configured ones over a value, merges what they found, and masks it.
 //!
 //! Values are mostly short and mostly innocent, so every detector first asks something
-//! cheap of the text (enough digits, an `@`, an `eyJ`) and only then runs its regular
-//! expression. The digit count is taken once per value, in a [`Glance`], for the
-//! detectors that need it. Formats with a checksum (card numbers, IBANs) are validated
-//! by it; formats without one are held to shapes that rarely occur by chance.
+//! cheap of the text (its length, enough digits, an `@`, an `eyJ`) and then looks only
+//! where its format can be: expressions that start with a literal are run as they are
+//! (the engine searches for the literal), the others only from anchors found with
+//! `memchr`; the fixed numeric shapes (cards, SSNs, IBAN starts) are scanned byte by
+//! byte. The digit count is taken once per value, in a [`Glance`], for the detectors that
+//! need it. Formats with a checksum (card numbers, IBANs) are validated by it; formats
+//! without one are held to shapes that rarely occur by chance.
 //!
 //! - [`boundary`]: the word-boundary rules the detectors share;
 //! - [`credit_card`], [`iban`]: the checksummed formats (Luhn, mod 97);
@@ -62,12 +65,28 @@ impl Glance {
     fn of(text: &str, count_digits: bool) -> Self {
         Glance {
             digits: if count_digits {
-                text.bytes().filter(u8::is_ascii_digit).count()
+                count_digits_in(text)
             } else {
                 0
             },
         }
     }
+}
+
+/// ASCII digits in `text`. Counted per chunk in a `u8`, which the compiler turns into
+/// wide vector adds: several times faster than counting into a `usize`, and this runs on
+/// every value.
+fn count_digits_in(text: &str) -> usize {
+    text.as_bytes()
+        .chunks(usize::from(u8::MAX))
+        .map(|chunk| {
+            let digits: u8 = chunk
+                .iter()
+                .map(|&byte| u8::from(byte.wrapping_sub(b'0') < 10))
+                .sum();
+            usize::from(digits)
+        })
+        .sum()
 }
 
 /// The detectors of a mask rule, ready to run; build once per rule and share.
@@ -167,13 +186,12 @@ impl DetectorSet {
 fn prepare(detector: Detector) {
     match detector {
         Detector::Email => email::prepare(),
-        Detector::CreditCard => credit_card::prepare(),
-        Detector::Iban => iban::prepare(),
-        Detector::UsSsn => us_ssn::prepare(),
         Detector::Phone => phone::prepare(),
         Detector::Jwt => jwt::prepare(),
         Detector::PrivateKey => private_key::prepare(),
         Detector::CloudAccessKey => cloud_key::prepare(),
+        // Found by byte scans: nothing to compile.
+        Detector::CreditCard | Detector::Iban | Detector::UsSsn => {}
     }
 }
 
@@ -225,6 +243,15 @@ pub(crate) mod tests {
 
     fn masker() -> Masker {
         Masker::new(b"test key")
+    }
+
+    #[test]
+    fn digits_are_counted_across_chunks() {
+        assert_eq!(count_digits_in(""), 0);
+        assert_eq!(count_digits_in("a1b2/:09"), 4);
+        let long = "1a".repeat(1000);
+        assert_eq!(count_digits_in(&long), 1000);
+        assert_eq!(count_digits_in(&"9".repeat(600)), 600);
     }
 
     #[test]

@@ -9,10 +9,17 @@
 
 use std::sync::LazyLock;
 
+use memchr::memmem::Finder;
 use regex::Regex;
 use sluice_config::Detector;
 
 use super::{Finding, Glance};
+
+/// The shortest block worth looking at: a bare BEGIN line.
+const MIN_BLOCK_LENGTH: usize = "-----BEGIN PRIVATE KEY-----".len();
+
+/// Every label ends in this; searched for before anything else.
+static PRIVATE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("PRIVATE KEY"));
 
 static BEGIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----")
@@ -21,10 +28,11 @@ static BEGIN: LazyLock<Regex> = LazyLock::new(|| {
 
 pub(super) fn prepare() {
     LazyLock::force(&BEGIN);
+    LazyLock::force(&PRIVATE_KEY);
 }
 
 pub(super) fn scan(text: &str, _glance: &Glance, found: &mut Vec<Finding>) {
-    if memchr::memmem::find(text.as_bytes(), b"PRIVATE KEY").is_none() {
+    if text.len() < MIN_BLOCK_LENGTH || PRIVATE_KEY.find(text.as_bytes()).is_none() {
         return;
     }
     let mut from = 0;
