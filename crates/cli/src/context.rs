@@ -74,3 +74,64 @@ impl sluice_identity::ApiKeyDirectory for StoreKeys {
         self.0.find_api_key(id).map_err(|e| e.to_string())
     }
 }
+
+/// The key of the `hash` mask strategy: 32 random bytes kept in the data dir
+/// (`mask-hash.key`, mode 0600), created on first use, so that hash tokens stay the same
+/// across restarts and equal values can still be joined across sessions.
+pub fn mask_hash_key(config: &Config) -> Result<Vec<u8>> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let path = config.data_dir().join("mask-hash.key");
+    match std::fs::read(&path) {
+        Ok(key) if key.len() >= 32 => return Ok(key),
+        Ok(_) => anyhow::bail!(
+            "{} holds fewer than 32 bytes; remove it to have a new key made (hash tokens change)",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    std::fs::create_dir_all(config.data_dir())
+        .with_context(|| format!("creating {}", config.data_dir().display()))?;
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(&key)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(key.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mask_hash_key_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("sluice.yaml");
+        std::fs::write(
+            &config_path,
+            "listen: { admin: \"127.0.0.1:0\" }\ndata_dir: data\nidentity: { providers: [ { name: local, local: {} } ] }\n",
+        )
+        .unwrap();
+        let config = load_config(&config_path).unwrap();
+        let first = mask_hash_key(&config).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(mask_hash_key(&config).unwrap(), first);
+        let path = dir.path().join("data/mask-hash.key");
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::write(&path, b"short").unwrap();
+        assert!(mask_hash_key(&config).is_err());
+    }
+}

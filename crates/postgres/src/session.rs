@@ -799,26 +799,33 @@ async fn invalidate_on_ddl(frame: &Frame, catalog: &Catalog) {
     }
 }
 
-/// COPY TO of a table a mask covers would bypass masking: the gateway masks rows of
-/// query results only.
+/// COPY TO of a table a mask covers, or of a query that reads one, would bypass masking:
+/// the gateway masks the rows of query results only.
 fn unmaskable_copy(statement: &StatementClass, masking: &Masking) -> Option<String> {
-    let copied: Vec<String> = statement
+    use sluice_core::{Action, Object};
+    if !statement
+        .accesses
+        .iter()
+        .any(|a| a.action == Action::CopyOut)
+    {
+        return None;
+    }
+    let read: Vec<String> = statement
         .accesses
         .iter()
         .filter_map(|a| match (&a.action, &a.object) {
-            (sluice_core::Action::CopyOut, sluice_core::Object::Table(name)) => {
-                Some(name.to_string())
-            }
+            (Action::CopyOut | Action::Select, Object::Table(name)) => Some(name.to_string()),
             _ => None,
         })
         .collect();
-    if copied.is_empty() {
-        return None;
-    }
-    masking.masks.covers_any_table(&copied).then(|| {
+    masking.masks.covers_any_table(&read).then(|| {
+        let what = if read.is_empty() {
+            "this session".to_string()
+        } else {
+            read.join(", ")
+        };
         format!(
-            "COPY of {} is refused: masks apply to it, and COPY output is not masked; use SELECT",
-            copied.join(", ")
+            "COPY TO is refused: masks apply to {what}, and COPY output is not masked; use SELECT"
         )
     })
 }

@@ -196,11 +196,33 @@ fn copy_of_a_masked_table_is_refused() {
     let f = Fixture::start();
     let token = f.token("agent-2", &["masked-reader"]);
     let (mut c, _) = RawClient::login(f.port, &token);
-    let msgs = simple(&mut c, "COPY customers TO STDOUT");
-    assert!(refused(&msgs), "{}", raw::tags(&msgs));
-    assert!(leaked(&msgs).is_empty());
+    for sql in [
+        "COPY customers TO STDOUT",
+        "COPY customers (email) TO STDOUT WITH (FORMAT csv)",
+        "COPY (SELECT email FROM customers) TO STDOUT",
+    ] {
+        let msgs = simple(&mut c, sql);
+        assert!(refused(&msgs), "{sql}: {}", raw::tags(&msgs));
+        assert!(leaked(&msgs).is_empty());
+    }
     // The session goes on.
     let msgs = simple(&mut c, "SELECT email FROM customers");
     assert!(leaked(&msgs).is_empty());
     assert_eq!(msgs.iter().filter(|m| m.tag == b'D').count(), 3);
+}
+
+#[test]
+fn copy_that_masks_would_cover_is_refused_even_when_a_rule_allows_it() {
+    let f = Fixture::start();
+    let token = f.token("agent-3", &["other-masks"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    let msgs = simple(&mut c, "COPY orders TO STDOUT");
+    let error = msgs.iter().find(|m| m.tag == b'E').expect("refused");
+    assert_eq!(error.code(), "42501");
+    assert!(
+        error.message().contains("COPY output is not masked"),
+        "{}",
+        error.message()
+    );
+    assert!(!msgs.iter().any(|m| m.tag == b'd'));
 }

@@ -91,13 +91,14 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         });
     }
     if let Some(address) = &config.listen.postgres {
-        let gateway = sluice_postgres::PgGateway::from_config(
+        let mut gateway = sluice_postgres::PgGateway::from_config(
             config,
             authenticator.clone(),
             policies.clone(),
             classifier.clone(),
         )
         .context("setting up the PostgreSQL listener")?;
+        gateway.mask_hash_key = crate::context::mask_hash_key(config)?.into();
         let listener = tokio::net::TcpListener::bind(&address.value)
             .await
             .with_context(|| format!("binding the postgres listener on {}", address.value))?;

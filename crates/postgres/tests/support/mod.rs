@@ -78,6 +78,7 @@ policies:
     connections: [app]
     allow:
       - { actions: [select], tables: ["public.customers", "public.orders"] }
+      - { actions: [copy_out], tables: ["public.orders"] }
       - { functions: ["pg_catalog.generate_series"] }
     mask:
       - { columns: ["public.orders.total"], with: last4 }
