@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
+use sluice_core::QualifiedName;
 use sluice_sql::{view_columns, ViewColumn};
 use tokio::io::AsyncWriteExt;
 
@@ -56,15 +57,33 @@ pub enum CatalogError {
 pub type ColumnNames = Arc<[String]>;
 
 /// One relation as the catalog describes it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Relation {
-    /// Names by attribute number.
-    columns: HashMap<i16, ColumnNames>,
+    /// Index into `ordered` by attribute number.
+    by_attnum: HashMap<i16, usize>,
+    /// The columns in table order (as `COPY table` writes them).
+    ordered: Vec<RelationColumn>,
+}
+
+/// One column of a relation.
+#[derive(Debug)]
+pub struct RelationColumn {
+    pub name: String,
+    pub type_oid: u32,
+    pub names: ColumnNames,
 }
 
 impl Relation {
     pub fn column(&self, attnum: i16) -> Option<&ColumnNames> {
-        self.columns.get(&attnum)
+        self.by_attnum.get(&attnum).map(|&i| &self.ordered[i].names)
+    }
+
+    pub fn columns(&self) -> &[RelationColumn] {
+        &self.ordered
+    }
+
+    pub fn column_named(&self, name: &str) -> Option<&RelationColumn> {
+        self.ordered.iter().find(|c| c.name == name)
     }
 }
 
@@ -97,6 +116,44 @@ impl Catalog {
         let mut state = self.state.lock().await;
         state.relations.clear();
         state.generation += 1;
+    }
+
+    /// The relation a name resolves to: the first of `candidates` (schema-qualified, in
+    /// search path order) that exists.
+    pub async fn relation_named(
+        &self,
+        candidates: &[QualifiedName],
+    ) -> Result<Option<Arc<Relation>>, CatalogError> {
+        let mut found = None;
+        {
+            let mut state = self.state.lock().await;
+            for candidate in candidates {
+                let sql = format!(
+                    "SELECT c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = {} AND c.relname = {}",
+                    literal(&candidate.schema),
+                    literal(&candidate.name)
+                );
+                let result = self.query(&mut state, &sql).await;
+                if result.is_err() {
+                    state.client = None;
+                }
+                let oid = result?
+                    .into_iter()
+                    .next()
+                    .and_then(|rows| rows.into_iter().next())
+                    .and_then(|row| row.into_iter().next().flatten())
+                    .and_then(|oid| oid.parse::<u32>().ok());
+                if oid.is_some() {
+                    found = oid;
+                    break;
+                }
+            }
+        }
+        match found {
+            Some(oid) => self.relation(oid).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The relation with this OID.
@@ -137,7 +194,7 @@ impl Catalog {
                         "SELECT n.nspname, c.relname, c.relkind::text, \
                            CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END \
                          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = {oid}; \
-                         SELECT attnum::text, attname FROM pg_attribute \
+                         SELECT attnum::text, attname, atttypid::text FROM pg_attribute \
                          WHERE attrelid = {oid} AND attnum > 0 AND NOT attisdropped ORDER BY attnum; \
                          WITH RECURSIVE up(oid) AS ( \
                            SELECT inhparent FROM pg_inherits WHERE inhrelid = {oid} \
@@ -157,9 +214,7 @@ impl Catalog {
             let generation = state.generation;
             let Some(class) = class.into_iter().next() else {
                 // Dropped meanwhile: nothing to name.
-                return Ok(Arc::new(Relation {
-                    columns: HashMap::new(),
-                }));
+                return Ok(Arc::new(Relation::default()));
             };
             let text = |row: &[Option<String>], i: usize| {
                 row.get(i).cloned().flatten().unwrap_or_default()
@@ -200,7 +255,7 @@ impl Catalog {
             };
             let all_dependency_names = || dependencies.iter().flat_map(|d| d.iter().cloned());
 
-            let mut columns = HashMap::new();
+            let mut relation = Relation::default();
             for (position, row) in attributes.iter().enumerate() {
                 let attnum: i16 = text(row, 0)
                     .parse()
@@ -228,9 +283,14 @@ impl Catalog {
                 }
                 names.sort();
                 names.dedup();
-                columns.insert(attnum, ColumnNames::from(names));
+                relation.by_attnum.insert(attnum, relation.ordered.len());
+                relation.ordered.push(RelationColumn {
+                    name: column,
+                    type_oid: text(row, 2).parse().unwrap_or(0),
+                    names: ColumnNames::from(names),
+                });
             }
-            let relation = Arc::new(Relation { columns });
+            let relation = Arc::new(relation);
             if generation == state.generation {
                 state
                     .relations
@@ -307,4 +367,10 @@ fn data_row(body: &[u8]) -> Result<Vec<Option<String>>, CatalogError> {
             Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
         })
         .collect()
+}
+
+/// A string literal for the catalog session (which runs with standard_conforming_strings
+/// on, as the gateway requires of every resource).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }

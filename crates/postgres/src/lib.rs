@@ -25,6 +25,7 @@
 
 pub mod cancel;
 pub mod catalog;
+pub mod copy_rows;
 pub mod io;
 pub mod listener;
 pub mod login;

@@ -26,7 +26,12 @@ use sluice_config::MaskStrategy;
 use sluice_mask::{DetectorSet, Masker};
 use sluice_policy::{MaskSpec, SessionPolicy};
 
-use crate::catalog::{Catalog, CatalogError};
+use std::borrow::Cow;
+
+use sluice_sql::{CopyOut, CopyOutFormat};
+
+use crate::catalog::{Catalog, CatalogError, RelationColumn};
+use crate::copy_rows::{decode, encode, join_row, split_row, CopyFormat};
 use crate::protocol::codec::BodyReader;
 
 /// Type OIDs whose text and binary forms are the value's text (pg_type.h).
@@ -44,6 +49,8 @@ pub enum MaskError {
     Malformed(&'static str),
     #[error("a DataRow has {got} columns where its RowDescription has {expected}")]
     ColumnCount { expected: usize, got: usize },
+    #[error("{0} cannot be masked")]
+    Unmaskable(&'static str),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -109,6 +116,46 @@ impl SessionMasks {
                 .column_tables
                 .iter()
                 .any(|glob| tables.iter().any(|t| glob.is_match(t)))
+    }
+
+    /// The replacement for one value (`Some(None)` = NULL), or `None` to keep it.
+    fn mask_value(&self, plan: &ColumnPlan, value: &[u8]) -> Option<Option<Vec<u8>>> {
+        let masks = self;
+        if let Some(strategy) = plan.strategy {
+            if !plan.text_type {
+                return Some(None);
+            }
+            // A text value that is not UTF-8 cannot be masked by characters: NULL.
+            let Ok(text) = std::str::from_utf8(value) else {
+                return Some(None);
+            };
+            return Some(
+                masks
+                    .masker
+                    .mask_value(strategy, text)
+                    .map(String::into_bytes),
+            );
+        }
+        if masks.detectors.is_empty() || (plan.binary && !plan.text_type) {
+            return None;
+        }
+        let Ok(text) = std::str::from_utf8(value) else {
+            // Cannot be scanned: fail closed.
+            return Some(None);
+        };
+        let mut current = std::borrow::Cow::Borrowed(text);
+        for (detectors, strategy) in &masks.detectors {
+            match detectors.mask_text(&masks.masker, *strategy, &current) {
+                None => return Some(None),
+                Some(std::borrow::Cow::Borrowed(_)) => {}
+                Some(std::borrow::Cow::Owned(masked)) => current = std::borrow::Cow::Owned(masked),
+            }
+        }
+        match current {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(_) if !plan.text_type => Some(None),
+            std::borrow::Cow::Owned(masked) => Some(Some(masked.into_bytes())),
+        }
     }
 
     /// The strategy for a column going by `names`: the most concealing matching mask's.
@@ -200,7 +247,7 @@ impl ResultMask {
             };
             values.push(value);
             let Some(value) = value else { continue };
-            if let Some(change) = self.mask_value(plan, value) {
+            if let Some(change) = self.masks.mask_value(plan, value) {
                 changes.push((i, change));
             }
         }
@@ -229,44 +276,100 @@ impl ResultMask {
         out[1..5].copy_from_slice(&len.to_be_bytes());
         Ok(Some(out.freeze()))
     }
+}
 
-    /// The replacement for one value (`Some(None)` = NULL), or `None` to keep it.
-    fn mask_value(&self, plan: &ColumnPlan, value: &[u8]) -> Option<Option<Vec<u8>>> {
-        let masks = &self.masks;
-        if let Some(strategy) = plan.strategy {
-            if !plan.text_type {
-                return Some(None);
+/// The masking of one `COPY ... TO STDOUT` (text or CSV rows).
+pub struct CopyMask {
+    format: CopyFormat,
+    columns: Vec<ColumnPlan>,
+    /// The first row is the header (column names), not values.
+    header_pending: bool,
+    masks: Arc<SessionMasks>,
+}
+
+impl CopyMask {
+    /// Plans the masking of a COPY of `copy.table` (its listed columns, or all of them).
+    /// Errors when the COPY's rows cannot be masked soundly.
+    pub async fn build(
+        copy: &CopyOut,
+        masks: &Arc<SessionMasks>,
+        catalog: &Catalog,
+    ) -> Result<CopyMask, MaskError> {
+        let format = match (copy.format, copy.other_options.is_empty()) {
+            (CopyOutFormat::Text, true) => CopyFormat::Text,
+            (CopyOutFormat::Csv, true) => CopyFormat::Csv,
+            _ => {
+                return Err(MaskError::Unmaskable(
+                    "COPY in binary or with custom options",
+                ))
             }
-            // A text value that is not UTF-8 cannot be masked by characters: NULL.
-            let Ok(text) = std::str::from_utf8(value) else {
-                return Some(None);
-            };
-            return Some(
-                masks
-                    .masker
-                    .mask_value(strategy, text)
-                    .map(String::into_bytes),
-            );
-        }
-        if masks.detectors.is_empty() || (plan.binary && !plan.text_type) {
-            return None;
-        }
-        let Ok(text) = std::str::from_utf8(value) else {
-            // Cannot be scanned: fail closed.
-            return Some(None);
         };
-        let mut current = std::borrow::Cow::Borrowed(text);
-        for (detectors, strategy) in &masks.detectors {
-            match detectors.mask_text(&masks.masker, *strategy, &current) {
-                None => return Some(None),
-                Some(std::borrow::Cow::Borrowed(_)) => {}
-                Some(std::borrow::Cow::Owned(masked)) => current = std::borrow::Cow::Owned(masked),
+        let relation = catalog
+            .relation_named(&copy.table)
+            .await?
+            .ok_or(MaskError::Unmaskable(
+                "COPY of a table the catalog does not show",
+            ))?;
+        let plan = |column: &RelationColumn| ColumnPlan {
+            strategy: masks.column_strategy(&column.names),
+            text_type: TEXT_TYPES.contains(&column.type_oid),
+            binary: false,
+        };
+        let columns = if copy.columns.is_empty() {
+            relation.columns().iter().map(plan).collect()
+        } else {
+            copy.columns
+                .iter()
+                .map(|name| {
+                    relation
+                        .column_named(name)
+                        .map(plan)
+                        .ok_or(MaskError::Unmaskable(
+                            "COPY of a column the catalog does not show",
+                        ))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        Ok(CopyMask {
+            format,
+            columns,
+            header_pending: copy.header,
+            masks: masks.clone(),
+        })
+    }
+
+    /// One CopyData payload (one row) rewritten, or `None` when nothing changed.
+    pub fn rewrite(&mut self, row: &[u8]) -> Result<Option<Vec<u8>>, MaskError> {
+        if std::mem::take(&mut self.header_pending) {
+            return Ok(None);
+        }
+        let fields = split_row(self.format, row).map_err(|_| MaskError::Malformed("COPY row"))?;
+        if fields.len() != self.columns.len() {
+            return Err(MaskError::ColumnCount {
+                expected: self.columns.len(),
+                got: fields.len(),
+            });
+        }
+        let mut out: Vec<Cow<'_, [u8]>> = Vec::with_capacity(fields.len());
+        let mut changed = false;
+        for (field, plan) in fields.into_iter().zip(&self.columns) {
+            if plan.strategy.is_none() && self.masks.detectors.is_empty() {
+                out.push(Cow::Borrowed(field.0));
+                continue;
+            }
+            let value =
+                decode(self.format, field).map_err(|_| MaskError::Malformed("COPY field"))?;
+            let replacement = value.and_then(|v| self.masks.mask_value(plan, &v));
+            match replacement {
+                None => out.push(Cow::Borrowed(field.0)),
+                Some(new) => {
+                    let mut encoded = Vec::new();
+                    encode(self.format, new.as_deref(), &mut encoded);
+                    out.push(Cow::Owned(encoded));
+                    changed = true;
+                }
             }
         }
-        match current {
-            std::borrow::Cow::Borrowed(_) => None,
-            std::borrow::Cow::Owned(_) if !plan.text_type => Some(None),
-            std::borrow::Cow::Owned(masked) => Some(Some(masked.into_bytes())),
-        }
+        Ok(changed.then(|| join_row(self.format, &out)))
     }
 }

@@ -18,11 +18,17 @@
 //! the session then ends (fail closed) rather than mask by a wrong description.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+
+use sluice_sql::CopyOut;
 
 /// A request sent to the resource whose response is expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Query,
+    /// With the `COPY ... TO STDOUT` statements of the string, in order.
+    Query {
+        copies: VecDeque<Arc<CopyOut>>,
+    },
     Parse,
     Bind,
     DescribeStatement,
@@ -34,6 +40,8 @@ pub enum Request {
     },
     Execute {
         portal: String,
+        /// The portal's statement, when it is a `COPY ... TO STDOUT`.
+        copy: Option<Arc<CopyOut>>,
     },
     Close,
     Sync,
@@ -77,6 +85,16 @@ impl ResponseTracker {
         self.pending.is_empty()
     }
 
+    /// The plan of the COPY whose CopyOutResponse just arrived: the next COPY of the
+    /// query being answered, or the executed portal's.
+    pub fn take_copy(&mut self) -> Option<Arc<CopyOut>> {
+        match self.pending.front_mut()? {
+            Request::Query { copies } => copies.pop_front(),
+            Request::Execute { copy, .. } => copy.take(),
+            _ => None,
+        }
+    }
+
     /// Takes one message from the resource into account and says what it answers.
     pub fn on_response(&mut self, tag: u8) -> Result<Answering, Desync> {
         if matches!(tag, b'N' | b'S' | b'A') {
@@ -92,7 +110,7 @@ impl ResponseTracker {
                 })
             };
         };
-        if tag == b'E' && *front != Request::Query {
+        if tag == b'E' && !matches!(front, Request::Query { .. }) {
             // The failed request and everything after it up to Sync are skipped.
             self.pending.pop_front();
             while self.pending.front().is_some_and(|r| *r != Request::Sync) {
@@ -101,7 +119,7 @@ impl ResponseTracker {
             return Ok(Answering::Other);
         }
         let (answering, done) = match (front, tag) {
-            (Request::Query, _) => (Answering::Query, tag == b'Z'),
+            (Request::Query { .. }, _) => (Answering::Query, tag == b'Z'),
             (Request::Parse, b'1') | (Request::Bind, b'2') | (Request::Close, b'3') => {
                 (Answering::Other, true)
             }
@@ -115,13 +133,13 @@ impl ResponseTracker {
                 },
                 true,
             ),
-            (Request::Execute { portal }, b'D' | b'H' | b'G' | b'W' | b'd' | b'c') => (
+            (Request::Execute { portal, .. }, b'D' | b'H' | b'G' | b'W' | b'd' | b'c') => (
                 Answering::Execute {
                     portal: portal.clone(),
                 },
                 false,
             ),
-            (Request::Execute { portal }, b'C' | b's' | b'I') => (
+            (Request::Execute { portal, .. }, b'C' | b's' | b'I') => (
                 Answering::Execute {
                     portal: portal.clone(),
                 },
@@ -149,6 +167,7 @@ mod tests {
     fn execute(portal: &str) -> Request {
         Request::Execute {
             portal: portal.into(),
+            copy: None,
         }
     }
 
@@ -194,7 +213,9 @@ mod tests {
             Request::GatewayDescribe { portal: "".into() },
             execute(""),
             Request::Sync,
-            Request::Query,
+            Request::Query {
+                copies: VecDeque::new(),
+            },
         ] {
             t.push(r);
         }

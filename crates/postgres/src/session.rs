@@ -20,14 +20,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rand::Rng;
-use sluice_sql::{SearchPath, SearchPathChange, StatementClass};
+use sluice_sql::{CopyOut, CopyOutFormat, SearchPath, SearchPathChange, StatementClass};
 use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 
 use crate::cancel::CancelTarget;
 use crate::catalog::Catalog;
 use crate::io::BoxIo;
 use crate::login::{LoggedIn, MAX_FRONTEND_MESSAGE};
-use crate::masking::{ResultMask, SessionMasks};
+use crate::masking::{CopyMask, ResultMask, SessionMasks};
 use crate::protocol::backend::{self, error_fields, Severity};
 use crate::protocol::codec::{Frame, FrameError, FrameReader};
 use crate::protocol::frontend::{self, FrontendMessage};
@@ -85,8 +85,11 @@ pub struct Session {
     login: LoggedIn,
     gateway: Arc<PgGateway>,
     search_path: SearchPath,
-    /// Extended-protocol statement names whose Parse was allowed.
-    statements: HashMap<String, ()>,
+    /// Extended-protocol statement names whose Parse was allowed, with the statement's
+    /// COPY TO plan when it is one and the session masks.
+    statements: HashMap<String, Option<Arc<CopyOut>>>,
+    /// Portals bound from those statements, with the same plan (masking sessions only).
+    portals: HashMap<String, Option<Arc<CopyOut>>>,
     /// SQL-level `PREPARE name AS ...`, for judging `EXECUTE name`.
     sql_prepared: HashMap<String, StatementClass>,
     nonce: String,
@@ -142,6 +145,7 @@ impl Session {
             login,
             gateway,
             statements: HashMap::new(),
+            portals: HashMap::new(),
             sql_prepared: HashMap::new(),
             nonce: format!("{nonce:016x}"),
             refusals: 0,
@@ -271,8 +275,13 @@ impl Session {
         };
         match message {
             FrontendMessage::Query { sql } => match self.judge_sql(sql) {
-                Ok(()) => {
-                    self.track(shared, Request::Query);
+                Ok(copies) => {
+                    self.track(
+                        shared,
+                        Request::Query {
+                            copies: copies.into(),
+                        },
+                    );
                     server.write_all(&frame.raw).await.map_err(lost)?;
                     self.sync_points += 1;
                 }
@@ -282,8 +291,8 @@ impl Session {
                     .map_err(lost)?,
             },
             FrontendMessage::Parse { name, sql } => match self.judge_sql(sql) {
-                Ok(()) => {
-                    self.statements.insert(name.to_string(), ());
+                Ok(mut copies) => {
+                    self.statements.insert(name.to_string(), copies.pop());
                     self.track(shared, Request::Parse);
                     server.write_all(&frame.raw).await.map_err(lost)?;
                 }
@@ -299,10 +308,11 @@ impl Session {
                 kind: b'S',
                 name: statement,
             } => {
-                if self.statements.contains_key(statement) {
+                if let Some(copy) = self.statements.get(statement).cloned() {
                     server.write_all(&frame.raw).await.map_err(lost)?;
                     match message {
                         FrontendMessage::Bind { portal, .. } if self.masking.is_some() => {
+                            self.portals.insert(portal.to_string(), copy);
                             // Learn the result's columns before its rows come: Execute's
                             // rows carry no description of their own.
                             self.track(shared, Request::Bind);
@@ -358,10 +368,12 @@ impl Session {
                 server.write_all(&frame.raw).await.map_err(lost)?
             }
             FrontendMessage::Execute { portal } => {
+                let copy = self.portals.get(portal).cloned().flatten();
                 self.track(
                     shared,
                     Request::Execute {
                         portal: portal.to_string(),
+                        copy,
                     },
                 );
                 server.write_all(&frame.raw).await.map_err(lost)?
@@ -397,7 +409,8 @@ impl Session {
     }
 
     /// Judges the SQL of a Query or a Parse: every statement must be allowed, or none runs.
-    fn judge_sql(&mut self, sql: &str) -> Result<(), Refusal> {
+    /// Returns, when the session masks, the plans of the string's `COPY ... TO STDOUT`s.
+    fn judge_sql(&mut self, sql: &str) -> Result<Vec<Arc<CopyOut>>, Refusal> {
         let class = self
             .gateway
             .classifier
@@ -430,7 +443,15 @@ impl Session {
                 self.sql_prepared.insert(name.clone(), statement.clone());
             }
         }
-        Ok(())
+        let copies = match self.masking {
+            Some(_) => class
+                .statements
+                .iter()
+                .filter_map(|s| s.copy_out.clone().map(Arc::new))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(copies)
     }
 
     fn judge_statement(&self, statement: &StatementClass) -> Result<(), Refusal> {
@@ -501,7 +522,12 @@ impl Session {
     ) -> std::io::Result<()> {
         let marker = self.register_refusal(refusal, shared);
         self.sync_points += 1;
-        self.track(shared, Request::Query);
+        self.track(
+            shared,
+            Request::Query {
+                copies: Default::default(),
+            },
+        );
         server
             .write_all(&frontend::query(&format!("FETCH \"{marker}\"")))
             .await
@@ -521,6 +547,7 @@ impl Session {
             shared,
             Request::Execute {
                 portal: marker.clone(),
+                copy: None,
             },
         );
         server.write_all(&frontend::execute(&marker)).await
@@ -623,6 +650,7 @@ async fn server_to_client(
             setup,
             current: None,
             portals: HashMap::new(),
+            copy: None,
         }),
     };
     let expiry = async {
@@ -700,6 +728,8 @@ struct ResultMasking {
     current: Option<Arc<ResultMask>>,
     /// Extended-protocol portals by name, with their results' masking.
     portals: HashMap<String, Option<Arc<ResultMask>>>,
+    /// The COPY TO being streamed.
+    copy: Option<CopyMask>,
 }
 
 /// What masking does with one message from the resource.
@@ -711,16 +741,46 @@ enum Masked {
 
 impl ResultMasking {
     async fn on_message(&mut self, frame: Frame, shared: &Mutex<Shared>) -> Result<Masked, End> {
-        let answering = shared
-            .lock()
-            .responses
-            .on_response(frame.tag)
-            .map_err(|e| {
+        let (answering, copy_plan) = {
+            let mut guard = shared.lock();
+            let answering = guard.responses.on_response(frame.tag).map_err(|e| {
                 End::fatal(Refusal {
                     code: "08P01",
                     message: format!("sluice: {e}"),
                 })
             })?;
+            let plan = (frame.tag == b'H')
+                .then(|| guard.responses.take_copy())
+                .flatten();
+            (answering, plan)
+        };
+        match frame.tag {
+            b'H' => {
+                self.copy = match copy_plan {
+                    Some(plan) => Some(
+                        CopyMask::build(&plan, &self.setup.masks, &self.setup.catalog)
+                            .await
+                            .map_err(unmaskable)?,
+                    ),
+                    None => None,
+                };
+                return Ok(Masked::Forward(frame));
+            }
+            b'd' => {
+                let Some(copy) = &mut self.copy else {
+                    return Ok(Masked::Forward(frame));
+                };
+                return match copy.rewrite(&frame.raw[5..]).map_err(unmaskable)? {
+                    None => Ok(Masked::Forward(frame)),
+                    Some(row) => Ok(Masked::Forward(Frame {
+                        tag: b'd',
+                        raw: backend::message(b'd', &row),
+                    })),
+                };
+            }
+            b'c' | b'C' | b'E' | b'Z' => self.copy = None,
+            _ => {}
+        }
         let result = match (answering, frame.tag) {
             (Answering::Query, b'T') => {
                 self.current = self.describe(&frame).await?;
@@ -758,16 +818,17 @@ impl ResultMasking {
         ResultMask::build(frame.body(), &self.setup.masks, &self.setup.catalog)
             .await
             .map(|m| m.map(Arc::new))
-            .map_err(|e| {
-                tracing::warn!(error = %e, "cannot resolve result columns for masking");
-                End::fatal(Refusal {
-                    code: "58000",
-                    message: format!(
-                        "sluice: cannot mask this result, so it is not delivered: {e}"
-                    ),
-                })
-            })
+            .map_err(unmaskable)
     }
+}
+
+/// A result that cannot be masked is not delivered: the session ends.
+fn unmaskable(e: crate::masking::MaskError) -> End {
+    tracing::warn!(error = %e, "cannot mask a result");
+    End::fatal(Refusal {
+        code: "58000",
+        message: format!("sluice: cannot mask this result, so it is not delivered: {e}"),
+    })
 }
 
 /// A DataRow with its masks applied.
@@ -799,8 +860,9 @@ async fn invalidate_on_ddl(frame: &Frame, catalog: &Catalog) {
     }
 }
 
-/// COPY TO of a table a mask covers, or of a query that reads one, would bypass masking:
-/// the gateway masks the rows of query results only.
+/// A COPY TO whose rows the gateway cannot mask, when masks may cover what it copies:
+/// `COPY (query)` (its columns have no origin to match masks against), the binary format,
+/// and options that change how rows are written.
 fn unmaskable_copy(statement: &StatementClass, masking: &Masking) -> Option<String> {
     use sluice_core::{Action, Object};
     if !statement
@@ -818,16 +880,22 @@ fn unmaskable_copy(statement: &StatementClass, masking: &Masking) -> Option<Stri
             _ => None,
         })
         .collect();
-    masking.masks.covers_any_table(&read).then(|| {
-        let what = if read.is_empty() {
-            "this session".to_string()
-        } else {
-            read.join(", ")
-        };
-        format!(
-            "COPY TO is refused: masks apply to {what}, and COPY output is not masked; use SELECT"
-        )
-    })
+    if !masking.masks.covers_any_table(&read) {
+        return None;
+    }
+    let why = match &statement.copy_out {
+        None => "COPY to a file or program",
+        Some(copy) if copy.table.is_empty() => "COPY (query) TO cannot be masked; use SELECT or COPY of the table",
+        Some(copy) if copy.format == CopyOutFormat::Binary => "COPY in binary format cannot be masked; use text or CSV",
+        Some(copy) if !copy.other_options.is_empty() => "COPY with DELIMITER, NULL, QUOTE or similar options cannot be masked; use the defaults of text or CSV",
+        Some(_) => return None,
+    };
+    let what = if read.is_empty() {
+        "this session".to_string()
+    } else {
+        read.join(", ")
+    };
+    Some(format!("masks apply to {what}: {why}"))
 }
 
 impl ServerRelay<'_> {

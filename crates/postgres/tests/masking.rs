@@ -211,18 +211,73 @@ fn copy_of_a_masked_table_is_refused() {
     assert_eq!(msgs.iter().filter(|m| m.tag == b'D').count(), 3);
 }
 
+/// The CopyData payloads of a response, as text.
+fn copy_rows(msgs: &[Msg]) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m.tag == b'd')
+        .map(|m| String::from_utf8(m.body.clone()).unwrap())
+        .collect()
+}
+
 #[test]
-fn copy_that_masks_would_cover_is_refused_even_when_a_rule_allows_it() {
+fn copy_to_stdout_is_masked_in_text_and_csv_and_refused_when_it_cannot_be() {
     let f = Fixture::start();
     let token = f.token("agent-3", &["other-masks"]);
     let (mut c, _) = RawClient::login(f.port, &token);
-    let msgs = simple(&mut c, "COPY orders TO STDOUT");
-    let error = msgs.iter().find(|m| m.tag == b'E').expect("refused");
-    assert_eq!(error.code(), "42501");
+
+    // name: hash; card_number and ssn: found by the detectors; email: clear.
+    let msgs = simple(&mut c, "COPY customers TO STDOUT");
     assert!(
-        error.message().contains("COPY output is not masked"),
-        "{}",
-        error.message()
+        leaked(&msgs).iter().all(|l| l.contains('@')),
+        "{:?}",
+        leaked(&msgs)
     );
-    assert!(!msgs.iter().any(|m| m.tag == b'd'));
+    let rows = copy_rows(&msgs);
+    assert_eq!(rows.len(), 3, "{}", raw::tags(&msgs));
+    let fields: Vec<&str> = rows[0].trim_end().split('\t').collect();
+    assert_eq!(fields[0], "1");
+    assert!(fields[1].starts_with("h:"), "{fields:?}");
+    assert_eq!(fields[2], "ada@example.com");
+    assert_eq!(&fields[3..], ["****", "****"]);
+
+    let msgs = simple(
+        &mut c,
+        "COPY customers (name, ssn) TO STDOUT WITH (FORMAT csv, HEADER)",
+    );
+    let rows = copy_rows(&msgs);
+    assert_eq!(rows[0], "name,ssn\n");
+    assert!(
+        rows[1].starts_with("\"h:") && rows[1].ends_with(",\"****\"\n"),
+        "{rows:?}"
+    );
+    assert!(
+        leaked(&msgs).is_empty()
+            && !msgs
+                .iter()
+                .any(|m| String::from_utf8_lossy(&m.body).contains("Lovelace"))
+    );
+
+    // A numeric column a mask covers: NULL.
+    let rows = copy_rows(&simple(&mut c, "COPY orders (id, total) TO STDOUT"));
+    assert_eq!(rows, vec!["1\t\\N\n", "2\t\\N\n", "3\t\\N\n"]);
+
+    // The extended protocol too.
+    let msgs = extended(&mut c, "COPY customers (ssn) TO STDOUT", 0);
+    assert_eq!(copy_rows(&msgs), vec!["****\n"; 3], "{}", raw::tags(&msgs));
+
+    for sql in [
+        "COPY customers TO STDOUT (FORMAT binary)",
+        "COPY customers TO STDOUT (DELIMITER '|')",
+        "COPY (SELECT ssn FROM customers) TO STDOUT",
+    ] {
+        let msgs = simple(&mut c, sql);
+        let error = msgs.iter().find(|m| m.tag == b'E').expect("refused");
+        assert_eq!(error.code(), "42501", "{sql}");
+        assert!(
+            error.message().contains("masks apply to"),
+            "{sql}: {}",
+            error.message()
+        );
+        assert!(copy_rows(&msgs).is_empty() && leaked(&msgs).is_empty());
+    }
 }

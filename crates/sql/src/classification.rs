@@ -4,7 +4,7 @@
 //! judges accesses whatever protocol they came from.
 
 use serde::Serialize;
-use sluice_core::{Access, Action};
+use sluice_core::{Access, Action, QualifiedName};
 
 /// The result of classifying one SQL string (possibly several statements).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,6 +30,32 @@ pub struct StatementClass {
     /// Whether the statement changes `search_path`, and to what, so the session resolves
     /// later names as the resource will.
     pub search_path_change: Option<SearchPathChange>,
+    /// `COPY ... TO STDOUT`: what the rows will hold, so the data path can mask them.
+    pub copy_out: Option<CopyOut>,
+}
+
+/// The shape of a `COPY ... TO STDOUT`'s rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyOut {
+    /// `COPY table`: the table's candidate names (several when unqualified, as the search
+    /// path may find it in any of its schemas); empty for `COPY (query)`.
+    pub table: Vec<QualifiedName>,
+    /// The column list, when one is given; otherwise every column in table order.
+    pub columns: Vec<String>,
+    pub format: CopyOutFormat,
+    /// `HEADER`: the first row holds column names.
+    pub header: bool,
+    /// Options beyond `FORMAT` and `HEADER` (`DELIMITER`, `NULL`, `QUOTE`, ...), which
+    /// change how rows are written.
+    pub other_options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyOutFormat {
+    Text,
+    Csv,
+    Binary,
 }
 
 /// A change of `search_path` a statement makes.

@@ -8,7 +8,9 @@
 use serde_json::{Map, Value};
 use sluice_core::{Access, Action, Object, QualifiedName};
 
-use crate::classification::{Classification, SearchPathChange, StatementClass};
+use crate::classification::{
+    Classification, CopyOut, CopyOutFormat, SearchPathChange, StatementClass,
+};
 use crate::error::ClassifyError;
 use crate::search_path::SearchPath;
 use crate::walk::{malformed, name_list, str_field, Walker};
@@ -73,6 +75,7 @@ fn classify_statement(
         prepares: None,
         executes: None,
         search_path_change: None,
+        copy_out: None,
     };
     let mut walker = Walker::new(search_path);
     let mut extra: Vec<Access> = Vec::new();
@@ -139,6 +142,9 @@ fn classify_statement(
             }
             for name in &targets {
                 extra.push(Access::new(action, Object::Table(name.clone())));
+            }
+            if !is_from && !program && !server_file {
+                class.copy_out = Some(copy_out(fields, targets.clone())?);
             }
             if program || server_file {
                 let what = if program {
@@ -590,4 +596,63 @@ fn search_path_values(fields: &Map<String, Value>) -> Option<Vec<String>> {
                 .map(str::to_string)
         })
         .collect()
+}
+
+/// The row shape of `COPY ... TO STDOUT` from its column list and options.
+fn copy_out(
+    fields: &Map<String, Value>,
+    table: Vec<QualifiedName>,
+) -> Result<CopyOut, ClassifyError> {
+    let columns = match fields.get("attlist").filter(|v| !v.is_null()) {
+        Some(list) => name_list(Some(list))?,
+        None => Vec::new(),
+    };
+    let mut copy = CopyOut {
+        table,
+        columns,
+        format: CopyOutFormat::Text,
+        header: false,
+        other_options: Vec::new(),
+    };
+    for option in fields
+        .get("options")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let def = option
+            .pointer("/node/DefElem")
+            .ok_or_else(|| malformed("COPY option"))?;
+        let name = def.get("defname").and_then(Value::as_str).unwrap_or("");
+        let arg = def
+            .pointer("/arg/node/String/sval")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        match name {
+            "format" => {
+                copy.format = match arg.as_deref() {
+                    Some("text") => CopyOutFormat::Text,
+                    Some("csv") => CopyOutFormat::Csv,
+                    // binary, or anything PostgreSQL would reject anyway.
+                    _ => CopyOutFormat::Binary,
+                }
+            }
+            // `HEADER` alone, or `HEADER true/on/1`; `false/off/0` keeps it off.
+            "header" => {
+                let off = def
+                    .pointer("/arg/node/Boolean/boolval")
+                    .and_then(Value::as_bool)
+                    .map(|b| !b)
+                    .or_else(|| {
+                        def.pointer("/arg/node/Integer/ival")
+                            .and_then(Value::as_i64)
+                            .map(|i| i == 0)
+                    })
+                    .unwrap_or(matches!(arg.as_deref(), Some("false" | "off" | "0")));
+                copy.header = !off;
+            }
+            other => copy.other_options.push(other.to_string()),
+        }
+    }
+    Ok(copy)
 }

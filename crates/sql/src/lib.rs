@@ -28,7 +28,9 @@ pub mod view;
 pub mod walk;
 
 pub use cache::{CacheStats, Classifier};
-pub use classification::{Classification, SearchPathChange, StatementClass};
+pub use classification::{
+    Classification, CopyOut, CopyOutFormat, SearchPathChange, StatementClass,
+};
 pub use classify::classify;
 pub use error::ClassifyError;
 pub use search_path::SearchPath;

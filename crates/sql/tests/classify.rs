@@ -433,3 +433,42 @@ fn literals_and_comments_are_not_statements() {
         &["select public.orders"],
     );
 }
+
+#[test]
+fn copy_to_stdout_reports_its_row_shape() {
+    use sluice_sql::CopyOutFormat;
+    let path = SearchPath::default();
+    let shape = |sql: &str| classify(sql, &path).unwrap().statements[0].copy_out.clone();
+    let plain = shape("COPY customers TO STDOUT").unwrap();
+    assert_eq!(plain.table.len(), 1);
+    assert_eq!(plain.table[0].to_string(), "public.customers");
+    assert!(plain.columns.is_empty());
+    assert_eq!(plain.format, CopyOutFormat::Text);
+    assert!(!plain.header && plain.other_options.is_empty());
+
+    let csv =
+        shape("COPY public.customers (email, id) TO STDOUT WITH (FORMAT csv, HEADER)").unwrap();
+    assert_eq!(csv.columns, vec!["email", "id"]);
+    assert_eq!(csv.format, CopyOutFormat::Csv);
+    assert!(csv.header);
+
+    let old_syntax = shape("COPY customers TO STDOUT CSV HEADER").unwrap();
+    assert_eq!(old_syntax.format, CopyOutFormat::Csv);
+    assert!(old_syntax.header);
+
+    let custom =
+        shape("COPY customers TO STDOUT WITH (FORMAT text, DELIMITER '|', HEADER false)").unwrap();
+    assert_eq!(custom.other_options, vec!["delimiter"]);
+    assert!(!custom.header);
+    assert_eq!(
+        shape("COPY customers TO STDOUT (FORMAT binary)")
+            .unwrap()
+            .format,
+        CopyOutFormat::Binary
+    );
+
+    let query = shape("COPY (SELECT 1) TO STDOUT").unwrap();
+    assert!(query.table.is_empty());
+    assert!(shape("COPY customers FROM STDIN").is_none());
+    assert!(shape("COPY customers TO '/tmp/x'").is_none());
+}

@@ -78,7 +78,7 @@ policies:
     connections: [app]
     allow:
       - { actions: [select], tables: ["public.customers", "public.orders"] }
-      - { actions: [copy_out], tables: ["public.orders"] }
+      - { actions: [copy_out], tables: ["public.orders", "public.customers"] }
       - { functions: ["pg_catalog.generate_series"] }
     mask:
       - { columns: ["public.orders.total"], with: last4 }
