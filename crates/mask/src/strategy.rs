@@ -144,9 +144,15 @@ fn write_email(value: &str, out: &mut String) {
 fn split_email(value: &str) -> Option<(&str, &str)> {
     let (local, domain) = value.split_once('@')?;
     let plain = |part: &str| {
+        // Bytes for ASCII (the common case, and `char::is_whitespace` per character is
+        // measurable on large results); characters otherwise.
         !part.is_empty()
             && !part.contains('@')
-            && !part.chars().any(|c| c.is_whitespace() || c.is_control())
+            && if part.is_ascii() {
+                part.bytes().all(|b| b > b' ' && b != 0x7f)
+            } else {
+                !part.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
     };
     (plain(local) && plain(domain)).then_some((local, domain))
 }

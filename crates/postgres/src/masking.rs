@@ -224,9 +224,12 @@ impl ResultMask {
     }
 
     /// The DataRow message (whole frame) rewritten, or `None` when no value changed.
+    ///
+    /// One pass over the values; nothing is allocated until the first value that changes,
+    /// and then values before it are copied as one block, values after it one by one.
     pub fn rewrite(&self, frame: &[u8]) -> Result<Option<Bytes>, MaskError> {
-        let body = &frame[5..];
         let malformed = |_| MaskError::Malformed("DataRow");
+        let body = &frame[5..];
         let mut r = BodyReader::new(body);
         let count = r.i16("DataRow").map_err(malformed)?;
         if count as usize != self.columns.len() {
@@ -235,46 +238,41 @@ impl ResultMask {
                 got: count.max(0) as usize,
             });
         }
-        // (column, replacement) for the values that change; most rows have none.
-        let mut changes: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
-        let mut values: Vec<Option<&[u8]>> = Vec::with_capacity(self.columns.len());
-        for (i, plan) in self.columns.iter().enumerate() {
+        let mut out: Option<BytesMut> = None;
+        for plan in &self.columns {
+            // Where this value (its length field) starts in the frame.
+            let start = frame.len() - r.remaining();
             let len = r.i32("DataRow").map_err(malformed)?;
             let value = if len < 0 {
                 None
             } else {
                 Some(r.bytes(len as usize, "DataRow").map_err(malformed)?)
             };
-            values.push(value);
-            let Some(value) = value else { continue };
-            if let Some(change) = self.masks.mask_value(plan, value) {
-                changes.push((i, change));
-            }
-        }
-        if changes.is_empty() {
-            return Ok(None);
-        }
-        let mut out = BytesMut::with_capacity(frame.len());
-        out.put_u8(b'D');
-        out.put_i32(0); // length, patched below
-        out.put_i16(count);
-        let mut changes = changes.into_iter().peekable();
-        for (i, value) in values.into_iter().enumerate() {
-            let value = match changes.peek() {
-                Some((at, _)) if *at == i => changes.next().expect("peeked").1,
-                _ => value.map(<[u8]>::to_vec),
-            };
-            match value {
-                None => out.put_i32(-1),
-                Some(bytes) => {
-                    out.put_i32(bytes.len() as i32);
-                    out.put_slice(&bytes);
+            let change = value.and_then(|v| self.masks.mask_value(plan, v));
+            match (change, &mut out) {
+                (None, None) => {}
+                (None, Some(out)) => out.put_slice(&frame[start..frame.len() - r.remaining()]),
+                (Some(new), out) => {
+                    let out = out.get_or_insert_with(|| {
+                        let mut fresh = BytesMut::with_capacity(frame.len() + 16);
+                        fresh.put_slice(&frame[..start]);
+                        fresh
+                    });
+                    match new {
+                        None => out.put_i32(-1),
+                        Some(bytes) => {
+                            out.put_i32(bytes.len() as i32);
+                            out.put_slice(&bytes);
+                        }
+                    }
                 }
             }
         }
-        let len = (out.len() - 1) as i32;
-        out[1..5].copy_from_slice(&len.to_be_bytes());
-        Ok(Some(out.freeze()))
+        Ok(out.map(|mut out| {
+            let len = (out.len() - 1) as i32;
+            out[1..5].copy_from_slice(&len.to_be_bytes());
+            out.freeze()
+        }))
     }
 }
 

@@ -194,4 +194,9 @@ impl<'a> BodyReader<'a> {
     pub fn rest(&self) -> &'a [u8] {
         self.body
     }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.body.len()
+    }
 }
