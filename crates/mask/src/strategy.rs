@@ -108,6 +108,23 @@ impl fmt::Debug for Masker {
 /// Every character but the last four becomes `*`; a value of four characters or fewer is
 /// redacted whole, since keeping "the last four" would keep all of it.
 fn write_last4(value: &str, out: &mut String) {
+    if value.is_ascii() {
+        // One byte per character: no counting, and the stars are pushed as one slice.
+        if value.len() <= LAST4_KEPT {
+            out.push_str(REDACTED);
+            return;
+        }
+        let hidden = value.len() - LAST4_KEPT;
+        const STARS: &str = "********************************";
+        let mut left = hidden;
+        while left > 0 {
+            let n = left.min(STARS.len());
+            out.push_str(&STARS[..n]);
+            left -= n;
+        }
+        out.push_str(&value[hidden..]);
+        return;
+    }
     let chars = value.chars().count();
     if chars <= LAST4_KEPT {
         out.push_str(REDACTED);

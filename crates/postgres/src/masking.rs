@@ -43,6 +43,21 @@ const TEXT_TYPES: &[u32] = &[
     705,  // unknown
 ];
 
+/// Type OIDs whose text form cannot hold anything a detector looks for (too few digits
+/// for a card or an IBAN, no letters, dashes in the wrong places): not scanned.
+const UNSCANNED_TYPES: &[u32] = &[
+    16,   // bool
+    21,   // int2
+    23,   // int4
+    26,   // oid
+    700,  // float4
+    1082, // date
+    1083, // time
+    1114, // timestamp
+    1184, // timestamptz
+    2950, // uuid
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum MaskError {
     #[error("malformed {0} from the resource")]
@@ -136,7 +151,7 @@ impl SessionMasks {
                     .map(String::into_bytes),
             );
         }
-        if masks.detectors.is_empty() || (plan.binary && !plan.text_type) {
+        if masks.detectors.is_empty() || plan.unscanned || (plan.binary && !plan.text_type) {
             return None;
         }
         let Ok(text) = std::str::from_utf8(value) else {
@@ -174,6 +189,8 @@ struct ColumnPlan {
     strategy: Option<MaskStrategy>,
     text_type: bool,
     binary: bool,
+    /// Of a type detectors cannot find anything in.
+    unscanned: bool,
 }
 
 /// The masking of one result (one RowDescription's rows).
@@ -214,6 +231,7 @@ impl ResultMask {
                 strategy,
                 text_type: TEXT_TYPES.contains(&type_oid),
                 binary: format == 1,
+                unscanned: UNSCANNED_TYPES.contains(&type_oid),
             });
         }
         let needed = !masks.detectors.is_empty() || columns.iter().any(|c| c.strategy.is_some());
@@ -312,6 +330,7 @@ impl CopyMask {
             strategy: masks.column_strategy(&column.names),
             text_type: TEXT_TYPES.contains(&column.type_oid),
             binary: false,
+            unscanned: UNSCANNED_TYPES.contains(&column.type_oid),
         };
         let columns = if copy.columns.is_empty() {
             relation.columns().iter().map(plan).collect()
