@@ -158,8 +158,8 @@ fn refusal_reason(flow: &ColumnFlow, mask: &CompiledMask) -> String {
         Usage::Derived(Via::Copy) => format!(
             "{column} is masked and cannot be copied into a table or out through COPY, where the mask does not follow it{which}"
         ),
-        Usage::Derived(Via::Conversion) => format!(
-            "{column} is masked and cannot be cast or converted in a condition: a failed conversion shows the value in its error message{which}"
+        Usage::Derived(Via::ErrorMessage) => format!(
+            "{column} is masked and cannot be passed to a cast or function in a condition, whose error message could show the value{which}; compare the column itself"
         ),
         Usage::WholeRow => format!(
             "{column} is masked and cannot leave inside a whole row (`c`, `row_to_json(c)`, `c.*` in an expression); select the columns themselves"

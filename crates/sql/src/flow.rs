@@ -25,8 +25,11 @@
 //!   `HAVING`, `ORDER BY`, `GROUP BY`, `DISTINCT ON`, window `PARTITION BY`/`ORDER BY`,
 //!   `FILTER`, `LIMIT`; also an output of a subquery or CTE that the statement never uses
 //!   (it can still change the result, through `DISTINCT` or a set operation's duplicate
-//!   removal). A cast or conversion inside a condition is [`Via::Conversion`] instead: a
-//!   failed conversion's error message shows the value (`WHERE ssn::int = 0`).
+//!   removal). A column passed to a cast or a function inside a condition is
+//!   [`Via::ErrorMessage`] instead: many of them fail with the value in their error message
+//!   (`WHERE ssn::int = 0`: `invalid input syntax for type integer: "078-05-1120"`), so a
+//!   condition may compare a masked column, not transform it (a short list of functions that
+//!   cannot fail that way excepted).
 //!
 //! Names are resolved as PostgreSQL resolves them, without the catalog: a qualified
 //! reference through the `FROM` clause's aliases and relation names (tables through the
@@ -117,9 +120,9 @@ pub enum Via {
     Returning,
     /// Written into a table or sent out by `COPY`.
     Copy,
-    /// Cast or converted inside a condition: a failed conversion shows the value in its
-    /// error message.
-    Conversion,
+    /// Passed to a cast or a function inside a condition, whose error message can show the
+    /// value.
+    ErrorMessage,
 }
 
 fn as_text<S: Serializer>(name: &QualifiedName, s: S) -> Result<S::Ok, S::Error> {
@@ -208,8 +211,9 @@ struct Part {
     /// `None`: any column (or, in [`Shape::TableColumns`], the column looked up by name).
     column: Option<String>,
     carry: Carry,
-    /// Passed through a cast or conversion on the way (see [`Via::Conversion`]).
-    converted: bool,
+    /// Passed through a cast or a function that can fail with the value in its error
+    /// message (see [`Via::ErrorMessage`]).
+    error_may_show: bool,
 }
 
 impl Part {
@@ -218,7 +222,7 @@ impl Part {
             table,
             column,
             carry: Carry::Direct,
-            converted: false,
+            error_may_show: false,
         }
     }
 
@@ -549,10 +553,10 @@ impl<'a> Analyzer<'a> {
     /// Parts read by a condition.
     fn predicate_parts(&mut self, parts: Vec<Part>) {
         for part in parts {
-            let usage = match (part.converted, part.carry) {
+            let usage = match (part.error_may_show, part.carry) {
                 (false, _) => Usage::Predicate,
                 (true, Carry::WholeRow) => Usage::WholeRow,
-                (true, _) => Usage::Derived(Via::Conversion),
+                (true, _) => Usage::Derived(Via::ErrorMessage),
             };
             self.record(part, usage, None);
         }
@@ -1471,19 +1475,28 @@ impl<'a> Analyzer<'a> {
                     self.column(&reference.names)?
                 }
             }
-            "TypeCast" => converted(self.value(fields.get("arg").unwrap_or(&Value::Null))?),
+            "TypeCast" => error_may_show(self.value(fields.get("arg").unwrap_or(&Value::Null))?),
+            // SQL/XML and SQL/JSON parse their input and quote it when it does not parse.
+            "XmlExpr" | "XmlSerialize" | "JsonParseExpr" | "JsonScalarExpr"
+            | "JsonSerializeExpr" | "JsonValueExpr" | "JsonFuncExpr" => {
+                let mut parts = Vec::new();
+                for value in fields.values() {
+                    parts.extend(self.value(value)?);
+                }
+                error_may_show(parts)
+            }
             "FuncCall" => {
                 let name = name_list(fields.get("funcname"))?;
                 let mut parts = self.value(fields.get("args").unwrap_or(&Value::Null))?;
-                if name.last().is_some_and(|n| is_conversion(n)) {
-                    parts = converted(parts);
-                }
                 if fields.get("agg_within_group").and_then(Value::as_bool) == Some(true) {
                     // `percentile_disc(0.5) WITHIN GROUP (ORDER BY x)`, `mode() WITHIN GROUP
                     // (...)`: the ordered values are what the aggregate returns.
                     parts.extend(self.value(fields.get("agg_order").unwrap_or(&Value::Null))?);
                 } else {
                     self.predicate(fields.get("agg_order"))?;
+                }
+                if !cannot_show_its_arguments(&name) {
+                    parts = error_may_show(parts);
                 }
                 self.predicate(fields.get("agg_filter"))?;
                 self.predicate(fields.get("over"))?;
@@ -1524,63 +1537,62 @@ fn usage_of(carry: Carry) -> Usage {
     }
 }
 
-fn converted(parts: Vec<Part>) -> Vec<Part> {
+fn error_may_show(parts: Vec<Part>) -> Vec<Part> {
     parts
         .into_iter()
         .map(|p| Part {
-            converted: true,
+            error_may_show: true,
             ..p
         })
         .collect()
 }
 
-/// Functions that parse their text argument into another type and, on failure, show it
-/// in the error: the function-call spelling of a cast (`int4(ssn)`, `numeric(x)`), and the
-/// formatting parsers.
-fn is_conversion(name: &str) -> bool {
-    const CONVERSIONS: &[&str] = &[
-        "int2",
-        "int4",
-        "int8",
-        "int",
-        "integer",
-        "smallint",
-        "bigint",
-        "numeric",
-        "decimal",
-        "float4",
-        "float8",
-        "real",
-        "money",
-        "bool",
-        "boolean",
-        "date",
-        "time",
-        "timetz",
-        "timestamp",
-        "timestamptz",
-        "interval",
-        "json",
-        "jsonb",
-        "uuid",
-        "inet",
-        "cidr",
-        "macaddr",
-        "macaddr8",
-        "xml",
-        "bit",
-        "varbit",
-        "bytea",
-        "oid",
-        "regclass",
-        "regtype",
-        "regproc",
-        "to_number",
-        "to_date",
-        "to_timestamp",
-        "xmlparse",
+/// Built-in functions that cannot fail with their argument's value in the error message,
+/// whatever the value: they accept any input of their type (`count`, `min`, `max`, string
+/// length, case and trimming, substrings; a regular-expression pattern that does not compile
+/// is reported without its text). A condition may pass a masked column to these. Every other
+/// function may: casts spelt as calls (`int4(ssn)`), parsers (`to_date`, `to_number`),
+/// functions taking a name as text (`has_table_privilege`, `nextval`, `current_setting`),
+/// `format`, and every user-defined function.
+fn cannot_show_its_arguments(name: &[String]) -> bool {
+    const QUIET: &[&str] = &[
+        "count",
+        "min",
+        "max",
+        "bool_and",
+        "bool_or",
+        "every",
+        "array_agg",
+        "string_agg",
+        "lower",
+        "upper",
+        "initcap",
+        "length",
+        "char_length",
+        "character_length",
+        "octet_length",
+        "bit_length",
+        "btrim",
+        "ltrim",
+        "rtrim",
+        "left",
+        "right",
+        "substr",
+        "substring",
+        "strpos",
+        "position",
+        "starts_with",
+        "replace",
+        "reverse",
+        "md5",
+        "concat",
+        "concat_ws",
     ];
-    CONVERSIONS.contains(&name)
+    match name {
+        [name] => QUIET.contains(&name.as_str()),
+        [schema, name] => schema == "pg_catalog" && QUIET.contains(&name.as_str()),
+        _ => false,
+    }
 }
 
 fn is_set_operation(fields: &Map<String, Value>) -> bool {

@@ -40,7 +40,7 @@ fn via_name(via: Via) -> &'static str {
         Via::SetOperation => "set_operation",
         Via::Returning => "returning",
         Via::Copy => "copy",
-        Via::Conversion => "conversion",
+        Via::ErrorMessage => "error_message",
     }
 }
 
@@ -473,25 +473,45 @@ fn dml_returning_and_copies_are_derived() {
 }
 
 #[test]
-fn conversions_in_conditions_are_derived() {
+fn casts_and_functions_in_conditions_may_show_the_value_in_an_error() {
     // `invalid input syntax for type integer: "078-05-1120"`.
     has(
         "SELECT id FROM customers WHERE ssn::int = 0",
         &[
             "public.customers.id direct",
-            "public.customers.ssn derived:conversion",
+            "public.customers.ssn derived:error_message",
         ],
     );
     has(
         "SELECT id FROM customers WHERE int4(upper(ssn)) = 0",
         &[
             "public.customers.id direct",
-            "public.customers.ssn derived:conversion",
+            "public.customers.ssn derived:error_message",
         ],
     );
     has(
         "SELECT 1 WHERE 0 = (SELECT ssn::int FROM customers LIMIT 1)",
-        &["public.customers.ssn derived:conversion"],
+        &["public.customers.ssn derived:error_message"],
+    );
+    // `relation "078-05-1120" does not exist`.
+    has(
+        "SELECT id FROM customers WHERE has_table_privilege(ssn, 'select')",
+        &[
+            "public.customers.id direct",
+            "public.customers.ssn derived:error_message",
+        ],
+    );
+    // Comparing, and functions that accept any value, show nothing.
+    has(
+        "SELECT id FROM customers WHERE lower(ssn) LIKE 'a%' AND ssn IN ('a', 'b') ORDER BY length(ssn)",
+        &["public.customers.id direct", "public.customers.ssn predicate"],
+    );
+    has(
+        "SELECT max(id) FROM customers HAVING count(DISTINCT ssn) > 1",
+        &[
+            "public.customers.id derived:expression",
+            "public.customers.ssn predicate",
+        ],
     );
 }
 
