@@ -979,33 +979,7 @@ impl<'a> Analyzer<'a> {
             }
         }
         let tables = self.walker.resolve_relation(schema, name)?;
-        Ok(self.table_entry(tables, qualifiers, &aliases))
-    }
-
-    fn table_entry(
-        &self,
-        tables: Vec<QualifiedName>,
-        qualifiers: Vec<Qualifier>,
-        aliases: &[String],
-    ) -> Entry {
-        let qualifiers = if qualifiers.is_empty() {
-            let mut names = vec![Qualifier {
-                schema: None,
-                name: tables.first().map(|t| t.name.clone()).unwrap_or_default(),
-            }];
-            names.extend(tables.iter().map(|t| Qualifier {
-                schema: Some(t.schema.clone()),
-                name: t.name.clone(),
-            }));
-            names
-        } else {
-            qualifiers
-        };
-        let parts = tables.into_iter().map(|t| Part::direct(t, None)).collect();
-        Entry {
-            qualifiers,
-            outputs: rename(vec![Output::new(Shape::TableColumns { parts })], aliases),
-        }
+        Ok(table_entry(tables, qualifiers, &aliases))
     }
 
     fn join(&mut self, fields: &Map<String, Value>) -> Result<(), ClassifyError> {
@@ -1071,6 +1045,8 @@ impl<'a> Analyzer<'a> {
         Ok(())
     }
 
+    /// The innermost query level (made if there is none yet, so that an unexpected tree
+    /// cannot panic the gateway).
     fn current(&mut self) -> &mut Level {
         if self.levels.is_empty() {
             self.levels.push(Level::default());
@@ -1113,7 +1089,7 @@ impl<'a> Analyzer<'a> {
             str_field(relation, "relname"),
         )?;
         let (qualifiers, _) = alias(relation.get("alias"))?;
-        let target = self.table_entry(tables.clone(), qualifiers, &[]);
+        let target = table_entry(tables.clone(), qualifiers, &[]);
         match kind {
             "InsertStmt" => {
                 // The source query cannot see the target; what it returns is copied in.
@@ -1213,8 +1189,7 @@ impl<'a> Analyzer<'a> {
             }
         }
         for name in names {
-            let entry =
-                self.table_entry(tables.to_vec(), vec![Qualifier { schema: None, name }], &[]);
+            let entry = table_entry(tables.to_vec(), vec![Qualifier { schema: None, name }], &[]);
             self.current().entries.push(entry);
         }
         let outputs = self.target_list(exprs)?;
@@ -1691,6 +1666,33 @@ fn alias(value: Option<&Value>) -> Result<(Vec<Qualifier>, Vec<String>), Classif
         }]
     };
     Ok((qualifiers, name_list(alias.get("colnames"))?))
+}
+
+/// A base table (every search-path candidate) as a FROM item: its columns under their own
+/// names, answering to its alias, or to its name with and without the schema.
+fn table_entry(
+    tables: Vec<QualifiedName>,
+    qualifiers: Vec<Qualifier>,
+    aliases: &[String],
+) -> Entry {
+    let qualifiers = if qualifiers.is_empty() {
+        let mut names = vec![Qualifier {
+            schema: None,
+            name: tables.first().map(|t| t.name.clone()).unwrap_or_default(),
+        }];
+        names.extend(tables.iter().map(|t| Qualifier {
+            schema: Some(t.schema.clone()),
+            name: t.name.clone(),
+        }));
+        names
+    } else {
+        qualifiers
+    };
+    let parts = tables.into_iter().map(|t| Part::direct(t, None)).collect();
+    Entry {
+        qualifiers,
+        outputs: rename(vec![Output::new(Shape::TableColumns { parts })], aliases),
+    }
 }
 
 /// The name of the first function of a `RangeFunction`.
