@@ -180,7 +180,7 @@ fn copies_and_returning_are_refused() {
             "copied",
         ),
         ("CREATE TABLE t AS SELECT * FROM customers", "copied"),
-        ("COPY customers TO STDOUT", "copied"),
+        ("COPY customers TO STDOUT (FORMAT binary)", "copied"),
         ("COPY (SELECT email FROM customers) TO STDOUT", "copied"),
         ("DELETE FROM customers RETURNING email", "RETURNING"),
         ("UPDATE customers SET name = 'x' RETURNING *", "RETURNING"),
@@ -197,12 +197,28 @@ fn copies_and_returning_are_refused() {
             .decision
             .is_allow()
     );
-    assert!(verdict(&s, "COPY orders (id, note) TO STDOUT")
-        .decision
-        .is_allow());
-    // Every column of orders, and `*.card_number` may be one of them.
-    let reason = refused(&s, "COPY orders TO STDOUT", "masked-readers");
+    // The data path masks a table's COPY to the client in text or CSV, like a result.
+    for sql in [
+        "COPY customers TO STDOUT",
+        "COPY customers (email) TO STDOUT (FORMAT csv)",
+    ] {
+        assert!(verdict(&s, sql).decision.is_allow(), "{sql}");
+    }
+    let masked = s.masked_columns(&statement("COPY customers (email) TO STDOUT"));
+    assert_eq!(masked.len(), 1);
+    assert_eq!(masked[0].column, "public.customers.email");
+    // In binary, every column of orders leaves unmasked, and `*.card_number` may be one.
+    let reason = refused(
+        &s,
+        "COPY orders TO STDOUT (FORMAT binary)",
+        "masked-readers",
+    );
     assert!(reason.starts_with("public.orders.card_number"), "{reason}");
+    assert!(
+        verdict(&s, "COPY orders (id, note) TO STDOUT (FORMAT binary)")
+            .decision
+            .is_allow()
+    );
 }
 
 #[test]

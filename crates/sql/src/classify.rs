@@ -12,7 +12,7 @@ use crate::classification::{
     Classification, CopyOut, CopyOutFormat, SearchPathChange, StatementClass,
 };
 use crate::error::ClassifyError;
-use crate::flow::{statement_flows, Sink, ValueFlows};
+use crate::flow::{copy_flows, statement_flows, Sink, ValueFlows};
 use crate::search_path::SearchPath;
 use crate::walk::{malformed, name_list, str_field, Walker};
 
@@ -447,8 +447,11 @@ fn classify_statement(
         }
         other => return Err(ClassifyError::Unsupported(other.to_string())),
     }
-    if !matches!(kind.as_str(), "ExplainStmt" | "PrepareStmt") {
-        class.flows = statement_flows(kind, fields, search_path, Sink::Client)?;
+    match kind.as_str() {
+        // Their flows are those of the statement inside, set above.
+        "ExplainStmt" | "PrepareStmt" => {}
+        "CopyStmt" => class.flows = copy_flows(fields, search_path, class.copy_out.as_ref())?,
+        _ => class.flows = statement_flows(kind, fields, search_path, Sink::Client)?,
     }
     let mut accesses = walker.finish();
     accesses.extend(extra);

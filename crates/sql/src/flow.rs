@@ -18,7 +18,9 @@
 //! - [`Usage::Derived`]: the value reaches the result, or leaves the statement, changed or
 //!   without an origin: inside an expression, function, cast, aggregate or window function,
 //!   through a set operation, a recursive CTE, `VALUES` or a function in `FROM`, through
-//!   `RETURNING`, or copied into a table or through `COPY` ([`Via`] says which).
+//!   `RETURNING`, or copied into a table, a server file or a `COPY` the data path cannot
+//!   mask ([`Via`] says which). (`COPY table TO STDOUT` in text or CSV is masked row by row
+//!   like a result, so its columns are direct.)
 //! - [`Usage::WholeRow`]: a whole row as a value (`SELECT c FROM customers c`,
 //!   `row_to_json(c)`, `c.*` inside an expression).
 //! - [`Usage::Predicate`]: read without being delivered: `WHERE`, `JOIN ... ON`/`USING`,
@@ -60,6 +62,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use sluice_core::QualifiedName;
 
+use crate::classification::{CopyOut, CopyOutFormat};
 use crate::error::ClassifyError;
 use crate::search_path::SearchPath;
 use crate::walk::{is_range_var, malformed, name_list, str_field, Walker};
@@ -75,8 +78,9 @@ pub struct ValueFlows {
     /// The statement, or a data-modifying CTE in it, has `RETURNING`.
     pub returning: bool,
     /// The statement writes what it reads somewhere the masks do not follow: into a table
-    /// (`INSERT ... SELECT`, `UPDATE ... SET`, `CREATE TABLE AS`, `SELECT INTO`) or out
-    /// through `COPY ... TO`, whose output carries no column origins.
+    /// (`INSERT ... SELECT`, `UPDATE ... SET`, `CREATE TABLE AS`, `SELECT INTO`), a server
+    /// file or program, or a `COPY ... TO STDOUT` the data path cannot mask (a query, the
+    /// binary format, custom options).
     pub copies: bool,
     /// Why the gateway cannot tell where the statement's values go, when it cannot
     /// (`CREATE TABLE AS EXECUTE`): a mask check must then assume the worst.
@@ -118,7 +122,7 @@ pub enum Via {
     SetOperation,
     /// `RETURNING` of `INSERT`, `UPDATE`, `DELETE` or `MERGE`.
     Returning,
-    /// Written into a table or sent out by `COPY`.
+    /// Written into a table or a server file, or sent by a `COPY` the data path cannot mask.
     Copy,
     /// Passed to a cast or a function inside a condition, whose error message can show the
     /// value.
@@ -134,7 +138,7 @@ fn as_text<S: Serializer>(name: &QualifiedName, s: S) -> Result<S::Ok, S::Error>
 pub(crate) enum Sink {
     /// The client, with a `RowDescription` naming each column's origin.
     Client,
-    /// A table, a file or `COPY` output: no masks there.
+    /// A table, a file, or `COPY` output the data path cannot mask: no masks there.
     Copy,
     /// Nowhere (`EXPLAIN ANALYZE` runs the statement and discards its rows).
     Discard,
@@ -174,7 +178,6 @@ pub(crate) fn statement_flows(
                 }
             }
         }
-        "CopyStmt" => a.copy(fields)?,
         "DeclareCursorStmt" => {
             let query = fields
                 .get("query")
@@ -192,6 +195,24 @@ pub(crate) fn statement_flows(
         "ExecuteStmt" => a.passed_on(fields.get("params"))?,
         _ => {}
     }
+    Ok(a.finish())
+}
+
+/// The value flows of `COPY ... TO`. The data path masks the rows of a table copied to the
+/// client in text or CSV with default options (`copy_out`, see [`CopyOut`]), column by
+/// column as it masks result columns: those columns leave directly. Everything else copies
+/// where no mask follows: a query (its columns have no origin), the binary format or other
+/// options, a file or a program on the server.
+pub(crate) fn copy_flows(
+    fields: &Map<String, Value>,
+    search_path: &SearchPath,
+    copy_out: Option<&CopyOut>,
+) -> Result<ValueFlows, ClassifyError> {
+    let maskable = copy_out.is_some_and(|c| {
+        !c.table.is_empty() && c.format != CopyOutFormat::Binary && c.other_options.is_empty()
+    });
+    let mut a = Analyzer::new(search_path);
+    a.copy(fields, if maskable { Sink::Client } else { Sink::Copy })?;
     Ok(a.finish())
 }
 
@@ -1201,11 +1222,13 @@ impl<'a> Analyzer<'a> {
 
     // ----- COPY -----
 
-    fn copy(&mut self, fields: &Map<String, Value>) -> Result<(), ClassifyError> {
+    /// `COPY`: a table's columns (or a query's result) reaching `sink`.
+    fn copy(&mut self, fields: &Map<String, Value>, sink: Sink) -> Result<(), ClassifyError> {
         if fields.get("is_from").and_then(Value::as_bool) == Some(true) {
             return Ok(()); // data comes in; nothing of the database leaves
         }
         if let Some(query) = fields.get("query").filter(|q| !q.is_null()) {
+            // The rows of `COPY (query)` carry no column origins, whatever the sink.
             if let Some(outputs) = self.query_node(query)? {
                 self.deliver(&outputs, Sink::Copy);
             }
@@ -1232,7 +1255,7 @@ impl<'a> Analyzer<'a> {
                 );
             }
         }
-        self.deliver(&[Output::column(None, parts)], Sink::Copy);
+        self.deliver(&[Output::column(None, parts)], sink);
         Ok(())
     }
 

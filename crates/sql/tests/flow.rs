@@ -463,10 +463,21 @@ fn dml_returning_and_copies_are_derived() {
         "COPY (SELECT email FROM customers) TO STDOUT",
         &["public.customers.email derived:copy"],
     );
+    // The data path masks a table's COPY to the client in text or CSV with default options.
+    has("COPY customers TO STDOUT", &["public.customers.* direct"]);
     has(
-        "COPY customers TO STDOUT",
-        &["public.customers.* derived:copy"],
+        "COPY customers (email) TO STDOUT (FORMAT csv, HEADER)",
+        &["public.customers.email direct"],
     );
+    for sql in [
+        "COPY customers TO STDOUT (FORMAT binary)",
+        "COPY customers TO STDOUT (DELIMITER ';')",
+        "COPY customers TO '/tmp/customers.txt'",
+        "COPY customers TO PROGRAM 'cat'",
+    ] {
+        has(sql, &["public.customers.* derived:copy"]);
+        assert!(flows_of(sql).copies, "{sql}");
+    }
     has("COPY customers FROM STDIN", &[]);
     let f = flows_of("INSERT INTO orders (note) SELECT email FROM customers RETURNING note");
     assert!(f.copies && f.returning);
