@@ -1,6 +1,7 @@
 //! The shared policy corpus through `sluice policy explain`: every case of refuse.yaml is
 //! refused (exit 1) and every case of allow.yaml allowed (exit 0), for subject agent-1 with
-//! role reader on connection app, as the corpus README prescribes.
+//! role reader on connection app, as the corpus README prescribes; every case of mask.yaml,
+//! for subject agent-2 with role masked-reader, is masked or refused as it expects.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +14,12 @@ struct Case {
     why: String,
 }
 
+#[derive(Debug, Deserialize)]
+struct MaskCase {
+    sql: String,
+    expect: String,
+}
+
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/postgres")
 }
@@ -23,6 +30,10 @@ fn cases(file: &str) -> Vec<Case> {
 }
 
 fn explain(sql: &str) -> (i32, String) {
+    explain_as(sql, "agent-1", "reader", &[])
+}
+
+fn explain_as(sql: &str, subject: &str, role: &str, extra: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("-c")
         .arg(corpus_dir().join("sluice.yaml"))
@@ -32,10 +43,11 @@ fn explain(sql: &str) -> (i32, String) {
             "--connection",
             "app",
             "--subject",
-            "agent-1",
+            subject,
             "--roles",
-            "reader",
+            role,
         ])
+        .args(extra)
         // `--sql=...` so that statements starting with `--` are not taken for flags.
         .arg(format!("--sql={sql}"))
         .output()
@@ -81,6 +93,54 @@ fn every_allow_case_is_allowed() {
     assert!(
         failures.is_empty(),
         "{} case(s) not allowed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// `masked`: allowed, with masked result columns; `masked-or-refused`: refused, or allowed
+/// with masked result columns; `clear`: allowed with none. (Which flows are direct is checked
+/// against the same corpus in the policy crate's tests.)
+#[test]
+fn every_mask_case_is_masked_or_refused() {
+    let text = std::fs::read_to_string(corpus_dir().join("mask.yaml")).expect("mask.yaml");
+    let cases: Vec<MaskCase> = serde_saphyr::from_str(&text).expect("corpus YAML");
+    assert!(cases.len() >= 10, "corpus shrank to {}", cases.len());
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            let (code, out) = explain_as(&case.sql, "agent-2", "masked-reader", &["--json"]);
+            // Per statement, how many result columns the data path will mask.
+            let masked: Vec<usize> = serde_json::from_str::<serde_json::Value>(&out)
+                .ok()
+                .and_then(|doc| {
+                    doc["statements"].as_array().map(|statements| {
+                        statements
+                            .iter()
+                            .map(|s| s["masked_columns"].as_array().map_or(0, Vec::len))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            let ok = match (case.expect.as_str(), code) {
+                ("masked" | "masked-or-refused", 0) => {
+                    !masked.is_empty() && masked.iter().all(|n| *n > 0)
+                }
+                ("masked-or-refused", 1) => true,
+                ("clear", 0) => masked.iter().all(|n| *n == 0),
+                _ => false,
+            };
+            (!ok).then(|| {
+                format!(
+                    "exit {code} for {:?} (expect {}):\n{out}",
+                    case.sql, case.expect
+                )
+            })
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} case(s) not as expected:\n{}",
         failures.len(),
         failures.join("\n")
     );

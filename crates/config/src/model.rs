@@ -167,8 +167,26 @@ pub struct Policy {
     pub approve: Vec<Spanned<Rule>>,
     #[serde(default)]
     pub mask: Vec<Spanned<MaskRule>>,
+    /// Whether this policy's masked columns may be read by conditions (WHERE, JOIN ON,
+    /// ORDER BY, GROUP BY, ...) without being delivered (default `allow`).
+    #[serde(default)]
+    pub mask_predicates: MaskPredicates,
     #[serde(default)]
     pub limits: Option<Limits>,
+}
+
+/// What a statement may do with a masked column besides delivering it as a result column.
+///
+/// A condition never returns the value, but it can be used to learn it a little at a time
+/// (`WHERE ssn LIKE '0%'`, then `'07%'`, ...). `allow` accepts that, as most masking in
+/// databases does; `refuse` refuses every statement that reads a masked column anywhere but
+/// in its result columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskPredicates {
+    #[default]
+    Allow,
+    Refuse,
 }
 
 /// Which principals a policy applies to: the provider (if given) and any one of the

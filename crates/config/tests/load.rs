@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use sluice_config::{load_file, load_str, Diagnostics, Secret};
+use sluice_config::{load_file, load_str, Diagnostics, MaskPredicates, Secret};
 
 const GOOD: &str = r#"
 listen:
@@ -157,4 +157,28 @@ fn unreadable_file_is_a_diagnostic() {
             .starts_with("/nonexistent/sluice.yaml: cannot read config"),
         "{d}"
     );
+}
+
+#[test]
+fn mask_predicates_defaults_to_allow_and_takes_refuse() {
+    let config = load_str(GOOD, Path::new("/etc/sluice/sluice.yaml")).unwrap();
+    assert_eq!(
+        config.policies[0].value.mask_predicates,
+        MaskPredicates::Allow
+    );
+    let text = GOOD.replace(
+        "    match: { roles: [reader] }",
+        "    match: { roles: [reader] }\n    mask_predicates: refuse",
+    );
+    let config = load_str(&text, Path::new("/etc/sluice/sluice.yaml")).unwrap();
+    assert_eq!(
+        config.policies[0].value.mask_predicates,
+        MaskPredicates::Refuse
+    );
+    let text = GOOD.replace(
+        "    match: { roles: [reader] }",
+        "    match: { roles: [reader] }\n    mask_predicates: sometimes",
+    );
+    let message = errors(&text).to_string();
+    assert!(message.contains("sluice.yaml:"), "{message}");
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use globset::{Glob, GlobMatcher};
-use sluice_config::{ApprovalMode, Config, Match, Rule, Spanned, Subjects};
-use sluice_core::{Action, Principal};
+use sluice_config::{ApprovalMode, Config, MaskPredicates, Match, Rule, Spanned, Subjects};
+use sluice_core::{Action, Principal, QualifiedName};
 
 use crate::decision::{Approval, EffectiveLimits, MaskSpec, RuleRef, Section};
 use crate::session::SessionPolicy;
@@ -107,29 +107,39 @@ impl CompiledRule {
     }
 }
 
-/// A mask with its table pattern compiled: for a column mask `schema.table.column`, the
-/// matcher of `schema.table`, so deciding which masks a statement needs compiles nothing.
+/// A mask with its patterns compiled: for a column mask `schema.table.column`, the matcher
+/// of the whole pattern and of its `schema.table` part, so deciding which masks a statement
+/// needs compiles nothing.
 #[derive(Debug, Clone)]
 pub struct CompiledMask {
     pub spec: MaskSpec,
+    /// The mask rule, for refusals made in its name.
+    pub at: RuleRef,
     table: Option<GlobMatcher>,
+    column: Option<GlobMatcher>,
 }
 
 impl CompiledMask {
-    fn new(spec: MaskSpec) -> Self {
-        let table = match &spec {
+    fn new(spec: MaskSpec, at: RuleRef) -> Self {
+        // Validated at load; a pattern that still fails to compile masks everything.
+        let compile = |pattern: &str| {
+            Glob::new(pattern)
+                .unwrap_or_else(|_| Glob::new("*").expect("valid"))
+                .compile_matcher()
+        };
+        let (table, column) = match &spec {
             MaskSpec::Column { column, .. } => {
                 let table_part = column.rsplit_once('.').map_or(column.as_str(), |(t, _)| t);
-                // Validated at load; a pattern that still fails to compile masks every table.
-                Some(
-                    Glob::new(table_part)
-                        .unwrap_or_else(|_| Glob::new("*").expect("valid"))
-                        .compile_matcher(),
-                )
+                (Some(compile(table_part)), Some(compile(column)))
             }
-            _ => None,
+            _ => (None, None),
         };
-        CompiledMask { spec, table }
+        CompiledMask {
+            spec,
+            at,
+            table,
+            column,
+        }
     }
 
     /// Whether the mask can apply to rows read from `tables` (`schema.table` names).
@@ -138,6 +148,27 @@ impl CompiledMask {
             (MaskSpec::Column { .. }, Some(glob)) => tables.iter().any(|t| glob.is_match(t)),
             (MaskSpec::Detect { .. }, _) => true,
             _ => false,
+        }
+    }
+
+    /// For a column mask: whether it masks `column` of `table`, or, with no column (a whole
+    /// row, or a column the classifier cannot name), any column of `table`. Detector and
+    /// JSON masks cover no column.
+    pub fn covers(&self, table: &QualifiedName, column: Option<&str>) -> bool {
+        match (column, &self.table, &self.column) {
+            (Some(column), _, Some(glob)) => glob.is_match(format!("{table}.{column}")),
+            (None, Some(glob), _) => glob.is_match(table.to_string()),
+            _ => false,
+        }
+    }
+
+    /// The column part of a column mask's pattern (`email` of `public.customers.email`).
+    pub fn column_part(&self) -> Option<&str> {
+        match &self.spec {
+            MaskSpec::Column { column, .. } => {
+                Some(column.rsplit_once('.').map_or(column.as_str(), |(_, c)| c))
+            }
+            _ => None,
         }
     }
 }
@@ -152,6 +183,8 @@ pub struct CompiledPolicy {
     pub deny: Vec<CompiledRule>,
     pub approve: Vec<CompiledRule>,
     pub masks: Vec<CompiledMask>,
+    /// Whether conditions may read this policy's masked columns.
+    pub mask_predicates: MaskPredicates,
     pub limits: EffectiveLimits,
 }
 
@@ -190,36 +223,43 @@ impl PolicySet {
                     .map(|(i, r)| CompiledRule::compile(&p.name, section, i + 1, r))
                     .collect::<Result<Vec<_>, String>>()
             };
-            let masks = p
-                .mask
-                .iter()
-                .flat_map(|m| {
-                    let m = &m.value;
-                    let mut specs = Vec::new();
-                    for column in m.columns.iter().flatten() {
-                        specs.push(MaskSpec::Column {
-                            column: column.clone(),
-                            with: m.with,
-                            policy: p.name.clone(),
-                        });
-                    }
-                    if let Some(detectors) = &m.detect {
-                        specs.push(MaskSpec::Detect {
-                            detectors: detectors.clone(),
-                            with: m.with,
-                            policy: p.name.clone(),
-                        });
-                    }
-                    if let Some(path) = &m.json {
-                        specs.push(MaskSpec::Json {
-                            path: path.clone(),
-                            with: m.with,
-                            policy: p.name.clone(),
-                        });
-                    }
-                    specs.into_iter().map(CompiledMask::new)
-                })
-                .collect();
+            let mut masks = Vec::new();
+            for (index, rule) in p.mask.iter().enumerate() {
+                let m = &rule.value;
+                let at = RuleRef {
+                    policy: p.name.clone(),
+                    section: Section::Mask,
+                    index: index + 1,
+                    line: rule.referenced.line() as u32,
+                };
+                let mut specs = Vec::new();
+                for column in m.columns.iter().flatten() {
+                    specs.push(MaskSpec::Column {
+                        column: column.clone(),
+                        with: m.with,
+                        policy: p.name.clone(),
+                    });
+                }
+                if let Some(detectors) = &m.detect {
+                    specs.push(MaskSpec::Detect {
+                        detectors: detectors.clone(),
+                        with: m.with,
+                        policy: p.name.clone(),
+                    });
+                }
+                if let Some(path) = &m.json {
+                    specs.push(MaskSpec::Json {
+                        path: path.clone(),
+                        with: m.with,
+                        policy: p.name.clone(),
+                    });
+                }
+                masks.extend(
+                    specs
+                        .into_iter()
+                        .map(|spec| CompiledMask::new(spec, at.clone())),
+                );
+            }
             let limits = p
                 .limits
                 .as_ref()
@@ -236,6 +276,7 @@ impl PolicySet {
                 deny: rules(Section::Deny, &p.deny)?,
                 approve: rules(Section::Approve, &p.approve)?,
                 masks,
+                mask_predicates: p.mask_predicates,
                 limits,
             }));
         }

@@ -4,8 +4,9 @@
 //! refused if a deny rule matches any access; allowed if allow rules cover every access;
 //! held if what allow rules leave uncovered, approve rules cover; refused otherwise.
 //! [`SessionPolicy::decide_statement`] adds what SQL needs on top: transaction control is
-//! always allowed, `EXECUTE` needs the session's knowledge of its `PREPARE`, and the masks
-//! that apply to the tables a statement reads.
+//! always allowed, `EXECUTE` needs the session's knowledge of its `PREPARE`, a statement
+//! that would carry a masked column out unmasked is refused ([`crate::masking`]), and the
+//! masks that apply to the tables a statement reads come with the verdict.
 
 use sluice_core::{Access, Action, Object};
 use sluice_sql::StatementClass;
@@ -132,6 +133,11 @@ impl SessionPolicy {
         } else {
             self.judge(&statement.accesses)
         };
+        // Masking refuses what rules would allow or hold: an approver cannot unmask.
+        let decision = match decision {
+            Decision::Deny { .. } => decision,
+            _ => self.mask_refusal(statement).unwrap_or(decision),
+        };
         let masks = if decision.is_deny() {
             Vec::new()
         } else {
@@ -254,10 +260,12 @@ fn rule_matches(rule: &CompiledRule, access: &Access, section: Section) -> bool 
             Section::Allow | Section::Approve => {
                 action_listed(false) && !rule.has_object_constraints()
             }
+            Section::Mask => false,
         },
         Object::None => match section {
             Section::Deny => action_listed(false) && !rule.has_object_constraints(),
             Section::Allow | Section::Approve => action_listed(false),
+            Section::Mask => false,
         },
     }
 }

@@ -12,6 +12,8 @@ pub enum Section {
     Allow,
     Deny,
     Approve,
+    /// A mask rule refuses statements that would carry its column out unmasked.
+    Mask,
 }
 
 impl Section {
@@ -20,6 +22,7 @@ impl Section {
             Section::Allow => "allow",
             Section::Deny => "deny",
             Section::Approve => "approve",
+            Section::Mask => "mask",
         }
     }
 }

@@ -9,6 +9,9 @@
 //! - [`session`]: [`SessionPolicy`], the policies that apply to one principal on one
 //!   connection, worked out once per session;
 //! - [`decide`]: judging accesses, the protocol-neutral core, and SQL statements on top;
+//! - [`masking`]: refusing statements that would carry a masked column out other than as a
+//!   result column of its own, from the classifier's value flows; which result columns the
+//!   data path will mask;
 //! - [`decision`]: what comes out ([`Verdict`], [`Decision`], [`RuleRef`]);
 //! - [`session_settings`]: the formatting parameters any session may set without a rule.
 //!
@@ -19,9 +22,11 @@
 pub mod compile;
 pub mod decide;
 pub mod decision;
+pub mod masking;
 pub mod session;
 pub mod session_settings;
 
 pub use compile::{CompiledMask, CompiledPolicy, PolicySet};
 pub use decision::{Approval, Decision, EffectiveLimits, MaskSpec, RuleRef, Section, Verdict};
+pub use masking::MaskedColumn;
 pub use session::SessionPolicy;

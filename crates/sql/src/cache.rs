@@ -19,8 +19,8 @@
 //! outside their constants, so the same keywords, identifiers, operators and comments in
 //! the same order; they differ only in the value and kind of single constant tokens. The
 //! classification of a plain query or DML statement reads identifiers and structure only,
-//! never a constant's value (the walker in [`walk`](crate::walk) has no code path that
-//! looks inside an `A_Const`). A shape entry is therefore only made from such statements:
+//! never a constant's value (neither the walker in [`walk`](crate::walk) nor the value-flow
+//! analysis in [`flow`](crate::flow) has a code path that looks inside an `A_Const`). A shape entry is therefore only made from such statements:
 //! exactly one `SELECT`/`INSERT`/`UPDATE`/`DELETE`/`MERGE` spanning the whole string.
 //! Utility statements (`SET`, `COPY`, `EXPLAIN`, `PREPARE`, ...) can depend on a
 //! constant's value (`SET search_path TO 'x'`, `EXPLAIN (ANALYZE false)`) and are cached by

@@ -6,6 +6,8 @@
 use serde::Serialize;
 use sluice_core::{Access, Action, QualifiedName};
 
+use crate::flow::ValueFlows;
+
 /// The result of classifying one SQL string (possibly several statements).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Classification {
@@ -32,6 +34,9 @@ pub struct StatementClass {
     pub search_path_change: Option<SearchPathChange>,
     /// `COPY ... TO STDOUT`: what the rows will hold, so the data path can mask them.
     pub copy_out: Option<CopyOut>,
+    /// Where the values of the columns it references go (result columns, expressions,
+    /// conditions, other tables), for masking: see [`crate::flow`].
+    pub flows: ValueFlows,
 }
 
 /// The shape of a `COPY ... TO STDOUT`'s rows.

@@ -12,6 +12,7 @@ use crate::classification::{
     Classification, CopyOut, CopyOutFormat, SearchPathChange, StatementClass,
 };
 use crate::error::ClassifyError;
+use crate::flow::{copy_flows, statement_flows, Sink, ValueFlows};
 use crate::search_path::SearchPath;
 use crate::walk::{malformed, name_list, str_field, Walker};
 
@@ -76,6 +77,7 @@ fn classify_statement(
         executes: None,
         search_path_change: None,
         copy_out: None,
+        flows: ValueFlows::default(),
     };
     let mut walker = Walker::new(search_path);
     let mut extra: Vec<Access> = Vec::new();
@@ -91,6 +93,9 @@ fn classify_statement(
                 .ok_or_else(|| malformed("EXPLAIN without a statement"))?;
             let inner = classify_statement(String::new(), query, search_path)?;
             if explain_analyzes(fields) {
+                // The statement runs and its rows are discarded: what it writes elsewhere
+                // still leaves, what it would return does not.
+                class.flows = explained_flows(query, search_path)?;
                 extra.extend(inner.accesses);
             } else {
                 // Nothing runs: a write is only planned, which needs `explain`.
@@ -169,6 +174,7 @@ fn classify_statement(
                 .ok_or_else(|| malformed("PREPARE without a statement"))?;
             let inner = classify_statement(String::new(), query, search_path)?;
             extra.extend(inner.accesses);
+            class.flows = inner.flows;
         }
         "ExecuteStmt" => {
             class.executes = Some(str_field(fields, "name").to_string());
@@ -441,12 +447,31 @@ fn classify_statement(
         }
         other => return Err(ClassifyError::Unsupported(other.to_string())),
     }
+    match kind.as_str() {
+        // Their flows are those of the statement inside, set above.
+        "ExplainStmt" | "PrepareStmt" => {}
+        "CopyStmt" => class.flows = copy_flows(fields, search_path, class.copy_out.as_ref())?,
+        _ => class.flows = statement_flows(kind, fields, search_path, Sink::Client)?,
+    }
     let mut accesses = walker.finish();
     accesses.extend(extra);
     accesses.sort();
     accesses.dedup();
     class.accesses = accesses;
     Ok(class)
+}
+
+/// The flows of the statement `EXPLAIN ANALYZE` runs.
+fn explained_flows(query: &Value, search_path: &SearchPath) -> Result<ValueFlows, ClassifyError> {
+    let (kind, fields) = query
+        .get("node")
+        .and_then(Value::as_object)
+        .and_then(|m| m.iter().next())
+        .ok_or_else(|| malformed("EXPLAIN of an empty statement"))?;
+    let fields = fields
+        .as_object()
+        .ok_or_else(|| malformed("EXPLAIN statement fields"))?;
+    statement_flows(kind, fields, search_path, Sink::Discard)
 }
 
 /// Statement types that change the schema and need nothing beyond `ddl`.

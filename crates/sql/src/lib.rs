@@ -9,6 +9,9 @@
 //! - [`classify`](mod@classify): the entry point, one parse per string, one
 //!   [`StatementClass`] per statement, dispatching on the statement type;
 //! - [`walk`]: the walker for queries and DML (CTE scoping, nested statements, functions);
+//! - [`flow`]: value flow, for masking: for every column reference, whether its value
+//!   leaves as a result column of its own, inside an expression, as part of a whole row,
+//!   or is only read by a condition;
 //! - [`functions`]: the reviewed lists of built-in functions that a read rule covers and of
 //!   dangerous ones that need a rule naming them;
 //! - [`search_path`]: how unqualified names are resolved;
@@ -22,6 +25,7 @@ pub mod cache;
 pub mod classification;
 pub mod classify;
 pub mod error;
+pub mod flow;
 pub mod functions;
 pub mod search_path;
 pub mod view;
@@ -33,6 +37,7 @@ pub use classification::{
 };
 pub use classify::classify;
 pub use error::ClassifyError;
+pub use flow::{ColumnFlow, Usage, ValueFlows, Via};
 pub use search_path::SearchPath;
 pub use sluice_core::{Access, Object};
 pub use view::{view_columns, ViewColumn};

@@ -346,7 +346,7 @@ fn upserts(insert: &Map<String, Value>) -> bool {
         .is_some_and(|a| a == pg_query::protobuf::OnConflictAction::OnconflictUpdate as i64)
 }
 
-fn is_range_var(map: &Map<String, Value>) -> bool {
+pub(crate) fn is_range_var(map: &Map<String, Value>) -> bool {
     map.contains_key("relname") && map.contains_key("schemaname") && map.contains_key("inh")
 }
 

@@ -1,4 +1,5 @@
-//! `sluice policy explain`: the decision for a statement, the rule that made it, the masks.
+//! `sluice policy explain`: the decision for a statement, the rule that made it, the masks,
+//! and which result columns the data path will mask (or why masking refuses the statement).
 //!
 //! Exit codes (DESIGN.md §1): 0 allow, 1 deny, 2 usage error, 3 needs approval. For a
 //! string of several statements the strictest decision sets the code, because the gateway
@@ -9,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use sluice_config::ConnectionKind;
 use sluice_core::{Principal, PrincipalKind};
-use sluice_policy::{Decision, MaskSpec, PolicySet, Verdict};
+use sluice_policy::{Decision, MaskSpec, MaskedColumn, PolicySet, Verdict};
 use sluice_sql::{classify, SearchPath, StatementClass};
 
 use crate::cli::Explain;
@@ -77,22 +78,32 @@ pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
             return Ok(1);
         }
     };
-    let verdicts: Vec<(&StatementClass, Verdict)> = classification
+    let verdicts: Vec<(&StatementClass, Verdict, Vec<MaskedColumn>)> = classification
         .statements
         .iter()
-        .map(|s| (s, session.decide_statement(s)))
+        .map(|s| {
+            let verdict = session.decide_statement(s);
+            let masked = if verdict.decision.is_deny() {
+                Vec::new()
+            } else {
+                session.masked_columns(s)
+            };
+            (s, verdict, masked)
+        })
         .collect();
     let overall = overall(&verdicts);
 
     if args.json {
         let statements: Vec<serde_json::Value> = verdicts
             .iter()
-            .map(|(s, v)| {
+            .map(|(s, v, masked)| {
                 serde_json::json!({
                     "statement": s.text,
                     "kind": s.kind,
                     "accesses": s.accesses,
+                    "flows": s.flows,
                     "verdict": v,
+                    "masked_columns": masked,
                     "message": v.decision.client_message(),
                 })
             })
@@ -122,8 +133,8 @@ pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
                 names.join(", ")
             }
         );
-        for (i, (statement, verdict)) in verdicts.iter().enumerate() {
-            print_statement(i + 1, statement, verdict);
+        for (i, (statement, verdict, masked)) in verdicts.iter().enumerate() {
+            print_statement(i + 1, statement, verdict, masked);
         }
         if verdicts.is_empty() {
             println!("(no statements)");
@@ -134,9 +145,9 @@ pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
 }
 
 /// 0 allow, 1 deny, 3 approve; deny beats approve beats allow.
-fn overall(verdicts: &[(&StatementClass, Verdict)]) -> u8 {
+fn overall(verdicts: &[(&StatementClass, Verdict, Vec<MaskedColumn>)]) -> u8 {
     let mut code = 0;
-    for (_, v) in verdicts {
+    for (_, v, _) in verdicts {
         match v.decision {
             Decision::Deny { .. } => return 1,
             Decision::Approve { .. } => code = 3,
@@ -154,7 +165,12 @@ fn overall_name(code: u8) -> &'static str {
     }
 }
 
-fn print_statement(n: usize, statement: &StatementClass, verdict: &Verdict) {
+fn print_statement(
+    n: usize,
+    statement: &StatementClass,
+    verdict: &Verdict,
+    masked: &[MaskedColumn],
+) {
     println!();
     println!("statement {n}: {}", statement.text);
     let accesses: Vec<String> = statement.accesses.iter().map(|a| a.to_string()).collect();
@@ -237,6 +253,15 @@ fn print_statement(n: usize, statement: &StatementClass, verdict: &Verdict) {
                 with.as_str()
             ),
         }
+    }
+    for m in masked {
+        println!(
+            "  masked:   column {} \u{2192} {} with {} (policy {})",
+            m.column,
+            m.output,
+            m.with.as_str(),
+            m.policy
+        );
     }
     if let Some(max) = verdict.limits.max_rows {
         println!("  limit:    max_rows {max}");
