@@ -98,6 +98,8 @@ pub struct Catalog {
 struct State {
     client: Option<FrameReader<BoxIo>>,
     relations: HashMap<u32, (Instant, Arc<Relation>)>,
+    /// Relation OIDs by name (`None`: no such relation).
+    names: HashMap<QualifiedName, (Instant, Option<u32>)>,
     /// Bumped by [`Catalog::invalidate`]; lookups started before keep their result out.
     generation: u64,
 }
@@ -115,6 +117,7 @@ impl Catalog {
     pub async fn invalidate(&self) {
         let mut state = self.state.lock().await;
         state.relations.clear();
+        state.names.clear();
         state.generation += 1;
     }
 
@@ -128,6 +131,15 @@ impl Catalog {
         {
             let mut state = self.state.lock().await;
             for candidate in candidates {
+                if let Some((at, oid)) = state.names.get(candidate) {
+                    if at.elapsed() < TTL {
+                        if oid.is_some() {
+                            found = *oid;
+                            break;
+                        }
+                        continue;
+                    }
+                }
                 let sql = format!(
                     "SELECT c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                      WHERE n.nspname = {} AND c.relname = {}",
@@ -144,6 +156,7 @@ impl Catalog {
                     .and_then(|rows| rows.into_iter().next())
                     .and_then(|row| row.into_iter().next().flatten())
                     .and_then(|oid| oid.parse::<u32>().ok());
+                state.names.insert(candidate.clone(), (Instant::now(), oid));
                 if oid.is_some() {
                     found = oid;
                     break;

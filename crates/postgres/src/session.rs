@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rand::Rng;
-use sluice_sql::{CopyOut, CopyOutFormat, SearchPath, SearchPathChange, StatementClass};
+use sluice_sql::{CopyOut, CopyOutFormat, SearchPath, SearchPathChange, StatementClass, Usage};
 use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 
 use crate::cancel::CancelTarget;
@@ -274,7 +274,7 @@ impl Session {
             message: "sluice: lost the connection to the resource".into(),
         };
         match message {
-            FrontendMessage::Query { sql } => match self.judge_sql(sql) {
+            FrontendMessage::Query { sql } => match self.judge_sql(sql).await {
                 Ok(copies) => {
                     self.track(
                         shared,
@@ -290,7 +290,7 @@ impl Session {
                     .await
                     .map_err(lost)?,
             },
-            FrontendMessage::Parse { name, sql } => match self.judge_sql(sql) {
+            FrontendMessage::Parse { name, sql } => match self.judge_sql(sql).await {
                 Ok(mut copies) => {
                     self.statements.insert(name.to_string(), copies.pop());
                     self.track(shared, Request::Parse);
@@ -410,7 +410,7 @@ impl Session {
 
     /// Judges the SQL of a Query or a Parse: every statement must be allowed, or none runs.
     /// Returns, when the session masks, the plans of the string's `COPY ... TO STDOUT`s.
-    fn judge_sql(&mut self, sql: &str) -> Result<Vec<Arc<CopyOut>>, Refusal> {
+    async fn judge_sql(&mut self, sql: &str) -> Result<Vec<Arc<CopyOut>>, Refusal> {
         let class = self
             .gateway
             .classifier
@@ -421,6 +421,7 @@ impl Session {
         for statement in &class.statements {
             self.judge_statement(statement)?;
         }
+        self.judge_masks_through_catalog(&class).await?;
         // The resource may end up with either path (a SET LOCAL ends with its transaction,
         // a rollback undoes a SET), so names resolve in both from now on.
         let mut path = self.search_path.clone();
@@ -452,6 +453,48 @@ impl Session {
             None => Vec::new(),
         };
         Ok(copies)
+    }
+
+    /// Masks are written against tables, and the policy, which has no catalog, refuses a
+    /// masked column leaving through an expression or a whole row when the statement names
+    /// the masked table. A view, a partition or an inheritance child shows that column
+    /// under another table's name: each table a value leaves from that way is resolved
+    /// through the catalog, and the statement refused if the column it gives is masked.
+    async fn judge_masks_through_catalog(
+        &self,
+        class: &sluice_sql::Classification,
+    ) -> Result<(), Refusal> {
+        let Some(masking) = &self.masking else {
+            return Ok(());
+        };
+        for statement in &class.statements {
+            for flow in &statement.flows.columns {
+                if !matches!(flow.usage, Usage::Derived(_) | Usage::WholeRow) {
+                    continue;
+                }
+                let relation = masking
+                    .catalog
+                    .relation_named(std::slice::from_ref(&flow.table))
+                    .await
+                    .map_err(|e| {
+                        Refusal::policy(format!(
+                            "sluice: cannot check this statement against the masks: {e}"
+                        ))
+                    })?;
+                let Some(relation) = relation else { continue };
+                let shown = relation.columns().iter().find(|column| {
+                    flow.column.as_deref().is_none_or(|c| c == column.name)
+                        && masking.masks.column_strategy(&column.names).is_some()
+                });
+                if let Some(column) = shown {
+                    return Err(Refusal::policy(format!(
+                        "sluice: {}.{} shows a masked column and cannot leave through an expression or a whole row; select the column itself",
+                        flow.table, column.name
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn judge_statement(&self, statement: &StatementClass) -> Result<(), Refusal> {

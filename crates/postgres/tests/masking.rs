@@ -281,3 +281,31 @@ fn copy_to_stdout_is_masked_in_text_and_csv_and_refused_when_it_cannot_be() {
         assert!(copy_rows(&msgs).is_empty() && leaked(&msgs).is_empty());
     }
 }
+
+/// A view shows the masked base column under its own name: the policy alone cannot know,
+/// the data path resolves it through the catalog and refuses expressions over it.
+#[test]
+fn expressions_over_a_view_of_a_masked_column_are_refused() {
+    let f = Fixture::start();
+    let token = f.token("agent-2", &["masked-reader"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    for sql in [
+        "SELECT upper(email) FROM customer_contacts",
+        "SELECT v FROM customer_contacts v",
+        "SELECT row_to_json(v) FROM customer_contacts v",
+        "SELECT email || '' FROM customer_contacts",
+    ] {
+        for msgs in [simple(&mut c, sql), extended(&mut c, sql, 0)] {
+            assert!(refused(&msgs), "{sql}: {}", raw::tags(&msgs));
+            assert!(leaked(&msgs).is_empty(), "{sql}");
+        }
+    }
+    // What does not carry the masked column out still runs.
+    let msgs = simple(&mut c, "SELECT upper(name), email FROM customer_contacts");
+    assert!(
+        !refused(&msgs) && leaked(&msgs).is_empty(),
+        "{}",
+        raw::tags(&msgs)
+    );
+    assert_eq!(msgs.iter().filter(|m| m.tag == b'D').count(), 3);
+}
