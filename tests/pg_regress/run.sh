@@ -29,7 +29,8 @@
 #
 # Environment: PG_REGRESS_CACHE (default /work/cache/pgsrc), PG_REGRESS_OUT (default
 # /work/cache/pg_regress-run), CARGO_TARGET_DIR (default /work/target-regress), PG_MAJOR
-# (default: the newest installed), RUN_AS (default postgres), SCHEDULE (default
+# (default: the newest installed), SLUICE_BIN (a built gateway: skips the build), RUN_AS
+# (default postgres), SCHEDULE (default
 # parallel_schedule), ONLY (sluice or direct: run one side only; compare: only rewrite the
 # comparison from the last runs).
 set -euo pipefail
@@ -146,6 +147,10 @@ EOF
 
 # ---------------------------------------------------------------- gateway
 build_sluice() {
+  if [ -n "${SLUICE_BIN:-}" ]; then
+    log "using $SLUICE_BIN"
+    return 0
+  fi
   log "building sluice (release) into $CARGO_TARGET_DIR"
   (cd "$REPO" && cargo build --release -p sluice >&2)
   SLUICE_BIN=$CARGO_TARGET_DIR/release/sluice
