@@ -117,6 +117,9 @@ policies:
       - {{ actions: [select], tables: ["public.*"] }}
     deny:
       - {{ tables: ["public.secrets"] }}
+    mask:
+      - {{ columns: ["public.customers.email"], with: email }}
+      - {{ columns: ["public.customers.card_number"], with: last4 }}
     limits: {{ max_rows: 1000, statement_timeout: 30s }}
   - name: operations
     match: {{ roles: [operator] }}
@@ -169,10 +172,13 @@ fn print_instructions(config: &Path, port: u16, reader: &str, writer: &str) {
 Sluice is running: PostgreSQL clients connect to 127.0.0.1:{port}, database "shop", with a
 token as the password. Config: {config}
 
-A read-only reporting agent (policy "reporting": reads everything but public.secrets):
+A read-only reporting agent (policy "reporting": reads everything but public.secrets, and
+sees customers' emails and card numbers masked):
 
   export PGPASSWORD='{reader}'
   psql "{conn}" -c 'SELECT o.id, c.name, o.total FROM orders o JOIN customers c ON c.id = o.customer_id'
+  psql "{conn}" -c 'SELECT name, email, card_number FROM customers'   # masked
+  psql "{conn}" -c 'SELECT upper(email) FROM customers'               # refused: would unmask
   psql "{conn}" -c 'SELECT * FROM secrets'          # refused: denied table
   psql "{conn}" -c 'DELETE FROM orders'             # refused: reads only
 
