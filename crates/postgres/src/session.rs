@@ -743,6 +743,16 @@ async fn server_to_client(
             if let Err(end) = relay.forward(message, client).await {
                 return end;
             }
+            // Without masks or row limits, only errors (refusals to rewrite) and
+            // ReadyForQuery (their bookkeeping) need a look: the rest of what is buffered
+            // goes out as one block.
+            if relay.masking.is_none() && relay.row_limit.is_none() {
+                if let Some(run) = server.take_run(|tag| !matches!(tag, b'E' | b'Z')) {
+                    if client.write_all(&run).await.is_err() {
+                        return End::ClientLeft;
+                    }
+                }
+            }
             match server.try_next() {
                 Some(next) => frame = next,
                 None => break,

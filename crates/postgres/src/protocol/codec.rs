@@ -82,6 +82,27 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The longest run of whole frames at the front of the buffer whose tags all satisfy
+    /// `plain`, as one block (no frame is split off on its own), or `None` if the first
+    /// frame is partial or not plain. A relay forwards such a run with one write.
+    pub fn take_run(&mut self, plain: impl Fn(u8) -> bool) -> Option<Bytes> {
+        let mut end = 0;
+        while self.buf.len() >= end + 5 {
+            let header = &self.buf[end..end + 5];
+            let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+            // Invalid lengths are left for `next`, which reports them.
+            if len < 4 || len as usize + 1 > self.max_len || !plain(header[0]) {
+                break;
+            }
+            let total = len as usize + 1;
+            if self.buf.len() < end + total {
+                break;
+            }
+            end += total;
+        }
+        (end > 0).then(|| self.buf.split_to(end).freeze())
+    }
+
     /// Takes one whole frame from the buffer if there is one; makes room for the rest of a
     /// partial one.
     fn buffered(&mut self) -> Result<Option<Frame>, FrameError> {
@@ -198,5 +219,42 @@ impl<'a> BodyReader<'a> {
     /// Bytes not yet read.
     pub fn remaining(&self) -> usize {
         self.body.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[tokio::test]
+    async fn runs_stop_at_a_tag_that_needs_a_look_and_at_a_partial_frame() {
+        let mut bytes = Vec::new();
+        bytes.extend(frame(b'D', b"row 1"));
+        bytes.extend(frame(b'D', b"row 2"));
+        bytes.extend(frame(b'C', b"SELECT 2\0"));
+        bytes.extend(frame(b'Z', b"I"));
+        bytes.extend(frame(b'D', b"row 3"));
+        let partial = frame(b'D', b"row 4");
+        bytes.extend(&partial[..7]);
+        let mut reader =
+            FrameReader::with_buffer(tokio::io::empty(), BytesMut::from(&bytes[..]), 1 << 20);
+        let plain = |tag: u8| tag != b'Z';
+        let run = reader.take_run(plain).expect("a run");
+        assert_eq!(run.len(), 10 + 10 + 14);
+        assert!(
+            reader.take_run(plain).is_none(),
+            "ReadyForQuery comes on its own"
+        );
+        assert_eq!(reader.try_next().unwrap().unwrap().tag, b'Z');
+        assert_eq!(reader.take_run(plain).unwrap().len(), 10);
+        assert!(reader.take_run(plain).is_none(), "a partial frame stays");
+        assert!(reader.try_next().is_none());
     }
 }
