@@ -6,6 +6,8 @@
 #
 # Too slow for the default test command (several minutes on two cores). Idempotent:
 #
+# - what is missing of the server, python3, dpkg-dev, gcc and libc6-dev is installed with
+#   apt-get (Debian or Ubuntu; nothing is installed on a machine that has them all);
 # - the regression files (sql/, expected/, data/, parallel_schedule, regress.so, refint.so,
 #   autoinc.so) come from Debian's source package of the installed PostgreSQL major
 #   version, fetched with deb-src lists private to $PG_REGRESS_CACHE (the system's apt
@@ -21,7 +23,9 @@
 #   dangerous built-in in crates/sql/src/functions/dangerous.rs that the server has, and
 #   the settings role and session_authorization);
 # - pg_regress runs with --use-existing --dbname=regression, against the gateway with a
-#   token from `sluice token issue` as PGPASSWORD, and directly over the cluster's socket.
+#   token from `sluice token issue` as PGPASSWORD, and directly over the cluster's socket;
+#   both runs with pg_regress's own environment (PGOPTIONS, PGDATESTYLE, PGTZ), which a
+#   probe first checks the gateway applies (pgoptions-probe.txt).
 #
 # Output (outside the repo): $PG_REGRESS_OUT/{sluice,direct}/{regression.out,regression.diffs},
 # $PG_REGRESS_OUT/sluice.log (the gateway's log, RUST_LOG=info) and
@@ -40,8 +44,6 @@ CACHE=${PG_REGRESS_CACHE:-/work/cache/pgsrc}
 OUT=${PG_REGRESS_OUT:-/work/cache/pg_regress-run}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-regress}
 RUN_AS=${RUN_AS:-postgres}
-PG_MAJOR=${PG_MAJOR:-$(ls /usr/lib/postgresql | sort -n | tail -1)}
-PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
 SCHEDULE=${SCHEDULE:-parallel_schedule}
 ONLY=${ONLY:-}
 
@@ -49,7 +51,37 @@ log() { echo "== $*" >&2; }
 as_pg() { setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --init-groups -- "$@"; }
 
 [ "$(id -u)" = 0 ] || { echo "run as root (it runs the server and pg_regress as $RUN_AS)" >&2; exit 2; }
-[ -x "$PGBIN/initdb" ] || { echo "no PostgreSQL server binaries in $PGBIN" >&2; exit 2; }
+
+# ---------------------------------------------------------------- packages
+# A fresh machine may lack any of what the script needs; each missing Debian package is
+# installed with apt-get (the package lists are updated first, once: a fresh image has
+# none). Installed only when missing, so a prepared machine is not touched.
+APT_UPDATED=
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "installing ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then
+    apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# The server and psql (`postgresql` is the distribution's supported major version; it also
+# creates the postgres OS user), and python3 for the comparison.
+if [ -n "${PG_MAJOR:-}" ]; then
+  [ -x "/usr/lib/postgresql/$PG_MAJOR/bin/initdb" ] || apt_install "postgresql-$PG_MAJOR"
+elif ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  apt_install postgresql
+fi
+command -v python3 >/dev/null || apt_install python3
+PG_MAJOR=${PG_MAJOR:-$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)}
+PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+[ -x "$PGBIN/initdb" ] || { echo "no PostgreSQL server binaries in $PGBIN (install postgresql-$PG_MAJOR)" >&2; exit 2; }
 
 # ---------------------------------------------------------------- regression files
 fetch_and_build_regress() {
@@ -58,7 +90,11 @@ fetch_and_build_regress() {
     return 0
   fi
   log "fetching and building the regression files of postgresql-$PG_MAJOR into $CACHE"
-  command -v dpkg-source >/dev/null || apt-get install -y --no-install-recommends dpkg-dev
+  # dpkg-source (dpkg-dev, which brings make, perl, patch, bzip2 and xz-utils), a C
+  # compiler and the C library headers. Neither bison nor flex: the upstream tarball has
+  # the generated parser and scanner. Nor readline, zlib or ICU headers: configure runs
+  # without them, and the regression libraries do not use them.
+  apt_install dpkg-dev gcc libc6-dev
   mkdir -p "$CACHE/apt/lists/partial" "$CACHE/apt/parts"
   local parts
   for parts in /etc/apt/sources.list.d/*.sources; do
@@ -130,8 +166,7 @@ max_prepared_transactions = 2
 EOF
   as_pg "$PGBIN/pg_ctl" -D "$OUT/data" -l "$OUT/data/server.log" -w start >/dev/null
   PG_PID=$(head -1 "$OUT/data/postmaster.pid")
-  # The database as pg_regress creates it (create_database() in pg_regress.c), plus
-  # intervalstyle, which pg_regress otherwise sends as a startup option (see below).
+  # The database as pg_regress creates it (create_database() in pg_regress.c).
   as_pg "$PGBIN/psql" -X -q -h "$OUT/sock" -p "$PG_PORT" -d postgres -v ON_ERROR_STOP=1 <<EOF
 ALTER ROLE postgres PASSWORD '$PG_PASSWORD';
 CREATE DATABASE regression TEMPLATE=template0 ENCODING='UTF8' LC_COLLATE='C' LC_CTYPE='C';
@@ -141,7 +176,6 @@ ALTER DATABASE regression SET lc_numeric TO 'C';
 ALTER DATABASE regression SET lc_time TO 'C';
 ALTER DATABASE regression SET bytea_output TO 'hex';
 ALTER DATABASE regression SET timezone_abbreviations TO 'Default';
-ALTER DATABASE regression SET intervalstyle TO 'postgres_verbose';
 EOF
 }
 
@@ -230,7 +264,8 @@ run_regress() {
       --bindir="$bindir" --host="$host" --port="$port" \
       --schedule="$REGRESS_SRC/$SCHEDULE" >"$dir/stdout.log" 2>&1) || rc=$?
   echo "$((SECONDS - start))" >"$dir/seconds"
-  log "pg_regress ($name): exit $rc, $(grep -cE '\.\.\. (FAILED|failed)' "$dir/regression.out" || true) failed, $((SECONDS - start)) s"
+  # stdout.log rather than regression.out, which pg_regress deletes when every test passed.
+  log "pg_regress ($name): exit $rc, $(grep -cE '\.\.\. (FAILED|failed)' "$dir/stdout.log" || true) failed, $((SECONDS - start)) s"
 }
 
 # ---------------------------------------------------------------- main
@@ -243,20 +278,33 @@ if [ -z "$ONLY" ] || [ "$ONLY" = sluice ]; then
   start_cluster
   start_sluice
   # pg_regress always puts `-c intervalstyle=postgres_verbose` into PGOPTIONS, which libpq
-  # sends as the startup parameter `options`; the gateway refuses any startup options.
-  # Record that refusal, then run pg_regress with a psql that drops PGOPTIONS (the
-  # database carries intervalstyle instead, in both runs).
-  PGOPTIONS='-c intervalstyle=postgres_verbose' PGPASSWORD=$TOKEN PGCONNECT_TIMEOUT=5 \
-    "$PGBIN/psql" -X -h 127.0.0.1 -p "$SLUICE_PORT" -U postgres -d regression -c 'SELECT 1' \
-    >"$OUT/pgoptions-probe.txt" 2>&1 || true
-  mkdir -p "$OUT/bin-sluice"
-  cat >"$OUT/bin-sluice/psql" <<EOF
+  # sends as the startup parameter `options` (and PGDATESTYLE/PGTZ as the lower-case
+  # startup parameters `datestyle`/`timezone`). Probe that the gateway applies all three,
+  # as pg_regress's psql will send them. If it does not, run pg_regress with a psql that
+  # drops PGOPTIONS and put intervalstyle on the database instead, so the other tests
+  # still say something; the probe's output in comparison.md tells which way it ran.
+  regress_bindir=$PGBIN
+  rm -rf "$OUT/bin-sluice"
+  if ! PGOPTIONS='-c intervalstyle=postgres_verbose' PGDATESTYLE='Postgres, MDY' PGTZ=PST8PDT \
+      PGPASSWORD=$TOKEN PGCONNECT_TIMEOUT=5 "$PGBIN/psql" -X -At -h 127.0.0.1 -p "$SLUICE_PORT" \
+      -U postgres -d regression -v ON_ERROR_STOP=1 \
+      -c "SELECT current_setting('IntervalStyle'), current_setting('DateStyle'), current_setting('TimeZone')" \
+      >"$OUT/pgoptions-probe.txt" 2>&1 \
+    || ! grep -qx 'postgres_verbose|Postgres, MDY|PST8PDT' "$OUT/pgoptions-probe.txt"; then
+    log "the gateway did not apply pg_regress's startup parameters: $(tr '\n' ' ' <"$OUT/pgoptions-probe.txt")"
+    echo "(fallback: pg_regress ran with PGOPTIONS dropped and intervalstyle set on the database)" >>"$OUT/pgoptions-probe.txt"
+    as_pg "$PGBIN/psql" -X -q -h "$OUT/sock" -p "$PG_PORT" -d postgres -v ON_ERROR_STOP=1 \
+      -c "ALTER DATABASE regression SET intervalstyle TO 'postgres_verbose'"
+    mkdir -p "$OUT/bin-sluice"
+    cat >"$OUT/bin-sluice/psql" <<EOF
 #!/bin/sh
 unset PGOPTIONS
 exec $PGBIN/psql "\$@"
 EOF
-  chmod 755 "$OUT/bin-sluice/psql"
-  PGPASSWORD_FOR_RUN=$TOKEN run_regress sluice "$OUT/bin-sluice" 127.0.0.1 "$SLUICE_PORT"
+    chmod 755 "$OUT/bin-sluice/psql"
+    regress_bindir=$OUT/bin-sluice
+  fi
+  PGPASSWORD_FOR_RUN=$TOKEN run_regress sluice "$regress_bindir" 127.0.0.1 "$SLUICE_PORT"
   cp "$OUT/data/server.log" "$OUT/sluice/server.log" 2>/dev/null || true
   stop_all
 fi
@@ -277,7 +325,10 @@ line_re = re.compile(r'^(?:test\s+|\s+)(\S+)\s+\.\.\.\s+(ok|FAILED|failed \(igno
 
 def results(name):
     res = collections.OrderedDict()
+    # pg_regress deletes regression.out when every test passed; stdout.log has the same lines.
     p = os.path.join(out, name, 'regression.out')
+    if not os.path.exists(p):
+        p = os.path.join(out, name, 'stdout.log')
     if not os.path.exists(p):
         return res
     for line in open(p, errors='replace'):
@@ -320,47 +371,118 @@ def hunks(lines):
             h.append(l)
     if h: yield h
 
+REFUSAL = re.compile(r'^(?:ERROR|FATAL):\s+sluice: (.*)')
+LEXICAL = ('client_encoding', 'standard_conforming_strings', 'backslash_quote')
+# psql repeating an error through its variables (\echo :SQLSTATE, :LAST_ERROR_MESSAGE, ...).
+PSQL_ECHO = re.compile(r'^(?:error code|last error code|last error message): ')
+SYNTAX = ('a syntax error PostgreSQL also reports comes back as "sluice: cannot parse statement: ..." '
+          'with SQLSTATE 42501 instead of 42601 and without LINE/caret/HINT (message otherwise the same)')
+
+def short(msg):
+    """A short name for a refusal, for knock-ons to point at."""
+    for name in LEXICAL:
+        if msg.startswith(name + ' cannot'):
+            return 'SET ' + name
+    if 'FunctionCall' in msg:
+        return 'FunctionCall'
+    if msg.startswith('cannot parse statement'):
+        return 'unparseable statement'
+    return msg[:60]
+
+def knock_on(earlier):
+    """A difference after refusals in the same test: blamed on the first refusal that was
+    not itself an unparseable statement (which are often knock-ons themselves)."""
+    root = next((e for e in earlier if e != 'unparseable statement'), earlier[-1])
+    return f'after an earlier refusal in this test ({root}): probably its knock-on'
+
+def refusal_kind(msg, expected_errors, earlier):
+    """The cause of one refusal the client saw, by its message, the errors expected in
+    its place, and the refusals seen before it in the same test."""
+    if msg.startswith('cannot parse statement'):
+        text = msg[len('cannot parse statement: '):]
+        # `\set VERBOSITY terse` adds "at character N" to the resource's message.
+        if any(re.sub(r' at character \d+$', '', e.split(':', 1)[1].strip()) == text for e in expected_errors):
+            return SYNTAX
+        if any(e.startswith('SET ') for e in earlier):
+            return knock_on(earlier)
+        if expected_errors:
+            return ('an error PostgreSQL also reports, caught first by the gateway\'s parser (pg_query, '
+                    'a newer grammar than the server\'s) and worded differently')
+        if earlier:
+            return knock_on(earlier)
+        return 'statement PostgreSQL accepts is refused by the gateway\'s parser'
+    if 'is not supported by the gateway' in msg:
+        m = re.search(r'statement type (\S+)', msg)
+        return 'statement type not supported by the gateway: ' + (m.group(1) if m else msg)
+    if 'FunctionCall' in msg:
+        return 'fast-path FunctionCall message refused (psql \\lo_import/\\lo_export/\\lo_unlink use it)'
+    for name in LEXICAL:
+        if msg.startswith(name + ' cannot be changed'):
+            return f'SET/RESET {name} refused (whatever the value)'
+    return 'refused by the gateway: ' + re.sub(r'\d+', 'N', msg)
+
+def only_qualified(minus, plus):
+    """Lines that differ only by names reported schema-qualified through the gateway."""
+    strip = lambda l: re.sub(r'\b[a-z_][a-z0-9_$]*\.(?=[a-z_])', '', l)
+    return minus and len(minus) == len(plus) and minus != plus and \
+        all(strip(p) == m for m, p in zip(minus, plus))
+
+def blocks(lines):
+    """The runs of changed lines of a diff: what one statement (or a few adjacent ones)
+    printed differently."""
+    for h in hunks(lines):
+        b = []
+        for l in h:
+            if l[:1] in '+-':
+                b.append(l)
+            elif b:
+                yield b
+                b = []
+        if b:
+            yield b
+
 def causes(t):
     """Why test t differs through Sluice: {cause: [evidence lines]}, one hunk at a time."""
     c = collections.OrderedDict()
+    earlier = []            # refusals already seen in this test, in order
     def add(k, e):
         c.setdefault(k, [])
         if e and e not in c[k] and len(c[k]) < 3:
-            c[k].append(e)
-    for h in hunks(sd.get(t, [])):
+            c[k].append(e if len(e) <= 200 else e[:200] + '...')
+    for h in blocks(sd.get(t, [])):
         plus = [l[1:] for l in h if l.startswith('+')]
         minus = [l[1:] for l in h if l.startswith('-')]
-        expected_error = any(l.startswith('ERROR:') for l in minus)
+        expected_errors = [l for l in minus if l.startswith('ERROR:')]
         found = False
         for l in plus:
-            m = re.search(r'sluice: (.*)', l)
+            m = REFUSAL.match(l)
             if not m:
                 continue
             found = True
             msg = m.group(1)
-            if msg.startswith('cannot parse statement'):
-                if expected_error:
-                    add('a syntax error PostgreSQL also reports comes back as "sluice: cannot parse statement: ..." without LINE/caret (message text differs only)', msg)
-                else:
-                    add('statement PostgreSQL accepts is refused by the gateway\'s parser', msg)
-            elif 'is not supported by the gateway' in msg:
-                add('statement type not supported by the gateway: ' + re.search(r'statement type (\S+)', msg).group(1), None)
-            elif 'FunctionCall' in msg:
-                add('fast-path FunctionCall message refused (psql \\lo_import/\\lo_export/\\lo_unlink use it)', msg)
-            elif 'client_encoding' in msg:
-                add('SET client_encoding refused', msg)
-            else:
-                add('refused by the gateway: ' + re.sub(r'\d+', 'N', msg), msg)
+            k = refusal_kind(msg, expected_errors, earlier)
+            add(k, msg)
+            earlier.append(short(msg))
         if found:
             continue
+        if plus and all(PSQL_ECHO.match(l) for l in plus) and earlier:
+            continue            # the same refusal, repeated by psql
         if any(DATE_OLD.search(l) for l in minus) and any(DATE_ISO.search(l) for l in plus):
-            add('DateStyle/TimeZone from PGDATESTYLE/PGTZ not applied (libpq sends them as lower-case startup parameters "datestyle"/"timezone"; the gateway relays only "DateStyle"/"TimeZone")', None)
+            add('DateStyle/TimeZone from PGDATESTYLE/PGTZ not applied (libpq sends them as lower-case startup parameters "datestyle"/"timezone")', None)
             continue
-        if any('current transaction is aborted' in l or 'does not exist' in l for l in plus):
-            add('knock-on effect of an earlier refused statement', next((l for l in plus if 'ERROR' in l), None))
+        if only_qualified(minus, plus):
+            add('names reported schema-qualified: the session\'s search_path is the connection\'s (default [public], sent at login), not PostgreSQL\'s "$user", public', plus[0])
+            continue
+        if earlier:
+            add(knock_on(earlier), next((l for l in plus + minus if l.strip()), None))
             continue
         add('other output difference', next((l for l in plus + minus if l.strip()), None))
     return c
+
+def sluice_only_lines(t):
+    """Changed lines in t's diff through Sluice that its direct diff does not have."""
+    strip = lambda d: collections.Counter(l for l in d[2:] if l[:1] in '+-' and not l.startswith(('+++', '---')))
+    return list((strip(sd.get(t, [])) - strip(dd.get(t, []))).elements())
 
 w = []
 w.append('# pg_regress through Sluice vs direct\n')
@@ -391,10 +513,38 @@ w.append('')
 w.append(f'## Failing in both runs ({len(both)})\n')
 for t in both:
     same = sd.get(t, [])[2:] == dd.get(t, [])[2:]
-    w.append(f"- {t}: {'same diff' if same else 'different diffs'}")
+    extra = [l[1:] for l in sluice_only_lines(t) if l.startswith('+')]
+    refusals = [REFUSAL.match(l).group(1) for l in extra if REFUSAL.match(l)]
+    note = 'same diff' if same else 'different diffs'
+    if not same:
+        other = [l for l in extra if not REFUSAL.match(l)]
+        note += (f'; through Sluice also: {len(refusals)} refusal(s)' +
+                 (': ' + '; '.join(f'`{r}`' for r in refusals) if refusals else '') +
+                 (f', and {len(other)} other added line(s)' if other else ''))
+    w.append(f"- {t}: {note}")
 w.append(f'\n## Failing directly only ({len(direct_only)})\n')
 for t in direct_only:
     w.append(f'- {t}')
+# Every refusal the client saw, by cause, and what the gateway logged.
+w.append('\n## Refusals seen through Sluice (all tests)\n')
+seen = collections.OrderedDict()
+for t, lines in sd.items():
+    for l in lines:
+        m = REFUSAL.match(l[1:]) if l.startswith('+') and not l.startswith('+++') else None
+        if m:
+            k = re.sub(r'^cannot parse statement: .*', 'cannot parse statement: ...', m.group(1))
+            seen.setdefault(k, collections.Counter())[t] += 1
+for k, ts in sorted(seen.items(), key=lambda kv: -sum(kv[1].values())):
+    w.append(f'- `{k}` ({sum(ts.values())}): ' + ', '.join(f'{t} ({n})' for t, n in ts.items()))
+logp = os.path.join(out, 'sluice.log')
+if os.path.exists(logp):
+    ansi = re.compile(r'\x1b\[[0-9;]*m')
+    log = [ansi.sub('', l.rstrip('\n')) for l in open(logp, errors='replace')]
+    refused = [l for l in log if 'statement refused' in l]
+    bad = [l for l in log if re.search(r'\b(WARN|ERROR)\b', l[:60])]
+    w.append(f'\nGateway log: {len(log)} lines, {len(refused)} "statement refused", {len(bad)} WARN/ERROR.')
+    for l in (refused + bad)[:40]:
+        w.append(f'    {l[:300]}')
 missing = [t for t in dr if t not in s]
 if missing:
     w.append(f'\n## Not reported by the Sluice run ({len(missing)})\n\n' + ', '.join(missing))
