@@ -101,6 +101,17 @@ pub struct Session {
     discard_until_sync: bool,
     /// Set when a mask applies to the session.
     masking: Option<Masking>,
+    /// Whether the last SQL judged calls a function other than the reviewed built-ins
+    /// (see [`Session::settle`]).
+    last_judged_risky: bool,
+    /// Extended-protocol statements that call such functions.
+    risky_statements: std::collections::HashSet<String>,
+    /// A risky statement was executed: settle at the next Sync.
+    settle_after_sync: bool,
+    /// The sync point to wait for before reading the client's next message.
+    settle_at: Option<u64>,
+    /// ReadyForQuery messages the resource has sent, from the other half.
+    ready: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 /// How a session ended, for the log.
@@ -152,6 +163,11 @@ impl Session {
             sync_points: 0,
             discard_until_sync: false,
             masking,
+            last_judged_risky: false,
+            risky_statements: Default::default(),
+            settle_after_sync: false,
+            settle_at: None,
+            ready: None,
         }
     }
 
@@ -186,17 +202,25 @@ impl Session {
         });
 
         let masking = self.masking.clone();
+        let (ready_tx, ready_rx) = tokio::sync::watch::channel(0u64);
+        self.ready = Some(ready_rx);
         let end = {
             let relay_in = self.client_to_server(&mut client_r, &mut server_w, &shared);
-            let relay_out = server_to_client(
-                &mut server_r,
-                &mut client_w,
-                &shared,
-                expires_at,
+            let relay = ServerRelay {
+                shared: &shared,
                 row_limit,
-                masking,
-                closing,
-            );
+                counter: RowCounter::default(),
+                ready_seen: 0,
+                ready: ready_tx,
+                masking: masking.map(|setup| ResultMasking {
+                    setup,
+                    current: None,
+                    portals: HashMap::new(),
+                    copy: None,
+                }),
+            };
+            let relay_out =
+                server_to_client(&mut server_r, &mut client_w, relay, expires_at, closing);
             tokio::select! {
                 end = relay_in => end,
                 end = relay_out => end,
@@ -246,6 +270,11 @@ impl Session {
                 }
                 Err(refusal) => return End::fatal(refusal),
             }
+            if let Some(sync_point) = self.settle_at.take() {
+                if let Err(end) = self.settle(sync_point, server).await {
+                    return end;
+                }
+            }
             if !client.has_buffered_frame() && server.flush().await.is_err() {
                 return End::ServerLeft;
             }
@@ -284,6 +313,9 @@ impl Session {
                     );
                     server.write_all(&frame.raw).await.map_err(lost)?;
                     self.sync_points += 1;
+                    if self.last_judged_risky {
+                        self.settle_at = Some(self.sync_points);
+                    }
                 }
                 Err(refusal) => self
                     .refuse_simple(refusal, server, shared)
@@ -293,6 +325,11 @@ impl Session {
             FrontendMessage::Parse { name, sql } => match self.judge_sql(sql).await {
                 Ok(mut copies) => {
                     self.statements.insert(name.to_string(), copies.pop());
+                    if self.last_judged_risky {
+                        self.risky_statements.insert(name.to_string());
+                    } else {
+                        self.risky_statements.remove(name);
+                    }
                     self.track(shared, Request::Parse);
                     server.write_all(&frame.raw).await.map_err(lost)?;
                 }
@@ -344,6 +381,7 @@ impl Session {
             }
             FrontendMessage::Close { kind: b'S', name } => {
                 self.statements.remove(name);
+                self.risky_statements.remove(name);
                 self.track(shared, Request::Close);
                 server.write_all(&frame.raw).await.map_err(lost)?;
             }
@@ -352,6 +390,9 @@ impl Session {
                 self.track(shared, Request::Sync);
                 server.write_all(&frame.raw).await.map_err(lost)?;
                 self.sync_points += 1;
+                if std::mem::take(&mut self.settle_after_sync) {
+                    self.settle_at = Some(self.sync_points);
+                }
             }
             FrontendMessage::Terminate => return Ok(Continue::Terminate),
             FrontendMessage::FunctionCall => {
@@ -368,6 +409,8 @@ impl Session {
                 server.write_all(&frame.raw).await.map_err(lost)?
             }
             FrontendMessage::Execute { portal } => {
+                // Over-cautious on purpose: any Execute while a risky statement exists.
+                self.settle_after_sync |= !self.risky_statements.is_empty();
                 let copy = self.portals.get(portal).cloned().flatten();
                 self.track(
                     shared,
@@ -399,6 +442,34 @@ impl Session {
         Ok(Continue::Yes)
     }
 
+    /// Waits, before reading the client's next message, until the resource has answered up
+    /// to `sync_point`.
+    ///
+    /// The gateway reads statements as the resource does only while
+    /// `standard_conforming_strings` is on and the encoding is UTF-8; `SET` of those is
+    /// refused, but a function (`set_config`, or any user-defined function, procedure or
+    /// `DO` block) can change them too. The resource reports such a change in a
+    /// ParameterStatus before its ReadyForQuery, and the other half then ends the session.
+    /// A client that pipelined its next statement behind the call would have it read by
+    /// the resource under the new setting before the gateway saw the report, so after a
+    /// statement that calls anything but the reviewed built-ins, the gateway lets nothing
+    /// more through until that report could have come.
+    async fn settle(
+        &mut self,
+        sync_point: u64,
+        server: &mut BufWriter<WriteHalf<BoxIo>>,
+    ) -> Result<(), End> {
+        server.flush().await.map_err(|_| End::ServerLeft)?;
+        let Some(ready) = self.ready.as_mut() else {
+            return Ok(());
+        };
+        ready
+            .wait_for(|seen| *seen >= sync_point)
+            .await
+            .map(|_| ())
+            .map_err(|_| End::ServerLeft)
+    }
+
     /// Notes a request sent to the resource, when the session masks results (see
     /// [`crate::responses`]). Called before the request is written, so the answer can never
     /// arrive before it is expected.
@@ -422,6 +493,16 @@ impl Session {
             self.judge_statement(statement)?;
         }
         self.judge_masks_through_catalog(&class).await?;
+        let accesses = || class.statements.iter().flat_map(|s| s.accesses.iter());
+        // A string that reads COPY data from the client cannot wait for its own end
+        // before the client sends that data.
+        self.last_judged_risky = accesses().any(|a| {
+            matches!(a.object, sluice_core::Object::Function(_))
+                || matches!(
+                    a.action,
+                    sluice_core::Action::Procedural | sluice_core::Action::Call
+                )
+        }) && !accesses().any(|a| a.action == sluice_core::Action::CopyIn);
         // The resource may end up with either path (a SET LOCAL ends with its transaction,
         // a rollback undoes a SET), so names resolve in both from now on.
         let mut path = self.search_path.clone();
@@ -678,24 +759,10 @@ impl RowCounter {
 async fn server_to_client(
     server: &mut FrameReader<ReadHalf<BoxIo>>,
     client: &mut BufWriter<WriteHalf<BoxIo>>,
-    shared: &Mutex<Shared>,
+    mut relay: ServerRelay<'_>,
     expires_at: Option<i64>,
-    row_limit: Option<RowLimit>,
-    masking: Option<Masking>,
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> End {
-    let mut relay = ServerRelay {
-        shared,
-        row_limit,
-        counter: RowCounter::default(),
-        ready_seen: 0,
-        masking: masking.map(|setup| ResultMasking {
-            setup,
-            current: None,
-            portals: HashMap::new(),
-            copy: None,
-        }),
-    };
     let expiry = async {
         match expires_at {
             Some(at) => {
@@ -747,7 +814,7 @@ async fn server_to_client(
             // ReadyForQuery (their bookkeeping) need a look: the rest of what is buffered
             // goes out as one block.
             if relay.masking.is_none() && relay.row_limit.is_none() {
-                if let Some(run) = server.take_run(|tag| !matches!(tag, b'E' | b'Z')) {
+                if let Some(run) = server.take_run(|tag| !matches!(tag, b'E' | b'Z' | b'S')) {
                     if client.write_all(&run).await.is_err() {
                         return End::ClientLeft;
                     }
@@ -771,6 +838,8 @@ struct ServerRelay<'a> {
     counter: RowCounter,
     /// ReadyForQuery messages seen: the sync points that have passed.
     ready_seen: u64,
+    /// Tells the other half how far the resource has answered.
+    ready: tokio::sync::watch::Sender<u64>,
     masking: Option<ResultMasking>,
 }
 
@@ -875,6 +944,29 @@ impl ResultMasking {
     }
 }
 
+/// A ParameterStatus saying the resource now reads statements differently from the gateway
+/// (a function changed `standard_conforming_strings` or `client_encoding`) ends the session.
+fn lexical_parameter_check(body: &[u8]) -> Result<(), End> {
+    let mut parts = body.split(|b| *b == 0);
+    let name = String::from_utf8_lossy(parts.next().unwrap_or_default()).to_ascii_lowercase();
+    let value = String::from_utf8_lossy(parts.next().unwrap_or_default()).to_ascii_uppercase();
+    let diverged = match name.as_str() {
+        "standard_conforming_strings" => value != "ON",
+        "client_encoding" => !matches!(value.as_str(), "UTF8" | "UNICODE" | "SQL_ASCII"),
+        _ => false,
+    };
+    if diverged {
+        tracing::warn!(parameter = %name, value = %value, "the resource changed a setting the gateway reads statements by; ending the session");
+        return Err(End::fatal(Refusal {
+            code: "42501",
+            message: format!(
+                "sluice: {name} was changed to {value} (by a function); the gateway must read statements exactly as the resource does, so the session ends"
+            ),
+        }));
+    }
+    Ok(())
+}
+
 /// A result that cannot be masked is not delivered: the session ends.
 fn unmaskable(e: crate::masking::MaskError) -> End {
     tracing::warn!(error = %e, "cannot mask a result");
@@ -959,6 +1051,9 @@ impl ServerRelay<'_> {
         frame: Frame,
         client: &mut BufWriter<WriteHalf<BoxIo>>,
     ) -> Result<(), End> {
+        if frame.tag == b'S' {
+            lexical_parameter_check(frame.body())?;
+        }
         let frame = match &mut self.masking {
             None => frame,
             Some(masking) => match masking.on_message(frame, self.shared).await? {
@@ -1007,6 +1102,7 @@ impl ServerRelay<'_> {
             b'Z' => {
                 self.ready_seen += 1;
                 let ready_seen = self.ready_seen;
+                self.ready.send_replace(ready_seen);
                 self.shared
                     .lock()
                     .pending

@@ -252,3 +252,41 @@ fn a_gigabyte_result_streams_with_flat_gateway_memory() {
         "resident memory grew from {low} KiB to {high} KiB while streaming: {samples:?}"
     );
 }
+
+/// `set_config` can change how the resource reads string literals, which `SET` cannot
+/// through the gateway. The session ends at once, and a statement the client pipelined
+/// behind the call never reaches the resource.
+#[test]
+fn a_function_that_changes_how_statements_are_read_ends_the_session() {
+    let f = Fixture::start();
+    let token = f.token("agent", &["config-setter"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    let mut batch = raw::message(
+        b'Q',
+        &raw::cstr("SELECT set_config('standard_conforming_strings', 'off', false)"),
+    );
+    batch.extend(raw::message(
+        b'Q',
+        &raw::cstr("INSERT INTO orders (customer_id, total, note) VALUES (1, 1, 'pipelined')"),
+    ));
+    c.send_raw(&batch);
+    // The call's result, then the FATAL in place of its ParameterStatus (sent at the end).
+    let msgs = c.read_until(b'Z');
+    let fatal = msgs.last().unwrap();
+    assert_eq!(raw::tags(&msgs), "TDCE");
+    assert_eq!(fatal.field(b'S'), "FATAL", "{fatal:?}");
+    assert!(
+        fatal.message().contains("standard_conforming_strings"),
+        "{}",
+        fatal.message()
+    );
+    assert!(c.is_closed());
+    let inserted = f
+        .cluster
+        .query_scalar(
+            &f.db,
+            "SELECT count(*) FROM orders WHERE note = 'pipelined'",
+        )
+        .unwrap();
+    assert_eq!(inserted.trim(), "0");
+}

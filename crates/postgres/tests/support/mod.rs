@@ -57,6 +57,12 @@ policies:
       - { actions: [select, insert, update, delete, merge, truncate, copy_in, copy_out, lock, explain], tables: ["*"] }
       - { actions: [ddl, grant, set, maintenance, notify, transaction, procedural, call] }
       - { functions: ["*"] }
+  - name: config-setter
+    match: { roles: [config-setter] }
+    connections: [app]
+    allow:
+      - { actions: [select, insert], tables: ["public.*"] }
+      - { functions: [pg_catalog.set_config] }
   - name: pathfinder
     match: { roles: [pathfinder] }
     connections: [app]
