@@ -540,9 +540,9 @@ logp = os.path.join(out, 'sluice.log')
 if os.path.exists(logp):
     ansi = re.compile(r'\x1b\[[0-9;]*m')
     log = [ansi.sub('', l.rstrip('\n')) for l in open(logp, errors='replace')]
-    refused = [l for l in log if 'statement refused' in l]
+    refused = [l for l in log if 'request refused' in l]
     bad = [l for l in log if re.search(r'\b(WARN|ERROR)\b', l[:60])]
-    w.append(f'\nGateway log: {len(log)} lines, {len(refused)} "statement refused", {len(bad)} WARN/ERROR.')
+    w.append(f'\nGateway log: {len(log)} lines, {len(refused)} "request refused", {len(bad)} WARN/ERROR.')
     for l in (refused + bad)[:40]:
         w.append(f'    {l[:300]}')
 missing = [t for t in dr if t not in s]

@@ -54,7 +54,10 @@ pub struct PgConnection {
     pub name: String,
     pub target: upstream::UpstreamTarget,
     pub password: Option<SecretValue>,
+    /// With `"$user"` replaced by the connection's role, which it names.
     pub search_path: SearchPath,
+    /// The configured search path holds `"$user"`.
+    pub search_path_has_user: bool,
 }
 
 /// Everything the PostgreSQL listener needs, shared by all its sessions.
@@ -120,10 +123,23 @@ impl PgGateway {
                     name: conn.name.clone(),
                     source,
                 })?;
+            // `"$user"` is the schema named after the role the gateway logs in as.
+            let search_path_has_user = conn
+                .search_path
+                .as_ref()
+                .is_some_and(|p| p.iter().any(|s| s == "$user"));
             let search_path = conn
                 .search_path
                 .as_ref()
-                .map(SearchPath::new)
+                .map(|p| {
+                    SearchPath::new(p.iter().map(|s| {
+                        if s == "$user" {
+                            target.user.clone()
+                        } else {
+                            s.clone()
+                        }
+                    }))
+                })
                 .unwrap_or_default();
             connections.insert(
                 conn.name.clone(),
@@ -132,6 +148,7 @@ impl PgGateway {
                     target,
                     password,
                     search_path,
+                    search_path_has_user,
                 }),
             );
         }

@@ -101,6 +101,10 @@ pub struct Session {
     discard_until_sync: bool,
     /// Set when a mask applies to the session.
     masking: Option<Masking>,
+    /// Whether a search path in force may hold `"$user"`.
+    user_in_path: bool,
+    /// SET ROLE or SET SESSION AUTHORIZATION ran: `"$user"` no longer names a known schema.
+    role_changed: bool,
     /// Whether the last SQL judged calls a function other than the reviewed built-ins
     /// (see [`Session::settle`]).
     last_judged_risky: bool,
@@ -151,6 +155,7 @@ impl Session {
                 catalog: gateway.catalogs.get(&login.connection.name)?.clone(),
             })
         });
+        let user_in_path = login.connection.search_path_has_user;
         Session {
             search_path: login.connection.search_path.clone(),
             login,
@@ -163,6 +168,8 @@ impl Session {
             sync_points: 0,
             discard_until_sync: false,
             masking,
+            user_in_path,
+            role_changed: false,
             last_judged_risky: false,
             risky_statements: Default::default(),
             settle_after_sync: false,
@@ -506,10 +513,40 @@ impl Session {
         // The resource may end up with either path (a SET LOCAL ends with its transaction,
         // a rollback undoes a SET), so names resolve in both from now on.
         let mut path = self.search_path.clone();
+        let mut user_in_path = self.user_in_path;
+        let mut role_changed = self.role_changed;
         for statement in &class.statements {
+            // `"$user"` is the schema named after the current user: the gateway's role,
+            // until SET ROLE or SET SESSION AUTHORIZATION changes who that is.
+            let sets_role = statement.kind == "VariableSetStmt"
+                && statement.accesses.iter().any(|a| {
+                    matches!(&a.object, sluice_core::Object::Setting(name) if name == "role" || name == "session_authorization")
+                });
+            if sets_role {
+                if user_in_path {
+                    return Err(Refusal::policy(
+                        "sluice: the search path holds \"$user\", and changing the role would change which schema that is; set search_path without \"$user\" first".into(),
+                    ));
+                }
+                role_changed = true;
+            }
             match &statement.search_path_change {
                 None => {}
-                Some(SearchPathChange::To(schemas)) => path = path.union(&SearchPath::new(schemas.iter().cloned())),
+                Some(SearchPathChange::To(schemas)) => {
+                    if schemas.iter().any(|s| s == "$user") {
+                        if role_changed {
+                            return Err(Refusal::policy(
+                                "sluice: \"$user\" in search_path cannot be followed after the role was changed; name the schemas".into(),
+                            ));
+                        }
+                        user_in_path = true;
+                    }
+                    let user = &self.login.connection.target.user;
+                    let schemas = schemas
+                        .iter()
+                        .map(|s| if s == "$user" { user.clone() } else { s.clone() });
+                    path = path.union(&SearchPath::new(schemas));
+                }
                 Some(SearchPathChange::Reset) => path = path.union(&self.login.connection.search_path),
                 Some(SearchPathChange::Unknown) => {
                     return Err(Refusal::policy(
@@ -520,6 +557,8 @@ impl Session {
         }
         // Only once the whole string is allowed: remember what it changes.
         self.search_path = path;
+        self.user_in_path = user_in_path;
+        self.role_changed = role_changed;
         for statement in &class.statements {
             if let Some(name) = &statement.prepares {
                 self.sql_prepared.insert(name.clone(), statement.clone());
@@ -616,8 +655,8 @@ impl Session {
         match verdict.decision.client_message() {
             None => Ok(()),
             Some(message) => {
-                tracing::info!(principal = %self.login.principal.subject, connection = %self.login.connection.name,
-                    statement = %statement.text, reason = %message, "statement refused");
+                tracing::debug!(principal = %self.login.principal.subject, connection = %self.login.connection.name,
+                    statement = %statement.text, reason = %message, "statement refused by policy");
                 Err(Refusal::policy(format!("sluice: {message}")))
             }
         }
@@ -626,6 +665,10 @@ impl Session {
     /// Records a refusal whose marker the resource's error will name, and returns the
     /// marker. The refusal belongs to the batch that the next ReadyForQuery ends.
     fn register_refusal(&mut self, refusal: Refusal, shared: &Mutex<Shared>) -> String {
+        // Every refusal passes here (policy, unparseable SQL, unknown statements, settings
+        // the gateway cannot follow), so every one is logged.
+        tracing::info!(principal = %self.login.principal.subject, connection = %self.login.connection.name,
+            code = refusal.code, reason = %refusal.message, "request refused");
         self.refusals += 1;
         let marker = format!("sluice_refused_{}_{}", self.nonce, self.refusals);
         let error = backend::error_response(Severity::Error, refusal.code, &refusal.message, None);

@@ -290,3 +290,35 @@ fn a_function_that_changes_how_statements_are_read_ends_the_session() {
         .unwrap();
     assert_eq!(inserted.trim(), "0");
 }
+
+/// `"$user"` in a search path names the schema of the role the gateway logs in as: names
+/// are judged in that schema, not silently skipped.
+#[test]
+fn user_in_the_search_path_is_the_gateways_role() {
+    let f = Fixture::start();
+    f.cluster
+        .execute(
+            &f.db,
+            &format!(
+                "CREATE SCHEMA {SVC_USER}; CREATE TABLE {SVC_USER}.hidden_t (x text); \
+                 INSERT INTO {SVC_USER}.hidden_t VALUES ('not for agents'); \
+                 GRANT USAGE ON SCHEMA {SVC_USER} TO {SVC_USER}; GRANT SELECT ON {SVC_USER}.hidden_t TO {SVC_USER}"
+            ),
+        )
+        .unwrap();
+    // pathfinder: select on public.* and SET search_path.
+    let token = f.token("agent", &["pathfinder"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    c.send(b'Q', &raw::cstr("SET search_path = \"$user\", public"));
+    assert_eq!(raw::tags(&c.read_until(b'Z')), "CZ");
+    c.send(b'Q', &raw::cstr("SELECT * FROM hidden_t"));
+    let msgs = c.read_until(b'Z');
+    let error = msgs.iter().find(|m| m.tag == b'E').expect("refused");
+    assert_eq!(error.code(), "42501");
+    assert!(
+        error.message().contains(&format!("{SVC_USER}.hidden_t")),
+        "{}",
+        error.message()
+    );
+    assert!(!msgs.iter().any(|m| m.tag == b'D'));
+}
