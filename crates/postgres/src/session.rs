@@ -621,8 +621,11 @@ impl Session {
         // Settings that change how the resource reads statement text: the gateway's parser
         // reads it as UTF-8 with standard-conforming strings, so these stay as they are.
         let lexical = statement.accesses.iter().find_map(|a| match &a.object {
+            // The classifier marks a value the gateway already reads by as an ordinary
+            // `set`; any other is explicit-only, and refused here whatever the policy says.
             sluice_core::Object::Setting(name)
                 if a.action == sluice_core::Action::Set
+                    && a.explicit_only
                     && statement.kind == "VariableSetStmt"
                     && LEXICAL_SETTINGS.contains(&name.as_str()) =>
             {

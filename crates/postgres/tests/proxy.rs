@@ -363,6 +363,21 @@ fn logins_are_refused_in_postgres_terms() {
     c.send(b'Q', &raw::cstr("SET standard_conforming_strings = off"));
     let msgs = c.read_until(b'Z');
     assert_eq!(msgs[0].code(), "42501", "{}", msgs[0].message());
+    // Values the gateway already reads by change nothing, and run (under a `set` rule).
+    for unchanged in [
+        "SET standard_conforming_strings = on",
+        "RESET standard_conforming_strings",
+        "SET client_encoding TO 'UTF8'",
+        "SET NAMES 'utf8'",
+        "RESET client_encoding",
+    ] {
+        c.send(b'Q', &raw::cstr(unchanged));
+        assert_eq!(raw::tags(&c.read_until(b'Z')), "CZ", "{unchanged}");
+    }
+    c.send(b'Q', &raw::cstr("SELECT 'a\\b'"));
+    let msgs = c.read_until(b'Z');
+    assert_eq!(raw::tags(&msgs), "TDCZ");
+    assert_eq!(&msgs[1].body[6..], b"a\\b", "backslashes stay literal");
     // Formatting parameters reach the resource, from the startup packet whatever their
     // case, and from `options` (libpq's PGOPTIONS).
     for (param, value, show, expected) in [

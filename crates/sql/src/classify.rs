@@ -236,7 +236,31 @@ fn classify_statement(
                 // encoding whose multi-byte characters contain ASCII bytes would let the
                 // resource read a statement differently. Sessions refuse it outright.
                 "client_encoding" | "standard_conforming_strings" | "backslash_quote" => {
-                    extra.push(Access::explicit(Action::Set, Object::Setting(name.clone())))
+                    // A value the gateway already reads by (or back to the session's start,
+                    // which login checked) changes nothing: an ordinary `set`, for policy.
+                    let unchanged = match set_kind {
+                        Ok(VariableSetKind::VarSetDefault | VariableSetKind::VarReset) => {
+                            name != "backslash_quote"
+                        }
+                        Ok(VariableSetKind::VarSetValue) => {
+                            let value = single_setting_value(fields);
+                            match (name.as_str(), value.as_deref()) {
+                                ("standard_conforming_strings", Some(v)) => {
+                                    matches!(v, "on" | "true" | "yes" | "1")
+                                }
+                                ("client_encoding", Some(v)) => {
+                                    matches!(v, "utf8" | "utf-8" | "unicode" | "sql_ascii")
+                                }
+                                _ => false,
+                            }
+                        }
+                        _ => false,
+                    };
+                    if unchanged {
+                        extra.push(Access::new(Action::Set, Object::Setting(name.clone())))
+                    } else {
+                        extra.push(Access::explicit(Action::Set, Object::Setting(name.clone())))
+                    }
                 }
                 "role" | "session_authorization"
                     if set_kind == Ok(VariableSetKind::VarSetValue) =>
@@ -680,4 +704,23 @@ fn copy_out(
         }
     }
     Ok(copy)
+}
+
+/// The one value of `SET name TO value`, lower-cased, when it is a plain string, name or
+/// integer.
+fn single_setting_value(fields: &Map<String, Value>) -> Option<String> {
+    let [arg] = fields.get("args")?.as_array()?.as_slice() else {
+        return None;
+    };
+    let constant = arg.pointer("/node/AConst")?;
+    constant
+        .pointer("/val/Sval/sval")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .or_else(|| {
+            constant
+                .pointer("/val/Ival/ival")
+                .and_then(Value::as_i64)
+                .map(|i| i.to_string())
+        })
 }
