@@ -309,3 +309,35 @@ fn expressions_over_a_view_of_a_masked_column_are_refused() {
     );
     assert_eq!(msgs.iter().filter(|m| m.tag == b'D').count(), 3);
 }
+
+/// Cursors: FETCH answers with the cursor's columns, and SQL-level PREPARE/EXECUTE with
+/// the prepared statement's: masked or refused, never clear.
+#[test]
+fn cursors_and_sql_prepared_statements_do_not_unmask() {
+    let f = Fixture::start();
+    let token = f.token("agent-2", &["masked-reader"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    for sql in [
+        "BEGIN; DECLARE cur CURSOR FOR SELECT email, ssn FROM customers; FETCH ALL cur; COMMIT",
+        "BEGIN; DECLARE bcur BINARY CURSOR FOR SELECT email FROM customers; FETCH ALL bcur; COMMIT",
+        "PREPARE p AS SELECT email, card_number FROM customers",
+        "EXECUTE p",
+    ] {
+        let msgs = simple(&mut c, sql);
+        assert!(
+            leaked(&msgs).is_empty(),
+            "{sql}: leaked {:?}",
+            leaked(&msgs)
+        );
+        assert!(!refused(&msgs), "{sql}: {}", raw::tags(&msgs));
+        if sql.contains("FETCH") || sql.starts_with("EXECUTE") {
+            // Rows delivered, masked (PostgreSQL reports the origin through both).
+            let rows: Vec<&Msg> = msgs.iter().filter(|m| m.tag == b'D').collect();
+            assert_eq!(rows.len(), 3, "{sql}");
+            assert!(
+                String::from_utf8_lossy(&rows[0].body).contains("a***@example.com"),
+                "{sql}"
+            );
+        }
+    }
+}
