@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rand::Rng;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::protocol::startup::CANCEL_REQUEST;
 
@@ -65,7 +65,12 @@ pub async fn send_cancel(target: CancelTarget) -> std::io::Result<()> {
     packet[8..12].copy_from_slice(&target.pid.to_be_bytes());
     packet[12..].copy_from_slice(&target.secret.to_be_bytes());
     stream.write_all(&packet).await?;
-    stream.shutdown().await
+    stream.shutdown().await?;
+    // The postmaster closes the connection once it has signalled the backend: waiting for
+    // that tells the caller the cancel has been delivered.
+    let mut byte = [0u8; 1];
+    let _ = stream.read(&mut byte).await;
+    Ok(())
 }
 
 /// A session's registered key; unregistered when dropped.

@@ -1121,15 +1121,17 @@ impl ServerRelay<'_> {
             RowAction::Forward => {}
             RowAction::Drop => return Ok(()),
             RowAction::Stop(error) => {
-                if let Some(limit) = &self.row_limit {
-                    let target = limit.cancel;
-                    tokio::spawn(async move {
-                        let _ = crate::cancel::send_cancel(target).await;
-                    });
-                }
-                client.write_all(&error).await?;
                 // The error reaches the client now, not when the cancelled statement ends.
-                return client.flush().await;
+                client.write_all(&error).await?;
+                client.flush().await?;
+                // The cancel is delivered before anything more of the resource's answer is
+                // relayed, so the client cannot see this statement's ReadyForQuery and send
+                // its next one while the cancel is still on its way (it would cancel that).
+                if let Some(limit) = &self.row_limit {
+                    let cancel = crate::cancel::send_cancel(limit.cancel);
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), cancel).await;
+                }
+                return Ok(());
             }
         }
         match frame.tag {
