@@ -1,0 +1,30 @@
+//! The audit trail's core, protocol-neutral (DESIGN.md §6): what is recorded, how it is
+//! chained, signed and checked.
+//!
+//! - [`event`]: the one [`Event`] schema every protocol records into, from login to
+//!   close, refused logins and retention purges included;
+//! - [`timestamp`]: the single spelling of a time the trail writes and hashes;
+//! - [`chain`]: [`ChainBuilder`] links each event of a session to the one before by
+//!   SHA-256 ([`event_hash`] says exactly what is hashed);
+//! - [`checkpoint`]: [`CheckpointSigner`] signs the chains' heads with the gateway's
+//!   Ed25519 key, so a cut-off or rewritten tail shows;
+//! - [`verify`]: checks chains and checkpoints and names the first broken link.
+//!
+//! Architecture invariants: no I/O, no async, no clock, no storage: the caller stamps
+//! times, and the writer and stores (`sluice-store`) keep events as rows and export them
+//! as JSONL in exactly the serde form defined here. The hash covers every field of an
+//! event but itself. Verification names the first broken link, not merely that one
+//! exists. Nothing here knows a wire format: a protocol fills `text` and
+//! `classification` in its own terms.
+
+mod canonical;
+pub mod chain;
+pub mod event;
+pub mod timestamp;
+
+pub use chain::{event_hash, ChainBuilder, ChainHead, GENESIS_PREV_HASH};
+pub use event::{
+    new_session_id, Decision, Event, EventBody, EventKind, LoginRefused, Protocol, Purged,
+    RecordedPrincipal, Request, ResultError, SessionClosed, SessionOpened, StatementResult,
+};
+pub use timestamp::{Timestamp, TimestampError};
