@@ -18,9 +18,15 @@
 
 use std::io::{self, Write};
 
-#[cfg(test)]
 use serde::Serialize;
 use serde_json::Value;
+
+/// The canonical form of `value`, written to `out`. The audit types only have string
+/// keys and finite numbers, so turning them into a JSON value cannot fail.
+pub(crate) fn write<T: Serialize + ?Sized>(value: &T, out: &mut impl Write) -> io::Result<()> {
+    let value = serde_json::to_value(value).map_err(io::Error::other)?;
+    write_value(&value, out)
+}
 
 pub(crate) fn write_value(value: &Value, out: &mut impl Write) -> io::Result<()> {
     match value {
@@ -55,7 +61,7 @@ pub(crate) fn write_value(value: &Value, out: &mut impl Write) -> io::Result<()>
 #[cfg(test)]
 pub(crate) fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut bytes = Vec::new();
-    write_value(&serde_json::to_value(value).unwrap(), &mut bytes).unwrap();
+    write(value, &mut bytes).expect("writing to a Vec cannot fail");
     bytes
 }
 

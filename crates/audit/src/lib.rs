@@ -19,10 +19,15 @@
 
 mod canonical;
 pub mod chain;
+pub mod checkpoint;
 pub mod event;
 pub mod timestamp;
 
 pub use chain::{event_hash, ChainBuilder, ChainHead, GENESIS_PREV_HASH};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointSigner, KeyError, PublicKey, Zeroizing,
+    CHECKPOINT_CONTEXT,
+};
 pub use event::{
     new_session_id, Decision, Event, EventBody, EventKind, LoginRefused, Protocol, Purged,
     RecordedPrincipal, Request, ResultError, SessionClosed, SessionOpened, StatementResult,
