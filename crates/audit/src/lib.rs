@@ -22,6 +22,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod event;
 pub mod timestamp;
+pub mod verify;
 
 pub use chain::{event_hash, ChainBuilder, ChainHead, GENESIS_PREV_HASH};
 pub use checkpoint::{
@@ -33,3 +34,6 @@ pub use event::{
     RecordedPrincipal, Request, ResultError, SessionClosed, SessionOpened, StatementResult,
 };
 pub use timestamp::{Timestamp, TimestampError};
+pub use verify::{
+    verify_against_checkpoints, verify_session, BrokenLink, LinkProblem, Verified, VerifyError,
+};
