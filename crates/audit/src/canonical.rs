@@ -7,14 +7,18 @@
 //! - strings escaped as `serde_json` escapes them: `"` and `\` backslashed, control
 //!   characters as `\n`, `\t`, `\r`, `\b`, `\f` or `\u00xx` (lowercase hex), everything
 //!   else as raw UTF-8;
-//! - numbers as `serde_json` writes them (integers in decimal; the only floats that can
+//! - numbers as `serde_json` writes them: integers in decimal; the only floats that can
 //!   occur are inside a request's protocol-specific `classification`, written in the
-//!   shortest form that reads back as the same `f64`).
+//!   shortest form that reads back as the same `f64`. This crate turns on `serde_json`'s
+//!   `float_roundtrip`, without which reading a stored float may land one unit in the
+//!   last place off, and the event would no longer hash as it did when it was written.
 //!
 //! Sorting keys, rather than relying on struct declaration order, makes the bytes
 //! independent of how the Rust types are declared and of whether `serde_json`'s
-//! `preserve_order` feature is on anywhere in the build: an auditor's tool (for events
-//! with integer-only classifications, `jq -cjS 'del(.hash)'`) computes the same bytes.
+//! `preserve_order` feature is on anywhere in the build, and lets an auditor recompute a
+//! hash without Sluice: `jq -cjS 'del(.hash)' | sha256sum` gives the same bytes for an
+//! exported event (jq prints some floats, such as `0.1`, differently; integers and
+//! strings agree).
 
 use std::io::{self, Write};
 
