@@ -4,6 +4,7 @@
 //! - [`event`]: the one [`Event`] schema every protocol records into, from login to
 //!   close, refused logins and retention purges included;
 //! - [`timestamp`]: the single spelling of a time the trail writes and hashes;
+//! - [`canonical`]: the exact bytes that are hashed and signed;
 //! - [`chain`]: [`ChainBuilder`] links each event of a session to the one before by
 //!   SHA-256 ([`event_hash`] says exactly what is hashed);
 //! - [`checkpoint`]: [`CheckpointSigner`] signs the chains' heads with the gateway's
@@ -12,12 +13,13 @@
 //!
 //! Architecture invariants: no I/O, no async, no clock, no storage: the caller stamps
 //! times, and the writer and stores (`sluice-store`) keep events as rows and export them
-//! as JSONL in exactly the serde form defined here. The hash covers every field of an
+//! as JSONL in exactly the serde form defined here. The only thing taken from the system
+//! is randomness, for new signing keys and session ids. The hash covers every field of an
 //! event but itself. Verification names the first broken link, not merely that one
 //! exists. Nothing here knows a wire format: a protocol fills `text` and
 //! `classification` in its own terms.
 
-mod canonical;
+pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
 pub mod event;
@@ -37,3 +39,16 @@ pub use timestamp::{Timestamp, TimestampError};
 pub use verify::{
     verify_against_checkpoints, verify_session, BrokenLink, LinkProblem, Verified, VerifyError,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signers_and_keys_are_shared_across_tasks() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<CheckpointSigner>();
+        shareable::<PublicKey>();
+        shareable::<Event>();
+    }
+}

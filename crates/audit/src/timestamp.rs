@@ -26,7 +26,7 @@ pub struct Timestamp(OffsetDateTime);
 pub enum TimestampError {
     /// RFC 3339 has four year digits; a clock this far off is a fault, not a time.
     #[error("{0} is outside the years 0000 to 9999")]
-    OutOfRange(OffsetDateTime),
+    OutOfRange(String),
     #[error("`{0}` is not a timestamp of the form 2026-05-01T09:30:00.123456Z")]
     NotCanonical(String),
 }
@@ -36,7 +36,7 @@ impl Timestamp {
     /// keeps in an integer column for range queries.
     pub fn from_unix_micros(unix_micros: i64) -> Result<Self, TimestampError> {
         let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_micros) * 1_000)
-            .map_err(|_| TimestampError::NotCanonical(unix_micros.to_string()))?;
+            .map_err(|_| TimestampError::OutOfRange(format!("{unix_micros} µs after 1970")))?;
         Self::try_from(at)
     }
 
@@ -58,12 +58,12 @@ impl TryFrom<OffsetDateTime> for Timestamp {
     fn try_from(at: OffsetDateTime) -> Result<Self, Self::Error> {
         let utc = at.to_offset(UtcOffset::UTC);
         if !(0..=9999).contains(&utc.year()) {
-            return Err(TimestampError::OutOfRange(at));
+            return Err(TimestampError::OutOfRange(at.to_string()));
         }
         let micros = utc.nanosecond() / 1_000;
         let truncated = utc
             .replace_nanosecond(micros * 1_000)
-            .map_err(|_| TimestampError::OutOfRange(at))?;
+            .map_err(|_| TimestampError::OutOfRange(at.to_string()))?;
         Ok(Self(truncated))
     }
 }
@@ -162,7 +162,11 @@ mod tests {
     #[test]
     fn refuses_years_rfc_3339_cannot_write() {
         let far = OffsetDateTime::UNIX_EPOCH.replace_year(-1).unwrap();
-        assert!(Timestamp::try_from(far).is_err());
+        assert!(matches!(
+            Timestamp::try_from(far),
+            Err(TimestampError::OutOfRange(_))
+        ));
+        assert!(Timestamp::from_unix_micros(i64::MAX).is_err());
     }
 
     #[test]
