@@ -353,7 +353,8 @@ impl Session {
                 name: statement,
             } => {
                 if let Some(copy) = self.statements.get(statement).cloned() {
-                    server.write_all(&frame.raw).await.map_err(lost)?;
+                    // Requests are tracked before they are written: a large message goes
+                    // straight to the socket, and its answer may come back at once.
                     match message {
                         FrontendMessage::Bind { portal, .. } if self.masking.is_some() => {
                             self.portals.insert(portal.to_string(), copy);
@@ -366,13 +367,19 @@ impl Session {
                                     portal: portal.to_string(),
                                 },
                             );
+                            server.write_all(&frame.raw).await.map_err(lost)?;
                             server
                                 .write_all(&frontend::describe_portal(portal))
                                 .await
                                 .map_err(lost)?;
                         }
-                        FrontendMessage::Bind { .. } => {}
-                        _ => self.track(shared, Request::DescribeStatement),
+                        FrontendMessage::Bind { .. } => {
+                            server.write_all(&frame.raw).await.map_err(lost)?;
+                        }
+                        _ => {
+                            self.track(shared, Request::DescribeStatement);
+                            server.write_all(&frame.raw).await.map_err(lost)?;
+                        }
                     }
                 } else {
                     // Never parsed through the gateway, or refused: the resource must not

@@ -341,3 +341,34 @@ fn cursors_and_sql_prepared_statements_do_not_unmask() {
         }
     }
 }
+
+/// A Bind larger than the relay's write buffer goes to the resource at once; its answer must
+/// still find the request it answers.
+#[test]
+fn a_large_bind_in_a_masking_session_keeps_track() {
+    let f = Fixture::start();
+    let token = f.token("agent-2", &["masked-reader"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    let big = "x".repeat(64 * 1024);
+    let mut bind = cstr("");
+    bind.extend(cstr(""));
+    bind.extend(0i16.to_be_bytes()); // parameter formats: text
+    bind.extend(1i16.to_be_bytes()); // one parameter
+    bind.extend((big.len() as i32).to_be_bytes());
+    bind.extend(big.as_bytes());
+    bind.extend(0i16.to_be_bytes()); // result formats: text
+    for _ in 0..3 {
+        let mut batch = raw::parse(
+            "",
+            "SELECT length($1::text), email FROM customers ORDER BY id",
+        );
+        batch.extend(raw::message(b'B', &bind));
+        batch.extend(raw::execute(""));
+        batch.extend(raw::sync());
+        c.send_raw(&batch);
+        let msgs = c.read_until(b'Z');
+        assert_eq!(raw::tags(&msgs), "12DDDCZ");
+        assert!(leaked(&msgs).is_empty());
+        assert!(String::from_utf8_lossy(&msgs[2].body).contains("a***@example.com"));
+    }
+}
