@@ -41,6 +41,9 @@ use crate::PgConnection;
 /// How long a resolved relation is trusted without a schema change seen.
 pub const TTL: Duration = Duration::from_secs(30);
 
+/// How long one catalog query (login included) may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// How deep views over views are followed.
 const MAX_VIEW_DEPTH: usize = 8;
 
@@ -316,6 +319,22 @@ impl Catalog {
     /// Runs `sql` (simple protocol) on the catalog session: one list of text rows per
     /// statement.
     async fn query(
+        &self,
+        state: &mut State,
+        sql: &str,
+    ) -> Result<Vec<Vec<Vec<Option<String>>>>, CatalogError> {
+        // Every masked result of the connection waits on this session: a resource that
+        // stops answering fails those results rather than hanging them.
+        match tokio::time::timeout(QUERY_TIMEOUT, self.query_unbounded(state, sql)).await {
+            Ok(result) => result,
+            Err(_) => Err(CatalogError::Query(format!(
+                "no answer from the resource within {} s",
+                QUERY_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    async fn query_unbounded(
         &self,
         state: &mut State,
         sql: &str,
