@@ -66,10 +66,13 @@ struct Masking {
     catalog: Arc<Catalog>,
 }
 
-/// Why a message is refused: SQLSTATE and message.
+/// Why a message is refused: SQLSTATE and message, and for a syntax error where in the
+/// statement it is.
+#[derive(Default)]
 struct Refusal {
     code: &'static str,
     message: String,
+    position: Option<u32>,
 }
 
 impl Refusal {
@@ -77,6 +80,7 @@ impl Refusal {
         Refusal {
             code: "42501",
             message,
+            position: None,
         }
     }
 }
@@ -266,6 +270,7 @@ impl Session {
                     return End::fatal(Refusal {
                         code: "08P01",
                         message: format!("sluice: invalid message from client: {e}"),
+                        ..Default::default()
                     })
                 }
             };
@@ -299,6 +304,7 @@ impl Session {
         let message = FrontendMessage::decode(frame).map_err(|e| Refusal {
             code: "08P01",
             message: format!("sluice: {e}"),
+            ..Default::default()
         })?;
         if self.discard_until_sync
             && !matches!(message, FrontendMessage::Sync | FrontendMessage::Terminate)
@@ -308,6 +314,7 @@ impl Session {
         let lost = |_| Refusal {
             code: "08006",
             message: "sluice: lost the connection to the resource".into(),
+            ..Default::default()
         };
         match message {
             FrontendMessage::Query { sql } => match self.judge_sql(sql).await {
@@ -387,6 +394,7 @@ impl Session {
                     let refusal = Refusal {
                         code: "26000",
                         message: format!("prepared statement \"{statement}\" does not exist"),
+                        ..Default::default()
                     };
                     self.refuse_extended(refusal, server, shared)
                         .await
@@ -450,6 +458,7 @@ impl Session {
                         "sluice: unexpected message type \"{}\"",
                         (tag as char).escape_default()
                     ),
+                    ..Default::default()
                 })
             }
         }
@@ -502,7 +511,13 @@ impl Session {
             .classify(sql, &self.search_path)
             // What cannot be judged is refused like anything else refused (DESIGN.md §3:
             // 42501), with the parser's own message.
-            .map_err(|e| Refusal::policy(format!("sluice: {e}")))?;
+            .map_err(|e| Refusal {
+                position: match e {
+                    sluice_sql::ClassifyError::Parse(_) => sluice_sql::syntax_error_position(sql),
+                    _ => None,
+                },
+                ..Refusal::policy(format!("sluice: {e}"))
+            })?;
         for statement in &class.statements {
             self.judge_statement(statement)?;
         }
@@ -681,7 +696,13 @@ impl Session {
             code = refusal.code, reason = %refusal.message, "request refused");
         self.refusals += 1;
         let marker = format!("sluice_refused_{}_{}", self.nonce, self.refusals);
-        let error = backend::error_response(Severity::Error, refusal.code, &refusal.message, None);
+        let error = backend::error_response_at(
+            Severity::Error,
+            refusal.code,
+            &refusal.message,
+            None,
+            refusal.position,
+        );
         shared.lock().pending.push_back(PendingRefusal {
             marker: marker.clone(),
             error,
@@ -922,6 +943,7 @@ impl ResultMasking {
                 End::fatal(Refusal {
                     code: "08P01",
                     message: format!("sluice: {e}"),
+                    ..Default::default()
                 })
             })?;
             let plan = (frame.tag == b'H')
@@ -1015,6 +1037,7 @@ fn lexical_parameter_check(body: &[u8]) -> Result<(), End> {
             message: format!(
                 "sluice: {name} was changed to {value} (by a function); the gateway must read statements exactly as the resource does, so the session ends"
             ),
+            ..Default::default()
         }));
     }
     Ok(())
@@ -1026,6 +1049,7 @@ fn unmaskable(e: crate::masking::MaskError) -> End {
     End::fatal(Refusal {
         code: "58000",
         message: format!("sluice: cannot mask this result, so it is not delivered: {e}"),
+        ..Default::default()
     })
 }
 
@@ -1040,6 +1064,7 @@ fn rewrite(mask: Option<&ResultMask>, frame: Frame) -> Result<Frame, End> {
         Err(e) => Err(End::fatal(Refusal {
             code: "58000",
             message: format!("sluice: cannot mask this result, so it is not delivered: {e}"),
+            ..Default::default()
         })),
     }
 }

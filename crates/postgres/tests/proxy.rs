@@ -144,6 +144,18 @@ fn psql_reads_and_sees_writes_refused() {
             .unwrap(),
         "3"
     );
+    // A syntax error points where PostgreSQL would: psql prints the line and a caret.
+    let (ok, _, err) = f.psql(&token, "SELECT id FROM orders WHERE WHERE id = 1");
+    assert!(!ok);
+    assert!(err.contains("ERROR:  sluice: "), "{err}");
+    assert!(
+        err.contains("LINE 1: SELECT id FROM orders WHERE WHERE id = 1")
+            && err.contains(&format!(
+                "{}^",
+                " ".repeat("LINE 1: SELECT id FROM orders WHERE ".len())
+            )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //!   or is only read by a condition;
 //! - [`functions`]: the reviewed lists of built-in functions that a read rule covers and of
 //!   dangerous ones that need a rule naming them;
+//! - [`position`]: where a syntax error is, for refusals that point at it;
 //! - [`search_path`]: how unqualified names are resolved;
 //! - [`view`]: which base column each column of a view shows, for masking;
 //! - [`cache`]: the classification cache for the hot path, keyed by the exact text and,
@@ -27,6 +28,7 @@ pub mod classify;
 pub mod error;
 pub mod flow;
 pub mod functions;
+pub mod position;
 pub mod search_path;
 pub mod view;
 pub mod walk;
@@ -38,6 +40,7 @@ pub use classification::{
 pub use classify::classify;
 pub use error::ClassifyError;
 pub use flow::{ColumnFlow, Usage, ValueFlows, Via};
+pub use position::syntax_error_position;
 pub use search_path::SearchPath;
 pub use sluice_core::{Access, Object};
 pub use view::{view_columns, ViewColumn};

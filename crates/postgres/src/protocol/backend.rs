@@ -76,6 +76,18 @@ pub fn error_response(
     message_text: &str,
     hint: Option<&str>,
 ) -> Bytes {
+    error_response_at(severity, code, message_text, hint, None)
+}
+
+/// [`error_response`] with the position (`P`: 1-based, in characters) in the statement the
+/// error is about, which psql shows as a `LINE n:` excerpt with a caret.
+pub fn error_response_at(
+    severity: Severity,
+    code: &str,
+    message_text: &str,
+    hint: Option<&str>,
+    position: Option<u32>,
+) -> Bytes {
     let mut body = Vec::with_capacity(message_text.len() + 32);
     let mut field = |tag: u8, value: &str| {
         body.push(tag);
@@ -89,6 +101,9 @@ pub fn error_response(
     field(b'M', message_text);
     if let Some(hint) = hint {
         field(b'H', hint);
+    }
+    if let Some(position) = position {
+        field(b'P', &position.to_string());
     }
     body.push(0);
     message(
