@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use globset::{Glob, GlobMatcher};
-use sluice_config::MaskStrategy;
+use sluice_config::{MaskPredicates, MaskStrategy};
 use sluice_mask::{DetectorSet, Masker};
 use sluice_policy::{MaskSpec, SessionPolicy};
 
@@ -73,6 +73,8 @@ pub enum MaskError {
 /// The masks of one session, compiled.
 pub struct SessionMasks {
     columns: Vec<(GlobMatcher, MaskStrategy)>,
+    /// The column masks of policies with `mask_predicates: refuse`.
+    predicate_refusing: Vec<GlobMatcher>,
     /// The table part of each column mask (`schema.table` of `schema.table.column`).
     column_tables: Vec<GlobMatcher>,
     /// Most concealing strategy first, so a value two detector masks cover gets it.
@@ -86,8 +88,13 @@ impl SessionMasks {
     pub fn new(policy: &SessionPolicy, hash_key: &[u8]) -> Option<Arc<Self>> {
         let mut columns = Vec::new();
         let mut column_tables = Vec::new();
+        let mut predicate_refusing = Vec::new();
         let mut detectors = Vec::new();
-        for mask in policy.masks() {
+        let masks = policy.policies.iter().flat_map(|p| {
+            let refuses = p.mask_predicates == MaskPredicates::Refuse;
+            p.masks.iter().map(move |m| (m, refuses))
+        });
+        for (mask, refuses_predicates) in masks {
             match &mask.spec {
                 MaskSpec::Column { column, with, .. } => {
                     // Validated at load; a pattern that still fails to compile masks
@@ -95,6 +102,9 @@ impl SessionMasks {
                     let glob = Glob::new(column)
                         .unwrap_or_else(|_| Glob::new("*").expect("valid"))
                         .compile_matcher();
+                    if refuses_predicates {
+                        predicate_refusing.push(glob.clone());
+                    }
                     columns.push((glob, *with));
                     let table = column.rsplit_once('.').map_or(column.as_str(), |(t, _)| t);
                     column_tables.push(
@@ -117,6 +127,7 @@ impl SessionMasks {
         detectors.sort_by_key(|(_, with)| std::cmp::Reverse(with.concealment()));
         Some(Arc::new(SessionMasks {
             columns,
+            predicate_refusing,
             column_tables,
             detectors,
             masker: Masker::new(hash_key),
@@ -171,6 +182,19 @@ impl SessionMasks {
             std::borrow::Cow::Owned(_) if !plan.text_type => Some(None),
             std::borrow::Cow::Owned(masked) => Some(Some(masked.into_bytes())),
         }
+    }
+
+    /// Whether any policy of the session refuses predicates on its masked columns.
+    pub fn refuses_any_predicates(&self) -> bool {
+        !self.predicate_refusing.is_empty()
+    }
+
+    /// Whether a column going by `names` is masked by a policy that refuses predicates on
+    /// its masked columns (`mask_predicates: refuse`).
+    pub fn refuses_predicates(&self, names: &[String]) -> bool {
+        self.predicate_refusing
+            .iter()
+            .any(|glob| names.iter().any(|n| glob.is_match(n)))
     }
 
     /// The strategy for a column going by `names`: the most concealing matching mask's.

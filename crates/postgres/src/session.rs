@@ -611,7 +611,9 @@ impl Session {
         };
         for statement in &class.statements {
             for flow in &statement.flows.columns {
-                if !matches!(flow.usage, Usage::Derived(_) | Usage::WholeRow) {
+                let predicate =
+                    flow.usage == Usage::Predicate && masking.masks.refuses_any_predicates();
+                if !matches!(flow.usage, Usage::Derived(_) | Usage::WholeRow) && !predicate {
                     continue;
                 }
                 let relation = masking
@@ -626,11 +628,20 @@ impl Session {
                 let Some(relation) = relation else { continue };
                 let shown = relation.columns().iter().find(|column| {
                     flow.column.as_deref().is_none_or(|c| c == column.name)
-                        && masking.masks.column_strategy(&column.names).is_some()
+                        && if predicate {
+                            masking.masks.refuses_predicates(&column.names)
+                        } else {
+                            masking.masks.column_strategy(&column.names).is_some()
+                        }
                 });
                 if let Some(column) = shown {
+                    let how = if predicate {
+                        "and its policy refuses conditions on masked columns (mask_predicates: refuse)"
+                    } else {
+                        "and cannot leave through an expression or a whole row; select the column itself"
+                    };
                     return Err(Refusal::policy(format!(
-                        "sluice: {}.{} shows a masked column and cannot leave through an expression or a whole row; select the column itself",
+                        "sluice: {}.{} shows a masked column {how}",
                         flow.table, column.name
                     )));
                 }

@@ -372,3 +372,29 @@ fn a_large_bind_in_a_masking_session_keeps_track() {
         assert!(String::from_utf8_lossy(&msgs[2].body).contains("a***@example.com"));
     }
 }
+
+/// `mask_predicates: refuse` holds through a view too: the view's column is the masked one.
+#[test]
+fn predicates_on_a_masked_column_through_a_view_are_refused_when_the_policy_says_so() {
+    let f = Fixture::start();
+    let token = f.token("agent-4", &["strict-masked"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    for sql in [
+        "SELECT id FROM customers WHERE email LIKE 'a%'",
+        "SELECT id FROM customer_contacts WHERE email LIKE 'a%'",
+    ] {
+        let msgs = simple(&mut c, sql);
+        assert!(refused(&msgs), "{sql}: {}", raw::tags(&msgs));
+    }
+    // Conditions on other columns, and the masked column returned, still run.
+    let msgs = simple(
+        &mut c,
+        "SELECT email FROM customer_contacts WHERE name LIKE 'A%'",
+    );
+    assert!(
+        !refused(&msgs) && leaked(&msgs).is_empty(),
+        "{}",
+        raw::tags(&msgs)
+    );
+    assert_eq!(msgs.iter().filter(|m| m.tag == b'D').count(), 2);
+}

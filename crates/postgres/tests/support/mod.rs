@@ -79,6 +79,14 @@ policies:
       - { columns: ["public.customers.email"], with: email }
       - { columns: ["public.customers.card_number"], with: last4 }
       - { columns: ["public.customers.ssn"], with: redact }
+  - name: strict-masks
+    match: { roles: [strict-masked] }
+    connections: [app]
+    mask_predicates: refuse
+    allow:
+      - { actions: [select], tables: ["public.customers", "public.customer_contacts"] }
+    mask:
+      - { columns: ["public.customers.email"], with: email }
   - name: other-masks
     match: { roles: [other-masks] }
     connections: [app]
