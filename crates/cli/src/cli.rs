@@ -40,6 +40,9 @@ pub enum Command {
     /// Validate and explain policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The audit trail: recorded sessions, their verification, the key that signs them.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,4 +142,45 @@ pub struct Explain {
     pub provider: Option<String>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List recorded sessions, oldest first, one line each.
+    List(SessionsList),
+    /// Check every chain and every signed checkpoint in the store and name the first
+    /// broken link. Exit 0 intact, 1 broken, 2 error.
+    Verify(SessionsVerify),
+    /// Print the public key that verifies the checkpoints (PEM), for auditors; the key
+    /// pair is created in the data dir if there is none yet.
+    PublicKey,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsList {
+    /// Only sessions of this principal (its subject or its display name).
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// Only sessions for this connection.
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// Only sessions opened at or after this time: RFC 3339 (2026-05-01T09:30:00Z) or a
+    /// duration back from now (24h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsVerify {
+    /// Check only this session's chain (checkpoints are checked over the whole trail, so
+    /// not with this option).
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Verify checkpoints with this public key (PEM, as `sluice sessions public-key`
+    /// prints it) instead of the data dir's signing key.
+    #[arg(long)]
+    pub public_key: Option<PathBuf>,
 }

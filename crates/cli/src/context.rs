@@ -1,4 +1,5 @@
-//! What most commands need: the loaded config, the store, the local issuer.
+//! What most commands need: the loaded config, the store, the local issuer, and the keys
+//! kept in the data dir (the mask hash key, the audit checkpoint signing key).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -108,6 +109,74 @@ pub fn mask_hash_key(config: &Config) -> Result<Vec<u8>> {
     Ok(key.to_vec())
 }
 
+/// The audit signing key's file in the data dir.
+pub const AUDIT_SIGNING_KEY_FILE: &str = "audit-signing-key.pem";
+
+/// The key that signs the audit trail's checkpoints: `audit-signing-key.pem` in the data
+/// dir (PKCS#8 PEM, mode 0600, what `openssl pkey` reads), created on first use.
+///
+/// The key is written to a private temporary file and linked into place, so another
+/// process never reads half a key, and when two processes create one at the same time
+/// both end up with the one that was linked first.
+pub fn audit_signer(config: &Config) -> Result<sluice_audit::CheckpointSigner> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+
+    if let Some(signer) = load_audit_signer(config)? {
+        return Ok(signer);
+    }
+    let dir = config.data_dir();
+    let path = dir.join(AUDIT_SIGNING_KEY_FILE);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let signer = sluice_audit::CheckpointSigner::generate();
+    let pem = signer
+        .to_pkcs8_pem()
+        .context("encoding the new audit signing key")?;
+    let temporary = dir.join(format!(".{AUDIT_SIGNING_KEY_FILE}.{}", std::process::id()));
+    // A leftover of a process with our id that died half-way.
+    let _ = std::fs::remove_file(&temporary);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(pem.as_bytes())?;
+            file.sync_all()
+        })
+        .with_context(|| format!("writing {}", temporary.display()));
+    let linked = written.and_then(|()| match std::fs::hard_link(&temporary, &path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    });
+    let _ = std::fs::remove_file(&temporary);
+    if linked? {
+        tracing::info!(path = %path.display(), "generated the audit signing key");
+        Ok(signer)
+    } else {
+        load_audit_signer(config)?
+            .with_context(|| format!("{} vanished while it was being read", path.display()))
+    }
+}
+
+/// The data dir's audit signing key, or `None` if there is none yet (nothing is created).
+pub fn load_audit_signer(config: &Config) -> Result<Option<sluice_audit::CheckpointSigner>> {
+    let path = config.data_dir().join(AUDIT_SIGNING_KEY_FILE);
+    let pem = match std::fs::read_to_string(&path) {
+        Ok(pem) => sluice_audit::Zeroizing::new(pem),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    sluice_audit::CheckpointSigner::from_pkcs8_pem(&pem)
+        .map(Some)
+        .with_context(|| format!("reading the audit signing key {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +202,48 @@ mod tests {
         );
         std::fs::write(&path, b"short").unwrap();
         assert!(mask_hash_key(&config).is_err());
+    }
+
+    #[test]
+    fn the_audit_signing_key_is_made_once_private_and_kept() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("sluice.yaml");
+        std::fs::write(
+            &config_path,
+            "listen: { admin: \"127.0.0.1:0\" }\ndata_dir: data\nidentity: { providers: [ { name: local, local: {} } ] }\n",
+        )
+        .unwrap();
+        let config = load_config(&config_path).unwrap();
+        assert!(load_audit_signer(&config).unwrap().is_none());
+
+        let first = audit_signer(&config).unwrap();
+        let path = dir.path().join("data").join(AUDIT_SIGNING_KEY_FILE);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let pem = std::fs::read_to_string(&path).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+        assert_eq!(
+            audit_signer(&config).unwrap().public_key(),
+            first.public_key()
+        );
+        let loaded = load_audit_signer(&config).unwrap().unwrap();
+        assert_eq!(loaded.public_key(), first.public_key());
+        // Nothing but the key is left behind in the data dir.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [AUDIT_SIGNING_KEY_FILE]);
+
+        std::fs::write(&path, "not a key").unwrap();
+        let error = audit_signer(&config).unwrap_err();
+        assert!(
+            format!("{error:#}").contains(AUDIT_SIGNING_KEY_FILE),
+            "{error:#}"
+        );
     }
 }

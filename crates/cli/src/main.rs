@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod context;
 mod output;
+mod time_arg;
 
 use clap::Parser;
 

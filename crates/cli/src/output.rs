@@ -29,3 +29,8 @@ pub fn timestamp(secs: i64) -> String {
     )
     .to_string()
 }
+
+/// An audit trail time, to the second, as [`timestamp`] writes times.
+pub fn instant(at: &sluice_audit::Timestamp) -> String {
+    timestamp(at.unix_micros().div_euclid(1_000_000))
+}

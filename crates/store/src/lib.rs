@@ -8,20 +8,25 @@
 //!
 //! Layout:
 //! - `lib.rs`: the [`Store`] trait and the records it stores ([`ApiKeyRow`], [`RevokeOutcome`]);
+//! - `audit.rs`: the audit trail's listing records ([`SessionSummary`], [`SessionFilter`]);
+//!   events and checkpoints are stored as `sluice-audit` defines them;
 //! - `error.rs`: [`StoreError`], with the operation and database in every error, and
 //!   [`StoreError::is_unavailable`] to tell "could not reach the database" from the rest;
 //! - `migrations/`: the versioned schema ([`migrations::MIGRATIONS`]), one `.sql` file each;
 //! - `sqlite.rs`: [`SqliteStore`], connection settings and the SQL for each operation;
+//!   `sqlite/audit.rs` has the audit trail's;
 //! - `url.rs`: [`StoreUrl`] parsing and [`open_store`].
 //!
 //! Every store call is synchronous and short. Async callers should run them on a blocking
 //! thread (`tokio::task::spawn_blocking`) if they are on a hot path.
 
+mod audit;
 mod error;
 pub mod migrations;
 mod sqlite;
 mod url;
 
+pub use audit::{SessionEnd, SessionFilter, SessionPrincipal, SessionSummary};
 pub use error::{BoxError, StoreError};
 pub use sqlite::{SqliteStore, BUSY_TIMEOUT};
 pub use url::{open_store, redact, StoreUrl};
@@ -63,4 +68,42 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Marks the key revoked at `at`. Revoking twice keeps the first time.
     fn revoke_api_key(&self, id: &str, at: i64) -> Result<RevokeOutcome, StoreError>;
+
+    /// Records a batch of audit events, all or none: the batch is one transaction, so once
+    /// this returns `Ok` every event of it is durable, and after an error none of it is
+    /// stored. Each event is kept exactly as serialized, so what
+    /// [`session_events`](Self::session_events) gives back verifies.
+    ///
+    /// In the same transaction, a session's `session_opened` or `login_refused` event makes
+    /// its [`SessionSummary`], and its `session_closed` event marks it closed (a closing
+    /// event of a session whose opening is not in the store changes no summary).
+    ///
+    /// The store does not check chains (that is verification's job, on what was stored),
+    /// but it keeps one event per position: an event whose session and `seq` are taken,
+    /// in the store or earlier in the batch, fails the batch with
+    /// [`StoreError::Duplicate`]. [`StoreError::InvalidInput`] if a session id is empty or
+    /// a `seq` does not fit the store's integers.
+    fn append_events(&self, events: &[sluice_audit::Event]) -> Result<(), StoreError>;
+
+    /// Every event of the session, in `seq` order; empty if there is none.
+    fn session_events(&self, session_id: &str) -> Result<Vec<sluice_audit::Event>, StoreError>;
+
+    /// The session's event with the highest `seq`, to continue its chain after a restart
+    /// ([`sluice_audit::ChainBuilder::resume`]); `None` if it has none.
+    fn last_event(&self, session_id: &str) -> Result<Option<sluice_audit::Event>, StoreError>;
+
+    /// Ids of the sessions that have events, in ascending order, at most `limit` of them,
+    /// starting after `after` (`None`: from the first). Read from the events themselves,
+    /// not the summaries, so a session whose summary is gone is still found; page through
+    /// all of them by passing the last id of one page as `after` of the next.
+    fn session_ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Summaries of the sessions `filter` matches, oldest first (by opening time, then id).
+    fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionSummary>, StoreError>;
+
+    /// Records a signed checkpoint, exactly as given.
+    fn put_checkpoint(&self, checkpoint: &sluice_audit::Checkpoint) -> Result<(), StoreError>;
+
+    /// Every checkpoint, in the order they were stored.
+    fn checkpoints(&self) -> Result<Vec<sluice_audit::Checkpoint>, StoreError>;
 }

@@ -1,8 +1,10 @@
-//! The embedded SQLite store: [`SqliteStore`], the default backend (`sqlite://...`).
+//! The embedded SQLite store: [`SqliteStore`], the default backend (`sqlite://...`). This
+//! file has the connection and API keys; `sqlite/audit.rs` the audit trail's SQL.
 //!
-//! One connection behind a mutex. Every call is short (single-row lookups and small writes),
-//! so serialising them costs little and keeps SQLite's locking out of the picture within one
-//! process; other processes on the same file are handled by WAL and the busy timeout.
+//! One connection behind a mutex. Every call is short (single-row lookups, small writes, one
+//! session's events, one batch of audit events), so serialising them costs little and keeps
+//! SQLite's locking out of the picture within one process; other processes on the same file
+//! are handled by WAL and the busy timeout.
 //!
 //! Connection settings, applied on every open:
 //! - `journal_mode=WAL`: readers in other processes (an admin CLI) do not block the gateway's
@@ -30,7 +32,9 @@ use rusqlite::{
 
 use crate::error::StoreError;
 use crate::migrations;
-use crate::{ApiKeyRow, RevokeOutcome, Store};
+use crate::{ApiKeyRow, RevokeOutcome, SessionFilter, SessionSummary, Store};
+
+mod audit;
 
 /// How long a call waits for another process's lock before reporting the store unavailable.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -337,6 +341,34 @@ impl Store for SqliteStore {
         };
         tx.commit().map_err(self.err(OP))?;
         Ok(outcome)
+    }
+
+    fn append_events(&self, events: &[sluice_audit::Event]) -> Result<(), StoreError> {
+        audit::append_events(self, events)
+    }
+
+    fn session_events(&self, session_id: &str) -> Result<Vec<sluice_audit::Event>, StoreError> {
+        audit::session_events(self, session_id)
+    }
+
+    fn last_event(&self, session_id: &str) -> Result<Option<sluice_audit::Event>, StoreError> {
+        audit::last_event(self, session_id)
+    }
+
+    fn session_ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        audit::session_ids(self, after, limit)
+    }
+
+    fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionSummary>, StoreError> {
+        audit::list_sessions(self, filter)
+    }
+
+    fn put_checkpoint(&self, checkpoint: &sluice_audit::Checkpoint) -> Result<(), StoreError> {
+        audit::put_checkpoint(self, checkpoint)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<sluice_audit::Checkpoint>, StoreError> {
+        audit::checkpoints(self)
     }
 }
 

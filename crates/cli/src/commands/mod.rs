@@ -6,11 +6,14 @@ mod keys;
 mod policy_check;
 mod policy_explain;
 mod serve;
+mod sessions_list;
+mod sessions_public_key;
+mod sessions_verify;
 mod token;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, KeysCommand, PolicyCommand, TokenCommand};
+use crate::cli::{Cli, Command, KeysCommand, PolicyCommand, SessionsCommand, TokenCommand};
 
 /// Exit code for errors that are not decisions: bad config, unreachable store, bad usage.
 pub const EXIT_ERROR: u8 = 2;
@@ -25,6 +28,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::Revoke { id }) => keys::revoke(&cli.config, id),
         Command::Policy(PolicyCommand::Check) => policy_check::run(&cli.config),
         Command::Policy(PolicyCommand::Explain(args)) => policy_explain::run(&cli.config, args),
+        Command::Sessions(SessionsCommand::List(args)) => sessions_list::run(&cli.config, args),
+        Command::Sessions(SessionsCommand::Verify(args)) => sessions_verify::run(&cli.config, args),
+        Command::Sessions(SessionsCommand::PublicKey) => sessions_public_key::run(&cli.config),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -32,11 +32,18 @@ pub struct Migration {
 }
 
 /// Every migration this binary knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "api_keys",
-    sql: include_str!("0001_api_keys.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "api_keys",
+        sql: include_str!("0001_api_keys.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sql: include_str!("0002_audit.sql"),
+    },
+];
 
 /// The schema version a database has once every known migration is applied.
 pub fn latest_version() -> u32 {

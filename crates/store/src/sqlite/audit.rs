@@ -1,0 +1,501 @@
+//! The audit trail in SQLite: the SQL behind the [`Store`](crate::Store) methods for
+//! events, session summaries and checkpoints (tables in `migrations/0002_audit.sql`).
+//!
+//! Events are written as `sluice-audit` serializes them (the body as one JSON text) and
+//! rebuilt from exactly the columns their hash covers; `at_us` and `kind` are written for
+//! queries and never read back, so they cannot make a stored event read differently. A
+//! batch is one `IMMEDIATE` transaction: with `synchronous=FULL` (see `sqlite.rs`) it is
+//! durable as a whole once committed, and nothing of it remains after a failure.
+
+use rusqlite::{params, params_from_iter, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use sluice_audit::{ChainHead, Checkpoint, Event, EventBody, Protocol, Timestamp};
+
+use super::{classify, SqliteStore};
+use crate::audit::{SessionEnd, SessionFilter, SessionPrincipal, SessionSummary};
+use crate::error::StoreError;
+
+const EVENT_COLUMNS: &str = "session_id, seq, at, prev_hash, hash, body";
+
+pub(super) fn append_events(store: &SqliteStore, events: &[Event]) -> Result<(), StoreError> {
+    const OP: &str = "append_events";
+    // Encoding cannot fail half-way through the transaction: do it first.
+    let rows = events
+        .iter()
+        .map(EncodedEvent::of)
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|reason| StoreError::InvalidInput {
+            op: OP,
+            db: store.db.clone(),
+            reason,
+        })?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut conn = store.conn.lock();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store.err(OP))?;
+    for (event, row) in events.iter().zip(&rows) {
+        tx.prepare_cached(
+            "INSERT INTO audit_events \
+             (session_id, seq, at, at_us, kind, body, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                event.session_id,
+                row.seq,
+                row.at,
+                event.at.unix_micros(),
+                event.body.kind().as_str(),
+                row.body,
+                event.prev_hash,
+                event.hash,
+            ])
+        })
+        .map_err(|e| {
+            if is_primary_key_violation(&e) {
+                StoreError::Duplicate {
+                    op: OP,
+                    db: store.db.clone(),
+                    what: format!("event seq {} of session {}", event.seq, event.session_id),
+                }
+            } else {
+                classify(OP, &store.db, e)
+            }
+        })?;
+        update_summary(&tx, event, row).map_err(store.err(OP))?;
+    }
+    // Dropping the transaction on any error above rolls the whole batch back.
+    tx.commit().map_err(store.err(OP))
+}
+
+/// The columns of an event that need converting, converted before anything is written.
+struct EncodedEvent {
+    seq: i64,
+    at: String,
+    body: String,
+}
+
+impl EncodedEvent {
+    fn of(event: &Event) -> Result<Self, String> {
+        if event.session_id.is_empty() {
+            return Err(format!("event seq {} has an empty session id", event.seq));
+        }
+        let seq = i64::try_from(event.seq).map_err(|_| {
+            format!(
+                "event seq {} of session {} is beyond what the store can hold",
+                event.seq, event.session_id
+            )
+        })?;
+        let body = serde_json::to_string(&event.body)
+            .map_err(|e| format!("event seq {seq} of session {}: {e}", event.session_id))?;
+        Ok(Self {
+            seq,
+            at: event.at.to_string(),
+            body,
+        })
+    }
+}
+
+fn is_primary_key_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == ErrorCode::ConstraintViolation
+                && failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// Keeps the session's summary row in step with its opening and closing events.
+fn update_summary(
+    tx: &rusqlite::Transaction<'_>,
+    event: &Event,
+    row: &EncodedEvent,
+) -> rusqlite::Result<()> {
+    // A second opening of one session (which the gateway never records) leaves the first
+    // in the summary rather than failing the batch: the events are what counts.
+    const INSERT: &str = "INSERT INTO audit_sessions (session_id, opened_at, opened_at_us, \
+         status, principal_provider, principal_subject, principal_display_name, connection, \
+         protocol, client_addr, tls, closed_at, closed_at_us, close_reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (session_id) DO NOTHING";
+    let at_us = event.at.unix_micros();
+    match &event.body {
+        EventBody::SessionOpened(opened) => {
+            let principal = &opened.principal;
+            tx.prepare_cached(INSERT)?.execute(params![
+                event.session_id,
+                row.at,
+                at_us,
+                "open",
+                principal.provider,
+                principal.subject,
+                principal.display_name,
+                opened.connection,
+                protocol_name(opened.protocol),
+                opened.client_addr,
+                opened.tls,
+                None::<String>,
+                None::<i64>,
+                None::<String>,
+            ])?;
+        }
+        EventBody::LoginRefused(refused) => {
+            tx.prepare_cached(INSERT)?.execute(params![
+                event.session_id,
+                row.at,
+                at_us,
+                "login_refused",
+                None::<String>,
+                None::<String>,
+                None::<String>,
+                refused.connection,
+                protocol_name(refused.protocol),
+                refused.client_addr,
+                false,
+                row.at,
+                at_us,
+                refused.reason,
+            ])?;
+        }
+        EventBody::SessionClosed(closed) => {
+            tx.prepare_cached(
+                "UPDATE audit_sessions \
+                 SET status = 'closed', closed_at = ?2, closed_at_us = ?3, close_reason = ?4 \
+                 WHERE session_id = ?1 AND status = 'open'",
+            )?
+            .execute(params![event.session_id, row.at, at_us, closed.reason])?;
+        }
+        EventBody::Request(_) | EventBody::Result(_) | EventBody::Purged(_) => {}
+    }
+    Ok(())
+}
+
+pub(super) fn session_events(
+    store: &SqliteStore,
+    session_id: &str,
+) -> Result<Vec<Event>, StoreError> {
+    const OP: &str = "session_events";
+    let conn = store.conn.lock();
+    let raws = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE session_id = ?1 ORDER BY seq"
+        ))
+        .and_then(|mut s| {
+            s.query_map([session_id], RawEvent::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(store.err(OP))?;
+    drop(conn);
+    raws.into_iter()
+        .map(|raw| raw.decode(OP, &store.db))
+        .collect()
+}
+
+pub(super) fn last_event(
+    store: &SqliteStore,
+    session_id: &str,
+) -> Result<Option<Event>, StoreError> {
+    const OP: &str = "last_event";
+    let conn = store.conn.lock();
+    let raw = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE session_id = ?1 \
+             ORDER BY seq DESC LIMIT 1"
+        ))
+        .and_then(|mut s| s.query_row([session_id], RawEvent::from_row).optional())
+        .map_err(store.err(OP))?;
+    drop(conn);
+    raw.map(|raw| raw.decode(OP, &store.db)).transpose()
+}
+
+pub(super) fn session_ids(
+    store: &SqliteStore,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    const OP: &str = "session_ids";
+    // Session ids are never empty (a CHECK), so "" is before the first.
+    let after = after.unwrap_or("");
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let conn = store.conn.lock();
+    conn.prepare_cached(
+        "SELECT DISTINCT session_id FROM audit_events WHERE session_id > ?1 \
+         ORDER BY session_id LIMIT ?2",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![after, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+    })
+    .map_err(store.err(OP))
+}
+
+pub(super) fn list_sessions(
+    store: &SqliteStore,
+    filter: &SessionFilter,
+) -> Result<Vec<SessionSummary>, StoreError> {
+    const OP: &str = "list_sessions";
+    let mut conditions = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(principal) = &filter.principal {
+        values.push(principal.clone().into());
+        let n = values.len();
+        conditions.push(format!(
+            "(principal_subject = ?{n} OR principal_display_name = ?{n})"
+        ));
+    }
+    if let Some(connection) = &filter.connection {
+        values.push(connection.clone().into());
+        conditions.push(format!("connection = ?{}", values.len()));
+    }
+    if let Some(since) = filter.since {
+        values.push(since.unix_micros().into());
+        conditions.push(format!("opened_at_us >= ?{}", values.len()));
+    }
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT session_id, opened_at, status, principal_provider, principal_subject, \
+         principal_display_name, connection, protocol, client_addr, tls, closed_at, \
+         close_reason, \
+         (SELECT count(*) FROM audit_events e WHERE e.session_id = s.session_id) \
+         FROM audit_sessions s {filter_sql} ORDER BY opened_at_us, session_id"
+    );
+    let conn = store.conn.lock();
+    let raws = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(values), RawSummary::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(store.err(OP))?;
+    drop(conn);
+    raws.into_iter()
+        .map(|raw| raw.decode(OP, &store.db))
+        .collect()
+}
+
+pub(super) fn put_checkpoint(
+    store: &SqliteStore,
+    checkpoint: &Checkpoint,
+) -> Result<(), StoreError> {
+    const OP: &str = "put_checkpoint";
+    let heads = serde_json::to_string(&checkpoint.heads).map_err(|e| StoreError::InvalidInput {
+        op: OP,
+        db: store.db.clone(),
+        reason: format!("the checkpoint's heads do not serialize: {e}"),
+    })?;
+    let conn = store.conn.lock();
+    conn.prepare_cached(
+        "INSERT INTO audit_checkpoints (at, at_us, key_id, heads, signature) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            checkpoint.at.to_string(),
+            checkpoint.at.unix_micros(),
+            checkpoint.key_id,
+            heads,
+            checkpoint.signature,
+        ])
+    })
+    .map_err(store.err(OP))?;
+    Ok(())
+}
+
+pub(super) fn checkpoints(store: &SqliteStore) -> Result<Vec<Checkpoint>, StoreError> {
+    const OP: &str = "checkpoints";
+    let conn = store.conn.lock();
+    let raws = conn
+        .prepare_cached(
+            "SELECT id, at, key_id, heads, signature FROM audit_checkpoints ORDER BY id",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok(RawCheckpoint {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    key_id: r.get(2)?,
+                    heads: r.get(3)?,
+                    signature: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(store.err(OP))?;
+    drop(conn);
+    raws.into_iter()
+        .map(|raw| raw.decode(OP, &store.db))
+        .collect()
+}
+
+/// The name a protocol has in the event JSON (`"postgres"`), for the summary's column.
+fn protocol_name(protocol: Protocol) -> String {
+    match serde_json::to_value(protocol) {
+        Ok(serde_json::Value::String(name)) => name,
+        // Protocol is a unit enum with snake_case names: always a string.
+        other => unreachable!("a protocol serializes as a string, not {other:?}"),
+    }
+}
+
+fn corrupt(op: &'static str, db: &str, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        op,
+        db: db.to_owned(),
+        detail,
+    }
+}
+
+/// An event row as stored; decoded outside the row callback so that decoding errors are
+/// the store's, naming the event.
+struct RawEvent {
+    session_id: String,
+    seq: i64,
+    at: String,
+    prev_hash: String,
+    hash: String,
+    body: String,
+}
+
+impl RawEvent {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            session_id: r.get(0)?,
+            seq: r.get(1)?,
+            at: r.get(2)?,
+            prev_hash: r.get(3)?,
+            hash: r.get(4)?,
+            body: r.get(5)?,
+        })
+    }
+
+    fn decode(self, op: &'static str, db: &str) -> Result<Event, StoreError> {
+        let place = format!("event seq {} of session {}", self.seq, self.session_id);
+        let seq = u64::try_from(self.seq)
+            .map_err(|_| corrupt(op, db, format!("{place}: a negative seq")))?;
+        let at: Timestamp = self
+            .at
+            .parse()
+            .map_err(|e| corrupt(op, db, format!("{place}: {e}")))?;
+        let body: EventBody = serde_json::from_str(&self.body).map_err(|e| {
+            corrupt(
+                op,
+                db,
+                format!("{place}: the body is not an event body: {e}"),
+            )
+        })?;
+        Ok(Event {
+            session_id: self.session_id,
+            seq,
+            at,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+            body,
+        })
+    }
+}
+
+struct RawSummary {
+    session_id: String,
+    opened_at: String,
+    status: String,
+    provider: Option<String>,
+    subject: Option<String>,
+    display_name: Option<String>,
+    connection: String,
+    protocol: String,
+    client_addr: String,
+    tls: bool,
+    closed_at: Option<String>,
+    close_reason: Option<String>,
+    events: i64,
+}
+
+impl RawSummary {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            session_id: r.get(0)?,
+            opened_at: r.get(1)?,
+            status: r.get(2)?,
+            provider: r.get(3)?,
+            subject: r.get(4)?,
+            display_name: r.get(5)?,
+            connection: r.get(6)?,
+            protocol: r.get(7)?,
+            client_addr: r.get(8)?,
+            tls: r.get(9)?,
+            closed_at: r.get(10)?,
+            close_reason: r.get(11)?,
+            events: r.get(12)?,
+        })
+    }
+
+    fn decode(self, op: &'static str, db: &str) -> Result<SessionSummary, StoreError> {
+        let place = format!("the summary of session {}", self.session_id);
+        let bad = |what: String| corrupt(op, db, format!("{place}: {what}"));
+        let time = |text: &str| text.parse::<Timestamp>().map_err(|e| bad(e.to_string()));
+        let opened_at = time(&self.opened_at)?;
+        let protocol: Protocol =
+            serde_json::from_value(serde_json::Value::String(self.protocol.clone()))
+                .map_err(|_| bad(format!("unknown protocol {:?}", self.protocol)))?;
+        let principal = match (self.provider, self.subject, self.display_name) {
+            (Some(provider), Some(subject), Some(display_name)) => Some(SessionPrincipal {
+                provider,
+                subject,
+                display_name,
+            }),
+            _ => None,
+        };
+        let reason = self.close_reason.unwrap_or_default();
+        let end = match (self.status.as_str(), &self.closed_at) {
+            ("open", _) => SessionEnd::Open,
+            ("closed", Some(closed_at)) => SessionEnd::Closed {
+                at: time(closed_at)?,
+                reason,
+            },
+            ("login_refused", _) => SessionEnd::LoginRefused { reason },
+            (status, _) => return Err(bad(format!("status {status:?} without its details"))),
+        };
+        Ok(SessionSummary {
+            session_id: self.session_id,
+            opened_at,
+            principal,
+            connection: self.connection,
+            protocol,
+            client_addr: self.client_addr,
+            tls: self.tls,
+            end,
+            events: u64::try_from(self.events).unwrap_or(0),
+        })
+    }
+}
+
+struct RawCheckpoint {
+    id: i64,
+    at: String,
+    key_id: String,
+    heads: String,
+    signature: String,
+}
+
+impl RawCheckpoint {
+    fn decode(self, op: &'static str, db: &str) -> Result<Checkpoint, StoreError> {
+        let place = format!("checkpoint {}", self.id);
+        let at = self
+            .at
+            .parse()
+            .map_err(|e| corrupt(op, db, format!("{place}: {e}")))?;
+        let heads: Vec<ChainHead> = serde_json::from_str(&self.heads)
+            .map_err(|e| corrupt(op, db, format!("{place}: the heads do not read: {e}")))?;
+        Ok(Checkpoint {
+            at,
+            key_id: self.key_id,
+            heads,
+            signature: self.signature,
+        })
+    }
+}
