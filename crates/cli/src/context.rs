@@ -79,9 +79,28 @@ impl sluice_identity::ApiKeyDirectory for StoreKeys {
 /// The key of the `hash` mask strategy: 32 random bytes kept in the data dir
 /// (`mask-hash.key`, mode 0600), created on first use, so that hash tokens stay the same
 /// across restarts and equal values can still be joined across sessions.
+///
+/// `mask_hash_key: { env: ... } | { file: ... }` in the config takes precedence (several
+/// gateway instances must share one key); it must hold at least 32 bytes.
 pub fn mask_hash_key(config: &Config) -> Result<Vec<u8>> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+
+    if let Some(secret) = &config.mask_hash_key {
+        let key = secret
+            .resolve()
+            .context("reading mask_hash_key")?
+            .expose()
+            .trim()
+            .as_bytes()
+            .to_vec();
+        anyhow::ensure!(
+            key.len() >= 32,
+            "mask_hash_key must hold at least 32 bytes (it has {})",
+            key.len()
+        );
+        return Ok(key);
+    }
 
     let path = config.data_dir().join("mask-hash.key");
     match std::fs::read(&path) {
@@ -201,6 +220,18 @@ mod tests {
             0o600
         );
         std::fs::write(&path, b"short").unwrap();
+        assert!(mask_hash_key(&config).is_err());
+
+        // A key in the config wins over the data dir's.
+        std::fs::write(dir.path().join("hash.key"), "k".repeat(40)).unwrap();
+        std::fs::write(
+            &config_path,
+            "listen: { admin: \"127.0.0.1:0\" }\ndata_dir: data\nmask_hash_key: { file: hash.key }\nidentity: { providers: [ { name: local, local: {} } ] }\n",
+        )
+        .unwrap();
+        let config = load_config(&config_path).unwrap();
+        assert_eq!(mask_hash_key(&config).unwrap(), "k".repeat(40).into_bytes());
+        std::fs::write(dir.path().join("hash.key"), "too short").unwrap();
         assert!(mask_hash_key(&config).is_err());
     }
 

@@ -81,6 +81,9 @@ fn resolve_paths(config: &mut Config, base: &Path) {
             }
         }
     }
+    if let Some(Secret::File(p)) = config.mask_hash_key.as_mut() {
+        join(p);
+    }
     if let Some(rest) = config.store.strip_prefix("sqlite://") {
         let db = Path::new(rest);
         if !rest.is_empty() && db.is_relative() {

@@ -27,6 +27,11 @@ pub struct Config {
     /// the folder of a SQLite store, else `./sluice-data`.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// The key of the `hash` mask strategy, from the environment or a file, for several
+    /// gateway instances that must give the same tokens. Without it, a random key is made
+    /// in the data dir on first start.
+    #[serde(default)]
+    pub mask_hash_key: Option<Secret>,
     #[serde(default)]
     pub admins: Option<Subjects>,
     /// How long sessions may run on after SIGTERM before they are closed (default 30s).
