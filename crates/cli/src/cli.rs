@@ -151,6 +151,9 @@ pub enum SessionsCommand {
     /// Check every chain and every signed checkpoint in the store and name the first
     /// broken link. Exit 0 intact, 1 broken, 2 error.
     Verify(SessionsVerify),
+    /// Every recorded event, one JSON object per line (the events exactly as stored and
+    /// hashed), in time order, for a SIEM.
+    Export(SessionsExport),
     /// Print the public key that verifies the checkpoints (PEM), for auditors; the key
     /// pair is created in the data dir if there is none yet.
     PublicKey,
@@ -171,6 +174,16 @@ pub struct SessionsList {
     /// JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsExport {
+    /// Output format; `jsonl` is the only one.
+    #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+    pub format: String,
+    /// Only events at or after this time: RFC 3339 or a duration back from now (24h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod keys;
 mod policy_check;
 mod policy_explain;
 mod serve;
+mod sessions_export;
 mod sessions_list;
 mod sessions_public_key;
 mod sessions_verify;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policy(PolicyCommand::Explain(args)) => policy_explain::run(&cli.config, args),
         Command::Sessions(SessionsCommand::List(args)) => sessions_list::run(&cli.config, args),
         Command::Sessions(SessionsCommand::Verify(args)) => sessions_verify::run(&cli.config, args),
+        Command::Sessions(SessionsCommand::Export(args)) => sessions_export::run(&cli.config, args),
         Command::Sessions(SessionsCommand::PublicKey) => sessions_public_key::run(&cli.config),
     };
     match result {
