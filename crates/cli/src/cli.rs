@@ -151,6 +151,9 @@ pub enum SessionsCommand {
     /// Check every chain and every signed checkpoint in the store and name the first
     /// broken link. Exit 0 intact, 1 broken, 2 error.
     Verify(SessionsVerify),
+    /// One session, event by event: requests with their decisions, results as the agent
+    /// saw them.
+    Show(SessionsShow),
     /// Every recorded event, one JSON object per line (the events exactly as stored and
     /// hashed), in time order, for a SIEM.
     Export(SessionsExport),
@@ -172,6 +175,15 @@ pub struct SessionsList {
     #[arg(long)]
     pub since: Option<String>,
     /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsShow {
+    /// The session's id (`sessions list` shows them).
+    pub session: String,
+    /// The events exactly as stored, as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -462,3 +462,28 @@ fn sessions_export_writes_every_event_as_stored_in_time_order() {
     assert_eq!(recent, 7);
     assert!(!stdout(&out).contains("s-orders"));
 }
+
+#[test]
+fn sessions_show_prints_requests_decisions_and_results() {
+    let fixture = Fixture::recorded();
+    let out = fixture.run(&["sessions", "show", "s-billing"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "session s-billing",
+        "opened   agent-8 (agent-8 (agent), provider local) on billing (postgres)",
+        "request  allow (policy readers, allow rule 1)",
+        "SELECT id, email FROM customers",
+        "request  deny",
+        "DELETE FROM customers",
+        "closed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let json = fixture.run(&["sessions", "show", "s-billing", "--json"]);
+    let events: Vec<Event> = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(events.len(), 6);
+    let missing = fixture.run(&["sessions", "show", "no-such-session"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("no recorded session"));
+}
