@@ -154,6 +154,8 @@ pub enum SessionsCommand {
     /// One session, event by event: requests with their decisions, results as the agent
     /// saw them.
     Show(SessionsShow),
+    /// Play one session back as a transcript, with its original pauses (see --speed).
+    Replay(SessionsReplay),
     /// Every recorded event, one JSON object per line (the events exactly as stored and
     /// hashed), in time order, for a SIEM.
     Export(SessionsExport),
@@ -186,6 +188,16 @@ pub struct SessionsShow {
     /// The events exactly as stored, as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsReplay {
+    /// The session's id (`sessions list` shows them).
+    pub session: String,
+    /// How much faster than it happened: 2 halves every pause, 0 prints at once. Pauses
+    /// are capped at 10 s.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
 }
 
 #[derive(Debug, Args)]

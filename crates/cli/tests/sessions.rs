@@ -487,3 +487,22 @@ fn sessions_show_prints_requests_decisions_and_results() {
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("no recorded session"));
 }
+
+#[test]
+fn sessions_replay_plays_the_session_back_as_show_prints_it() {
+    let fixture = Fixture::recorded();
+    let shown = stdout(&fixture.run(&["sessions", "show", "s-billing"]));
+    // The recorded pauses are tens of milliseconds; at 100x they are nothing.
+    let out = fixture.run(&["sessions", "replay", "s-billing", "--speed", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let replayed = stdout(&out);
+    assert!(
+        replayed.starts_with("session s-billing (replay at 100x)"),
+        "{replayed}"
+    );
+    // Event for event what `show` prints.
+    let body = |text: &str| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(body(&replayed), body(&shown));
+    let bad = fixture.run(&["sessions", "replay", "s-billing", "--speed", "-1"]);
+    assert!(!bad.status.success());
+}

@@ -9,6 +9,7 @@ mod serve;
 mod sessions_export;
 mod sessions_list;
 mod sessions_public_key;
+mod sessions_replay;
 mod sessions_show;
 mod sessions_verify;
 mod token;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sessions(SessionsCommand::Verify(args)) => sessions_verify::run(&cli.config, args),
         Command::Sessions(SessionsCommand::Export(args)) => sessions_export::run(&cli.config, args),
         Command::Sessions(SessionsCommand::Show(args)) => sessions_show::run(&cli.config, args),
+        Command::Sessions(SessionsCommand::Replay(args)) => sessions_replay::run(&cli.config, args),
         Command::Sessions(SessionsCommand::PublicKey) => sessions_public_key::run(&cli.config),
     };
     match result {

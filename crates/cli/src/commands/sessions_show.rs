@@ -37,7 +37,8 @@ fn word<T: serde::Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-fn print_event(event: &Event) {
+/// One event as `sessions show` and `sessions replay` print it.
+pub(crate) fn print_event(event: &Event) {
     let at = event.at.to_string();
     let head = format!("{:>4}  {at}", event.seq);
     match &event.body {
