@@ -200,16 +200,23 @@ pub fn load_audit_signer(config: &Config) -> Result<Option<sluice_audit::Checkpo
 mod tests {
     use super::*;
 
+    /// A minimal config at `path` with its data dir beside it, plus `extra` lines.
+    fn config_in(path: &Path, extra: &str) -> Config {
+        std::fs::write(
+            path,
+            format!(
+                "listen: {{ admin: \"127.0.0.1:0\" }}\ndata_dir: data\n{extra}identity: {{ providers: [ {{ name: local, local: {{}} }} ] }}\n"
+            ),
+        )
+        .unwrap();
+        load_config(path).unwrap()
+    }
+
     #[test]
     fn the_mask_hash_key_is_made_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("sluice.yaml");
-        std::fs::write(
-            &config_path,
-            "listen: { admin: \"127.0.0.1:0\" }\ndata_dir: data\nidentity: { providers: [ { name: local, local: {} } ] }\n",
-        )
-        .unwrap();
-        let config = load_config(&config_path).unwrap();
+        let config = config_in(&config_path, "");
         let first = mask_hash_key(&config).unwrap();
         assert_eq!(first.len(), 32);
         assert_eq!(mask_hash_key(&config).unwrap(), first);
@@ -224,12 +231,7 @@ mod tests {
 
         // A key in the config wins over the data dir's.
         std::fs::write(dir.path().join("hash.key"), "k".repeat(40)).unwrap();
-        std::fs::write(
-            &config_path,
-            "listen: { admin: \"127.0.0.1:0\" }\ndata_dir: data\nmask_hash_key: { file: hash.key }\nidentity: { providers: [ { name: local, local: {} } ] }\n",
-        )
-        .unwrap();
-        let config = load_config(&config_path).unwrap();
+        let config = config_in(&config_path, "mask_hash_key: { file: hash.key }\n");
         assert_eq!(mask_hash_key(&config).unwrap(), "k".repeat(40).into_bytes());
         std::fs::write(dir.path().join("hash.key"), "too short").unwrap();
         assert!(mask_hash_key(&config).is_err());
@@ -241,12 +243,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("sluice.yaml");
-        std::fs::write(
-            &config_path,
-            "listen: { admin: \"127.0.0.1:0\" }\ndata_dir: data\nidentity: { providers: [ { name: local, local: {} } ] }\n",
-        )
-        .unwrap();
-        let config = load_config(&config_path).unwrap();
+        let config = config_in(&config_path, "");
         assert!(load_audit_signer(&config).unwrap().is_none());
 
         let first = audit_signer(&config).unwrap();

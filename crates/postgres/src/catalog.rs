@@ -175,11 +175,7 @@ impl Catalog {
     /// The relation with this OID.
     pub async fn relation(&self, oid: u32) -> Result<Arc<Relation>, CatalogError> {
         let mut state = self.state.lock().await;
-        if let Some((at, relation)) = state.relations.get(&oid) {
-            if at.elapsed() < TTL {
-                return Ok(relation.clone());
-            }
-        }
+        // `load` answers from the cache when it can.
         let result = self.load(&mut state, oid, 0).await;
         if result.is_err() {
             // The catalog session may be broken: open a fresh one next time.

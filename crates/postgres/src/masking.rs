@@ -97,21 +97,13 @@ impl SessionMasks {
         for (mask, refuses_predicates) in masks {
             match &mask.spec {
                 MaskSpec::Column { column, with, .. } => {
-                    // Validated at load; a pattern that still fails to compile masks
-                    // every column rather than none.
-                    let glob = Glob::new(column)
-                        .unwrap_or_else(|_| Glob::new("*").expect("valid"))
-                        .compile_matcher();
+                    let glob = glob_or_everything(column);
                     if refuses_predicates {
                         predicate_refusing.push(glob.clone());
                     }
                     columns.push((glob, *with));
                     let table = column.rsplit_once('.').map_or(column.as_str(), |(t, _)| t);
-                    column_tables.push(
-                        Glob::new(table)
-                            .unwrap_or_else(|_| Glob::new("*").expect("valid"))
-                            .compile_matcher(),
-                    );
+                    column_tables.push(glob_or_everything(table));
                 }
                 MaskSpec::Detect {
                     detectors: which,
@@ -205,6 +197,14 @@ impl SessionMasks {
             .map(|(_, with)| *with)
             .max_by_key(|with| with.concealment())
     }
+}
+
+/// A mask pattern's matcher. Patterns are validated at load; one that still fails to
+/// compile matches everything, so it masks too much rather than nothing.
+fn glob_or_everything(pattern: &str) -> GlobMatcher {
+    Glob::new(pattern)
+        .unwrap_or_else(|_| Glob::new("*").expect("valid"))
+        .compile_matcher()
 }
 
 /// How one result column is treated.
