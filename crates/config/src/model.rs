@@ -37,6 +37,9 @@ pub struct Config {
     /// How long sessions may run on after SIGTERM before they are closed (default 30s).
     #[serde(default)]
     pub shutdown_grace: Option<ConfigDuration>,
+    /// The audit trail of sessions (DESIGN.md §6): on by default.
+    #[serde(default)]
+    pub recording: Recording,
     pub identity: Identity,
     #[serde(default)]
     pub connections: Vec<Spanned<Connection>>,
@@ -49,6 +52,61 @@ pub struct Config {
 
 fn default_store() -> String {
     "sqlite://./sluice-data/sluice.db".to_string()
+}
+
+/// `recording:`: what the audit trail keeps and how it behaves when the store fails.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recording {
+    /// Record sessions (default true). Off, nothing is recorded and nothing waits for the
+    /// store: for benchmarks and throw-away setups only.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Rows of each statement's result kept in the record (default 1000); the rest are
+    /// counted, and the record marked truncated.
+    #[serde(default)]
+    pub result_rows: Option<u64>,
+    /// Bytes of each statement's result kept in the record (default 1 MiB).
+    #[serde(default)]
+    pub result_bytes: Option<u64>,
+    /// Sessions whose last event is older than this are purged (default: kept forever);
+    /// a signed purge record keeps `sluice sessions verify` passing.
+    #[serde(default)]
+    pub retention: Option<ConfigDuration>,
+    /// How often the gateway signs the heads of the chains that grew (default 5s).
+    #[serde(default)]
+    pub checkpoint_interval: Option<ConfigDuration>,
+    /// What happens to new statements when the store cannot take events: `refuse` (the
+    /// default: fail closed) or `continue` (statements run unrecorded, with an error
+    /// logged for every event lost).
+    #[serde(default)]
+    pub on_store_failure: OnStoreFailure,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            result_rows: None,
+            result_bytes: None,
+            retention: None,
+            checkpoint_interval: None,
+            on_store_failure: OnStoreFailure::Refuse,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `recording.on_store_failure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStoreFailure {
+    #[default]
+    Refuse,
+    Continue,
 }
 
 #[derive(Debug, Deserialize)]

@@ -106,4 +106,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every checkpoint, in the order they were stored.
     fn checkpoints(&self) -> Result<Vec<sluice_audit::Checkpoint>, StoreError>;
+
+    /// Retention: removes, in one transaction, every session whose latest event is before
+    /// `before` (its events and its summary), except sessions holding a `purged` event
+    /// (purge records are kept for good, verification relies on them) and the sessions
+    /// named in `keep` (live ones, whose next event would otherwise follow a gap). Returns
+    /// how many sessions were removed.
+    fn purge_sessions(
+        &self,
+        before: sluice_audit::Timestamp,
+        keep: &[String],
+    ) -> Result<u64, StoreError>;
 }

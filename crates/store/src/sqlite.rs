@@ -370,6 +370,14 @@ impl Store for SqliteStore {
     fn checkpoints(&self) -> Result<Vec<sluice_audit::Checkpoint>, StoreError> {
         audit::checkpoints(self)
     }
+
+    fn purge_sessions(
+        &self,
+        before: sluice_audit::Timestamp,
+        keep: &[String],
+    ) -> Result<u64, StoreError> {
+        audit::purge_sessions(self, before, keep)
+    }
 }
 
 /// Sorts an SQLite error into the store's classes: could not reach or write the database

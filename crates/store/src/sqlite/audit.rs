@@ -333,6 +333,40 @@ pub(super) fn checkpoints(store: &SqliteStore) -> Result<Vec<Checkpoint>, StoreE
         .collect()
 }
 
+pub(super) fn purge_sessions(
+    store: &SqliteStore,
+    before: Timestamp,
+    keep: &[String],
+) -> Result<u64, StoreError> {
+    const OP: &str = "purge_sessions";
+    let mut conn = store.conn.lock();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store.err(OP))?;
+    let expired: Vec<String> = tx
+        .prepare_cached(
+            "SELECT session_id FROM audit_events GROUP BY session_id \
+             HAVING max(at_us) < ?1 AND sum(kind = 'purged') = 0",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![before.unix_micros()], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(store.err(OP))?;
+    let mut removed = 0;
+    for session_id in expired.iter().filter(|id| !keep.contains(id)) {
+        tx.prepare_cached("DELETE FROM audit_events WHERE session_id = ?1")
+            .and_then(|mut s| s.execute(params![session_id]))
+            .map_err(store.err(OP))?;
+        tx.prepare_cached("DELETE FROM audit_sessions WHERE session_id = ?1")
+            .and_then(|mut s| s.execute(params![session_id]))
+            .map_err(store.err(OP))?;
+        removed += 1;
+    }
+    tx.commit().map_err(store.err(OP))?;
+    Ok(removed)
+}
+
 /// The name a protocol has in the event JSON (`"postgres"`), for the summary's column.
 fn protocol_name(protocol: Protocol) -> String {
     match serde_json::to_value(protocol) {

@@ -1,0 +1,181 @@
+//! Recording sessions into the audit trail (DESIGN.md §6), protocol-neutral.
+//!
+//! A protocol crate holds a [`Recorder`] (one per gateway) and, for each session, a
+//! [`SessionRecorder`]: it records the session's opening, each request with its decision
+//! before the request runs, each result as the agent saw it (built with a
+//! [`ResultCapture`]), and the close. Events go through a bounded queue to one batching
+//! writer, which chains them, stores them and signs checkpoints.
+//!
+//! Layout:
+//! - [`settings`]: [`RecorderSettings`], result caps, the store-failure policy;
+//! - [`session`]: [`SessionRecorder`], and the durability guarantee it gives;
+//! - [`capture`]: [`ResultCapture`], a result capped for the record;
+//! - `writer`: the batching writer (sealing, group commit, retries, checkpoints,
+//!   retention).
+//!
+//! Architecture invariants:
+//! - Nothing here knows a wire protocol: requests, results and reasons arrive as
+//!   `sluice-audit` events, already in the agent's terms.
+//! - The data path never waits on the store except through
+//!   [`SessionRecorder::wait_durable`], and that only for requests it recorded; store
+//!   calls run on blocking threads, never on the relay's tasks.
+//! - No event is dropped quietly: a request that cannot be queued is refused, results and
+//!   closes wait for room, a batch the store refuses is retried, and every loss that the
+//!   `continue` policy accepts is logged as an error.
+//! - One writer per store: it alone assigns hashes, so each session's chain is written in
+//!   the order the session recorded it.
+
+pub mod capture;
+pub mod session;
+pub mod settings;
+mod writer;
+
+use std::sync::Arc;
+
+use sluice_audit::{CheckpointSigner, EventBody, LoginRefused, SessionOpened, Timestamp};
+use sluice_store::Store;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use capture::ResultCapture;
+pub use session::SessionRecorder;
+pub use settings::{OnStoreFailure, RecorderSettings, ResultCaps};
+
+/// Why an event could not be recorded.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("the audit store cannot take events ({0}); statements are refused until it can")]
+    Unavailable(String),
+    #[error(
+        "the audit trail is behind (its queue is full); statements are refused until it catches up"
+    )]
+    QueueFull,
+    #[error("the audit recorder has stopped")]
+    Stopped,
+}
+
+/// Whether the store takes events, and if not, why.
+#[derive(Debug, Clone)]
+pub(crate) struct Health {
+    pub available: bool,
+    pub error: Option<String>,
+}
+
+impl Health {
+    fn available() -> Self {
+        Self {
+            available: true,
+            error: None,
+        }
+    }
+
+    fn failed(error: &str) -> Self {
+        Self {
+            available: false,
+            error: Some(error.to_string()),
+        }
+    }
+}
+
+/// The gateway's recorder: cheap to clone, shared by every listener.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: mpsc::Sender<Command>,
+    health: watch::Receiver<Health>,
+    settings: Arc<RecorderSettings>,
+}
+
+use writer::Command;
+
+impl Recorder {
+    /// Starts the writer on the current tokio runtime.
+    pub fn start(
+        store: Arc<dyn Store>,
+        signer: CheckpointSigner,
+        settings: RecorderSettings,
+    ) -> Recorder {
+        let (queue, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+        let (health_tx, health) = watch::channel(Health::available());
+        if settings.on_store_failure == OnStoreFailure::Continue {
+            tracing::warn!("recording.on_store_failure is `continue`: if the audit store fails, statements run unrecorded");
+        }
+        let state = writer::WriterState::new(store, signer);
+        tokio::spawn(writer::run(receiver, state, health_tx, settings.clone()));
+        Recorder {
+            queue,
+            health,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn settings(&self) -> &RecorderSettings {
+        &self.settings
+    }
+
+    /// Starts recording a session: queues its opening event. Refused (fail closed) while
+    /// the store cannot take events, unless the policy is `continue`.
+    pub fn open_session(&self, opened: SessionOpened) -> Result<SessionRecorder, RecordError> {
+        let session = SessionRecorder::new(
+            sluice_audit::new_session_id(),
+            self.queue.clone(),
+            self.health.clone(),
+            self.settings.on_store_failure,
+        );
+        session.check_available()?;
+        match session.try_record(EventBody::SessionOpened(opened)) {
+            Ok(_) => Ok(session),
+            Err(e) if self.settings.on_store_failure == OnStoreFailure::Continue => {
+                tracing::error!(error = %e, "session opening not recorded (on_store_failure: continue)");
+                Ok(session)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a refused login, as a session of one event. Never blocks; a loss is logged.
+    pub fn login_refused(&self, refused: LoginRefused) {
+        let session = SessionRecorder::new(
+            sluice_audit::new_session_id(),
+            self.queue.clone(),
+            self.health.clone(),
+            self.settings.on_store_failure,
+        );
+        if let Err(e) = session.try_record(EventBody::LoginRefused(refused)) {
+            tracing::error!(error = %e, "refused login not recorded");
+        }
+    }
+
+    /// Whether the store currently takes events.
+    pub fn is_available(&self) -> bool {
+        self.health.borrow().available
+    }
+
+    /// Waits until everything queued so far is durable; the error is the store's.
+    pub async fn flush(&self) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Command::Flush(reply))
+            .await
+            .map_err(|_| "the audit recorder has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the audit recorder has stopped".to_string())?
+    }
+
+    /// Writes what is queued, signs a last checkpoint and stops the writer. Events
+    /// recorded after this are refused.
+    pub async fn shutdown(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.queue.send(Command::Shutdown(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// The time an event is stamped with.
+pub(crate) fn now() -> Timestamp {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    Timestamp::from_unix_micros(micros).expect("the system clock is within the timestamp range")
+}

@@ -1,0 +1,291 @@
+//! The batching writer: the one task that chains, stores and checkpoints events.
+//!
+//! Sessions put events on a bounded queue ([`Command::Event`]); the writer takes
+//! everything waiting (up to `max_batch`), seals each event into its session's hash chain
+//! ([`ChainBuilder`]) and stores the batch in one transaction on a blocking thread. While
+//! one batch is being written the next accumulates, so under load a single commit carries
+//! many sessions' events (group commit), and no session's task ever waits on the store
+//! itself. After a commit, each session's durable mark moves up and its waiters wake.
+//!
+//! **Failure.** A batch the store refuses is kept, sealed, and written again with backoff;
+//! until that succeeds the recorder reports itself unavailable, and sessions refuse new
+//! statements (see [`crate::SessionRecorder`]). Nothing that was queued is dropped.
+//!
+//! **Checkpoints.** Every `checkpoint_interval` (and at shutdown, and right after a
+//! purge) the heads of the chains that grew since the last checkpoint are signed and
+//! stored. **Retention** runs every `retention_check_interval`: sessions whose last event
+//! is older than `retention` are removed, a `purged` event is recorded as a session of its
+//! own, and a checkpoint signs it at once, as verification's purge rule requires.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_audit::{
+    new_session_id, ChainBuilder, ChainHead, CheckpointSigner, Event, EventBody, Purged, Timestamp,
+};
+use sluice_store::{Store, StoreError};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::session::SessionTrack;
+use crate::{now, Health, RecorderSettings};
+
+/// What sessions send the writer.
+pub(crate) enum Command {
+    Event(Queued),
+    /// Answered once everything queued before it is durable (or with the store's error).
+    Flush(oneshot::Sender<Result<(), String>>),
+    /// Write what is queued, sign a last checkpoint, and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// An event of a session, in the order the session recorded it; `seq` is the position
+/// the session gave it, which sealing checks.
+pub(crate) struct Queued {
+    pub track: Arc<SessionTrack>,
+    pub seq: u64,
+    pub at: Timestamp,
+    pub body: EventBody,
+}
+
+/// What the writer owns between batches; moved onto a blocking thread for each write.
+pub(crate) struct WriterState {
+    store: Arc<dyn Store>,
+    signer: CheckpointSigner,
+    /// Chains of the sessions that are still open.
+    chains: HashMap<String, ChainBuilder>,
+    /// Heads that grew since the last checkpoint.
+    unsigned: HashMap<String, ChainHead>,
+    /// Sealed events not yet stored (a failed batch waits here), with their sessions.
+    sealed: Vec<Event>,
+    tracks: Vec<Arc<SessionTrack>>,
+}
+
+impl WriterState {
+    pub(crate) fn new(store: Arc<dyn Store>, signer: CheckpointSigner) -> Self {
+        Self {
+            store,
+            signer,
+            chains: HashMap::new(),
+            unsigned: HashMap::new(),
+            sealed: Vec::new(),
+            tracks: Vec::new(),
+        }
+    }
+
+    /// Appends each event to its session's chain.
+    fn seal(&mut self, batch: Vec<Queued>) {
+        for queued in batch {
+            let session_id = &queued.track.session_id;
+            let ends_session = matches!(
+                queued.body,
+                EventBody::SessionClosed(_) | EventBody::LoginRefused(_)
+            );
+            let chain = self
+                .chains
+                .entry(session_id.clone())
+                .or_insert_with(|| ChainBuilder::new(session_id.clone()));
+            // Sessions number their events as they queue them, one queue in order: a
+            // mismatch is a bug, and an event with a wrong position must not be stored.
+            if chain.next_seq() != queued.seq {
+                tracing::error!(session = %session_id, expected = chain.next_seq(), got = queued.seq,
+                    "audit event out of sequence; dropped");
+                continue;
+            }
+            let event = chain.append(queued.at, queued.body);
+            self.unsigned
+                .insert(session_id.clone(), ChainHead::of(&event));
+            if ends_session {
+                self.chains.remove(session_id);
+            }
+            self.sealed.push(event);
+            self.tracks.push(queued.track);
+        }
+    }
+
+    /// Stores the sealed events in one transaction and marks them durable.
+    fn write(&mut self) -> Result<(), StoreError> {
+        if self.sealed.is_empty() {
+            return Ok(());
+        }
+        self.store.append_events(&self.sealed)?;
+        for (event, track) in self.sealed.drain(..).zip(self.tracks.drain(..)) {
+            track.mark_durable(event.seq);
+        }
+        Ok(())
+    }
+
+    /// Signs the heads that grew since the last checkpoint.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        if self.unsigned.is_empty() {
+            return Ok(());
+        }
+        let mut heads: Vec<ChainHead> = self.unsigned.values().cloned().collect();
+        heads.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        let checkpoint = self.signer.sign(now(), heads);
+        self.store.put_checkpoint(&checkpoint)?;
+        self.unsigned.clear();
+        Ok(())
+    }
+
+    /// Removes sessions whose last event is before `before`, records the purge as a
+    /// session of its own, and signs it.
+    fn purge(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+        // Everything sealed must be stored first: a purge must not race its own backlog.
+        self.write()?;
+        let live: Vec<String> = self.chains.keys().cloned().collect();
+        let removed = self.store.purge_sessions(before, &live)?;
+        if removed == 0 {
+            return Ok(0);
+        }
+        let mut chain = ChainBuilder::new(new_session_id());
+        let record = chain.append(
+            now(),
+            EventBody::Purged(Purged {
+                before,
+                sessions: removed,
+            }),
+        );
+        self.store.append_events(std::slice::from_ref(&record))?;
+        self.unsigned
+            .insert(record.session_id.clone(), ChainHead::of(&record));
+        self.checkpoint()?;
+        Ok(removed)
+    }
+}
+
+/// The writer's loop; ends after [`Command::Shutdown`] or when every sender is gone.
+pub(crate) async fn run(
+    mut queue: mpsc::Receiver<Command>,
+    state: WriterState,
+    health: watch::Sender<Health>,
+    settings: RecorderSettings,
+) {
+    let mut state = Some(state);
+    let mut batch: Vec<Queued> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut shutdown: Option<oneshot::Sender<()>> = None;
+    let mut closed = false;
+    let mut backoff = settings.retry_backoff;
+    let mut next_checkpoint = Instant::now() + settings.checkpoint_interval;
+    let mut next_retention = Instant::now()
+        + settings
+            .retention_check_interval
+            .min(Duration::from_secs(60));
+    loop {
+        let failing = !health.borrow().available;
+        let idle = batch.is_empty() && !failing && flushes.is_empty();
+        if idle && !closed && shutdown.is_none() {
+            let wake = if settings.retention.is_some() {
+                next_checkpoint.min(next_retention)
+            } else {
+                next_checkpoint
+            };
+            tokio::select! {
+                command = queue.recv() => match command {
+                    Some(command) => take(command, &mut batch, &mut flushes, &mut shutdown),
+                    None => closed = true,
+                },
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        while batch.len() < settings.max_batch {
+            match queue.try_recv() {
+                Ok(command) => take(command, &mut batch, &mut flushes, &mut shutdown),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+
+        let due_checkpoint = Instant::now() >= next_checkpoint || shutdown.is_some() || closed;
+        let due_retention = settings
+            .retention
+            .filter(|_| Instant::now() >= next_retention && !failing);
+        let events = std::mem::take(&mut batch);
+        let mut working = state.take().expect("the writer state is always returned");
+        let (working, outcome) = tokio::task::spawn_blocking(move || {
+            working.seal(events);
+            let mut outcome = working.write();
+            if outcome.is_ok() && due_checkpoint {
+                outcome = working.checkpoint();
+            }
+            if outcome.is_ok() {
+                if let Some(retention) = due_retention {
+                    let before = Timestamp::from_unix_micros(
+                        now().unix_micros() - retention.as_micros().min(i64::MAX as u128) as i64,
+                    );
+                    match before.map(|before| working.purge(before)) {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(removed)) => {
+                            tracing::info!(sessions = removed, "retention purged expired sessions")
+                        }
+                        Ok(Err(e)) => outcome = Err(e),
+                        Err(e) => tracing::error!(error = %e, "retention cut-off out of range"),
+                    }
+                }
+            }
+            (working, outcome)
+        })
+        .await
+        .expect("the audit writer's blocking task does not panic");
+        state = Some(working);
+        if due_checkpoint {
+            next_checkpoint = Instant::now() + settings.checkpoint_interval;
+        }
+        if due_retention.is_some() {
+            next_retention = Instant::now() + settings.retention_check_interval;
+        }
+
+        match outcome {
+            Ok(()) => {
+                backoff = settings.retry_backoff;
+                if failing {
+                    tracing::warn!("the audit store takes events again");
+                    health.send_replace(Health::available());
+                }
+                for flush in flushes.drain(..) {
+                    let _ = flush.send(Ok(()));
+                }
+                if let Some(ack) = shutdown.take() {
+                    let _ = ack.send(());
+                    return;
+                }
+                if closed {
+                    return;
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::error!(error = %message, retry_in = ?backoff, "the audit store cannot take events; new statements are refused until it can");
+                health.send_replace(Health::failed(&message));
+                for flush in flushes.drain(..) {
+                    let _ = flush.send(Err(message.clone()));
+                }
+                if let Some(ack) = shutdown.take() {
+                    tracing::error!("stopping with audit events the store did not take");
+                    let _ = ack.send(());
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(settings.retry_backoff_max);
+            }
+        }
+    }
+}
+
+fn take(
+    command: Command,
+    batch: &mut Vec<Queued>,
+    flushes: &mut Vec<oneshot::Sender<Result<(), String>>>,
+    shutdown: &mut Option<oneshot::Sender<()>>,
+) {
+    match command {
+        Command::Event(queued) => batch.push(queued),
+        Command::Flush(reply) => flushes.push(reply),
+        Command::Shutdown(ack) => *shutdown = Some(ack),
+    }
+}
