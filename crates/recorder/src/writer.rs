@@ -32,6 +32,9 @@ use crate::session::SessionTrack;
 use crate::{now, Health, RecorderSettings};
 
 /// What sessions send the writer.
+// Nearly every command is an event: boxing it would cost an allocation per event to save
+// queue slots' room on the rare others.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     Event(Queued),
     /// Answered once everything queued before it is durable (or with the store's error).
