@@ -1,34 +1,15 @@
 //! `sluice serve` as a process: TLS on the PostgreSQL listener, and SIGTERM with sessions
 //! running and idle.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use sluice_pgcluster::pg::PgCluster;
-
-struct Gateway {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{free_port, raw_login, read_message, Gateway};
 
 fn start(cluster: &PgCluster, extra: &str) -> Gateway {
     static ROLE: std::sync::Once = std::sync::Once::new();
@@ -58,38 +39,15 @@ policies:
         pg = cluster.port()
     );
     std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("-c")
-        .arg(dir.path().join("sluice.yaml"))
-        .arg("serve")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Gateway { child, port, dir }
+    Gateway::spawn(dir, port)
 }
 
 fn token(gw: &Gateway) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("-c")
-        .arg(gw.dir.path().join("sluice.yaml"))
-        .args(["token", "issue", "--subject", "agent", "--roles", "all"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    gw.token("agent", "all")
 }
 
 fn psql(cluster: &PgCluster, conninfo: &str, token: &str, sql: &str) -> std::process::Output {
-    Command::new(cluster.bindir().join("psql"))
-        .env_clear()
-        .env("PGPASSWORD", token)
-        .args(["-X", "-A", "-t", "-w", "-d", conninfo, "-c", sql])
-        .output()
-        .unwrap()
+    support::psql(cluster.bindir(), conninfo, token, sql)
 }
 
 #[test]
@@ -131,38 +89,6 @@ fn the_postgres_listener_speaks_tls() {
     );
     let out = psql(cluster, &wrong, &token, "SELECT 1");
     assert!(!out.status.success());
-}
-
-/// Logs in with the raw protocol and returns the stream after the first ReadyForQuery.
-fn raw_login(port: u16, token: &str) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut body = 196608i32.to_be_bytes().to_vec();
-    for kv in ["user", "agent", "database", "app", ""] {
-        body.extend_from_slice(kv.as_bytes());
-        body.push(0);
-    }
-    let mut packet = (body.len() as i32 + 4).to_be_bytes().to_vec();
-    packet.extend(body);
-    s.write_all(&packet).unwrap();
-    let mut password = token.as_bytes().to_vec();
-    password.push(0);
-    let mut msg = vec![b'p'];
-    msg.extend((password.len() as i32 + 4).to_be_bytes());
-    msg.extend(password);
-    let _ = read_message(&mut s); // AuthenticationCleartextPassword
-    s.write_all(&msg).unwrap();
-    while read_message(&mut s).0 != b'Z' {}
-    s
-}
-
-fn read_message(s: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut header = [0u8; 5];
-    s.read_exact(&mut header).unwrap();
-    let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    let mut body = vec![0u8; len - 4];
-    s.read_exact(&mut body).unwrap();
-    (header[0], body)
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //! - [`upstream`]: the gateway's own session with the resource (TLS, SCRAM, md5);
 //! - [`scram`]: the SCRAM-SHA-256 client for that login, with the derived key cached;
 //! - [`session`]: the relay, where statements are judged and refusals injected;
+//! - [`responses`]: which request each message from the resource answers;
+//! - [`recording`]: requests and results as the audit trail records them;
 //! - [`cancel`]: routing CancelRequest to the right backend, for its owner only;
 //! - [`tls`], [`io`]: TLS configuration and stream types.
 //!
@@ -31,6 +33,7 @@ pub mod listener;
 pub mod login;
 pub mod masking;
 pub mod protocol;
+pub mod recording;
 pub mod responses;
 pub mod scram;
 pub mod session;
@@ -75,6 +78,8 @@ pub struct PgGateway {
     /// The key of the `hash` mask strategy. Random unless the caller sets a persistent
     /// one (`sluice serve` keeps it in the data dir, so tokens survive restarts).
     pub mask_hash_key: Arc<[u8]>,
+    /// Records sessions into the audit trail; `None` when recording is off.
+    pub recorder: Option<sluice_recorder::Recorder>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +183,7 @@ impl PgGateway {
             connect_timeout,
             catalogs,
             mask_hash_key: Arc::from(&mask_hash_key[..]),
+            recorder: None,
         })
     }
 }

@@ -83,6 +83,18 @@ pub async fn handle_client(
             tracing::warn!(%peer, user = params.get("user").map(String::as_str).unwrap_or(""),
                 database = params.get("database").map(String::as_str).unwrap_or(""),
                 code = refusal.code, reason = %refusal.message, "login refused");
+            if let Some(recorder) = &gateway.recorder {
+                recorder.login_refused(sluice_audit::LoginRefused {
+                    client_addr: peer.to_string(),
+                    connection: params
+                        .get("database")
+                        .or_else(|| params.get("user"))
+                        .cloned()
+                        .unwrap_or_default(),
+                    protocol: sluice_audit::Protocol::Postgres,
+                    reason: refusal.message.clone(),
+                });
+            }
             let _ = io
                 .get_mut()
                 .write_all(&backend::error_response(
@@ -164,6 +176,8 @@ pub struct LoggedIn {
     pub upstream: Upstream,
     pub cancel_key: CancelKey,
     pub peer: SocketAddr,
+    /// Records the session; `None` when recording is off.
+    pub recording: Option<sluice_recorder::SessionRecorder>,
 }
 
 async fn login(
@@ -316,6 +330,21 @@ async fn login(
             format!("sluice: the resource of connection \"{}\" has standard_conforming_strings off; the gateway requires it on", connection.name),
         ));
     }
+    // Recorded from here on; a session the trail cannot take does not start (fail closed).
+    let recording = match &gateway.recorder {
+        None => None,
+        Some(recorder) => Some(
+            recorder
+                .open_session(sluice_audit::SessionOpened {
+                    principal: sluice_audit::RecordedPrincipal::from(&principal),
+                    client_addr: peer.to_string(),
+                    connection: connection.name.clone(),
+                    protocol: sluice_audit::Protocol::Postgres,
+                    tls,
+                })
+                .map_err(|e| refuse("57P03", format!("sluice: {e}")))?,
+        ),
+    };
     let cancel_key = gateway.cancel.register(CancelTarget {
         upstream: upstream.addr,
         pid: upstream.pid,
@@ -340,6 +369,7 @@ async fn login(
         upstream,
         cancel_key,
         peer,
+        recording,
     })
 }
 

@@ -35,7 +35,7 @@ use crate::copy_rows::{decode, encode, join_row, split_row, CopyFormat};
 use crate::protocol::codec::BodyReader;
 
 /// Type OIDs whose text and binary forms are the value's text (pg_type.h).
-const TEXT_TYPES: &[u32] = &[
+pub(crate) const TEXT_TYPES: &[u32] = &[
     25,   // text
     1043, // varchar
     1042, // bpchar

@@ -31,7 +31,10 @@ use crate::masking::{CopyMask, ResultMask, SessionMasks};
 use crate::protocol::backend::{self, error_fields, Severity};
 use crate::protocol::codec::{Frame, FrameError, FrameReader};
 use crate::protocol::frontend::{self, FrontendMessage};
-use crate::responses::{Answering, Request, ResponseTracker};
+use crate::recording::{
+    bind_result_formats, classification_json, RecordedStatement, ResultRecording,
+};
+use crate::responses::{Answering, RecordRef, Request, ResponseTracker};
 use crate::upstream::MAX_BACKEND_MESSAGE;
 use crate::PgGateway;
 
@@ -55,8 +58,25 @@ struct PendingRefusal {
 #[derive(Default)]
 struct Shared {
     pending: VecDeque<PendingRefusal>,
-    /// Requests sent and not yet answered; kept only when the session masks results.
+    /// Requests sent and not yet answered; kept only when the session masks or records
+    /// results.
     responses: ResponseTracker,
+}
+
+/// What the session knows of a prepared statement (and of the portals bound from it).
+#[derive(Clone, Default)]
+struct Prepared {
+    /// Its `COPY ... TO STDOUT` plan, when it is one and the session masks.
+    copy: Option<Arc<CopyOut>>,
+    /// How each execution is recorded, when the session records.
+    record: Option<Arc<RecordedStatement>>,
+}
+
+/// The classification and deciding rules of the SQL judged last, for its request event.
+#[derive(Default)]
+struct Judgement {
+    class: Option<Arc<sluice_sql::Classification>>,
+    rules: Vec<String>,
 }
 
 /// What a session that masks results needs.
@@ -73,6 +93,10 @@ struct Refusal {
     code: &'static str,
     message: String,
     position: Option<u32>,
+    /// The policy rule that decided, for the record.
+    rule: Option<String>,
+    /// The decision was `approve` (refused until approvals exist).
+    approval: bool,
 }
 
 impl Refusal {
@@ -80,7 +104,7 @@ impl Refusal {
         Refusal {
             code: "42501",
             message,
-            position: None,
+            ..Default::default()
         }
     }
 }
@@ -89,11 +113,15 @@ pub struct Session {
     login: LoggedIn,
     gateway: Arc<PgGateway>,
     search_path: SearchPath,
-    /// Extended-protocol statement names whose Parse was allowed, with the statement's
-    /// COPY TO plan when it is one and the session masks.
-    statements: HashMap<String, Option<Arc<CopyOut>>>,
-    /// Portals bound from those statements, with the same plan (masking sessions only).
-    portals: HashMap<String, Option<Arc<CopyOut>>>,
+    /// Extended-protocol statement names whose Parse was allowed.
+    statements: HashMap<String, Prepared>,
+    /// Portals bound from those statements (sessions that mask or record).
+    portals: HashMap<String, Prepared>,
+    /// Records the session, unless recording is off.
+    recording: Option<sluice_recorder::SessionRecorder>,
+    /// Whether requests are tracked to tie responses to them (masking or recording).
+    tracking: bool,
+    judgement: Judgement,
     /// SQL-level `PREPARE name AS ...`, for judging `EXECUTE name`.
     sql_prepared: HashMap<String, StatementClass>,
     nonce: String,
@@ -160,7 +188,11 @@ impl Session {
             })
         });
         let user_in_path = login.connection.search_path_has_user;
+        let recording = login.recording.clone();
         Session {
+            tracking: masking.is_some() || recording.is_some(),
+            recording,
+            judgement: Judgement::default(),
             search_path: login.connection.search_path.clone(),
             login,
             gateway,
@@ -213,12 +245,25 @@ impl Session {
         });
 
         let masking = self.masking.clone();
+        let caps = self
+            .gateway
+            .recorder
+            .as_ref()
+            .map(|r| r.settings().result_caps)
+            .unwrap_or_default();
+        let result_recording = self
+            .recording
+            .clone()
+            .map(|session| ResultRecording::new(session, caps));
+        let tracking = self.tracking;
         let (ready_tx, ready_rx) = tokio::sync::watch::channel(0u64);
         self.ready = Some(ready_rx);
         let end = {
             let relay_in = self.client_to_server(&mut client_r, &mut server_w, &shared);
             let relay = ServerRelay {
                 shared: &shared,
+                tracking,
+                recording: result_recording,
                 row_limit,
                 counter: RowCounter::default(),
                 ready_seen: 0,
@@ -249,11 +294,15 @@ impl Session {
         let _ = server_w.write_all(&backend::message(b'X', &[])).await;
         let _ = server_w.flush().await;
         let _ = client_w.shutdown().await;
-        match end {
+        let reason = match end {
             End::ClientLeft => "client left".into(),
             End::ServerLeft => "resource closed the connection".into(),
             End::Fatal { reason, .. } => reason,
+        };
+        if let Some(recording) = &self.recording {
+            recording.close(&reason).await;
         }
+        reason
     }
 
     async fn client_to_server(
@@ -319,10 +368,21 @@ impl Session {
         match message {
             FrontendMessage::Query { sql } => match self.judge_sql(sql).await {
                 Ok(copies) => {
+                    let record = match self.record_allowed(sql) {
+                        Ok(record) => record,
+                        Err(refusal) => {
+                            return self
+                                .refuse_simple(refusal, None, server, shared)
+                                .await
+                                .map(|_| Continue::Yes)
+                                .map_err(lost);
+                        }
+                    };
                     self.track(
                         shared,
                         Request::Query {
                             copies: copies.into(),
+                            record,
                         },
                     );
                     server.write_all(&frame.raw).await.map_err(lost)?;
@@ -331,14 +391,29 @@ impl Session {
                         self.settle_at = Some(self.sync_points);
                     }
                 }
-                Err(refusal) => self
-                    .refuse_simple(refusal, server, shared)
-                    .await
-                    .map_err(lost)?,
+                Err(refusal) => {
+                    let record = self.record_refused(sql, &refusal);
+                    self.refuse_simple(refusal, record, server, shared)
+                        .await
+                        .map_err(lost)?
+                }
             },
             FrontendMessage::Parse { name, sql } => match self.judge_sql(sql).await {
                 Ok(mut copies) => {
-                    self.statements.insert(name.to_string(), copies.pop());
+                    let record = self.recording.as_ref().map(|_| {
+                        Arc::new(RecordedStatement {
+                            text: sql.to_string(),
+                            classification: self.judgement_json(),
+                            rule: self.judgement_rule(),
+                        })
+                    });
+                    self.statements.insert(
+                        name.to_string(),
+                        Prepared {
+                            copy: copies.pop(),
+                            record,
+                        },
+                    );
                     if self.last_judged_risky {
                         self.risky_statements.insert(name.to_string());
                     } else {
@@ -349,7 +424,8 @@ impl Session {
                 }
                 Err(refusal) => {
                     self.statements.remove(name);
-                    self.refuse_extended(refusal, server, shared)
+                    let record = self.record_refused(sql, &refusal);
+                    self.refuse_extended(refusal, record, server, shared)
                         .await
                         .map_err(lost)?;
                 }
@@ -359,32 +435,50 @@ impl Session {
                 kind: b'S',
                 name: statement,
             } => {
-                if let Some(copy) = self.statements.get(statement).cloned() {
+                if let Some(prepared) = self.statements.get(statement).cloned() {
                     // Requests are tracked before they are written: a large message goes
                     // straight to the socket, and its answer may come back at once.
                     match message {
-                        FrontendMessage::Bind { portal, .. } if self.masking.is_some() => {
-                            self.portals.insert(portal.to_string(), copy);
-                            // Learn the result's columns before its rows come: Execute's
-                            // rows carry no description of their own.
-                            self.track(shared, Request::Bind);
+                        FrontendMessage::Bind { portal, .. } if self.tracking => {
+                            self.portals.insert(portal.to_string(), prepared);
+                            let formats = match self.recording {
+                                Some(_) => bind_result_formats(frame.body()).unwrap_or_default(),
+                                None => Vec::new(),
+                            };
                             self.track(
                                 shared,
-                                Request::GatewayDescribe {
+                                Request::Bind {
                                     portal: portal.to_string(),
+                                    statement: statement.to_string(),
+                                    formats,
                                 },
                             );
                             server.write_all(&frame.raw).await.map_err(lost)?;
-                            server
-                                .write_all(&frontend::describe_portal(portal))
-                                .await
-                                .map_err(lost)?;
+                            if self.masking.is_some() {
+                                // Learn the result's columns before its rows come: Execute's
+                                // rows carry no description of their own.
+                                self.track(
+                                    shared,
+                                    Request::GatewayDescribe {
+                                        portal: portal.to_string(),
+                                    },
+                                );
+                                server
+                                    .write_all(&frontend::describe_portal(portal))
+                                    .await
+                                    .map_err(lost)?;
+                            }
                         }
                         FrontendMessage::Bind { .. } => {
                             server.write_all(&frame.raw).await.map_err(lost)?;
                         }
                         _ => {
-                            self.track(shared, Request::DescribeStatement);
+                            self.track(
+                                shared,
+                                Request::DescribeStatement {
+                                    statement: statement.to_string(),
+                                },
+                            );
                             server.write_all(&frame.raw).await.map_err(lost)?;
                         }
                     }
@@ -396,7 +490,15 @@ impl Session {
                         message: format!("prepared statement \"{statement}\" does not exist"),
                         ..Default::default()
                     };
-                    self.refuse_extended(refusal, server, shared)
+                    let what = match message {
+                        FrontendMessage::Bind { .. } => "Bind",
+                        _ => "Describe",
+                    };
+                    let record = self.record_refused(
+                        &format!("{what} of prepared statement \"{statement}\""),
+                        &refusal,
+                    );
+                    self.refuse_extended(refusal, record, server, shared)
                         .await
                         .map_err(lost)?;
                 }
@@ -422,23 +524,40 @@ impl Session {
                     "sluice: the FunctionCall message is not allowed; call functions with SQL"
                         .into(),
                 );
-                self.refuse_simple(refusal, server, shared)
+                let record = self.record_refused("FunctionCall", &refusal);
+                self.refuse_simple(refusal, record, server, shared)
                     .await
                     .map_err(lost)?;
             }
-            FrontendMessage::Describe { .. } => {
-                self.track(shared, Request::DescribePortal);
+            FrontendMessage::Describe { name, .. } => {
+                self.track(
+                    shared,
+                    Request::DescribePortal {
+                        portal: name.to_string(),
+                    },
+                );
                 server.write_all(&frame.raw).await.map_err(lost)?
             }
             FrontendMessage::Execute { portal } => {
                 // Over-cautious on purpose: any Execute while a risky statement exists.
                 self.settle_after_sync |= !self.risky_statements.is_empty();
-                let copy = self.portals.get(portal).cloned().flatten();
+                let prepared = self.portals.get(portal).cloned().unwrap_or_default();
+                let record = match self.record_execution(portal, prepared.record.as_deref()) {
+                    Ok(record) => record,
+                    Err(refusal) => {
+                        return self
+                            .refuse_extended(refusal, None, server, shared)
+                            .await
+                            .map(|_| Continue::Yes)
+                            .map_err(lost);
+                    }
+                };
                 self.track(
                     shared,
                     Request::Execute {
                         portal: portal.to_string(),
-                        copy,
+                        copy: prepared.copy,
+                        record,
                     },
                 );
                 server.write_all(&frame.raw).await.map_err(lost)?
@@ -447,10 +566,13 @@ impl Session {
                 self.track(shared, Request::Close);
                 server.write_all(&frame.raw).await.map_err(lost)?
             }
-            FrontendMessage::Flush
-            | FrontendMessage::CopyData
-            | FrontendMessage::CopyDone
-            | FrontendMessage::CopyFail => server.write_all(&frame.raw).await.map_err(lost)?,
+            FrontendMessage::CopyDone | FrontendMessage::CopyFail => {
+                self.track(shared, Request::CopyEnd);
+                server.write_all(&frame.raw).await.map_err(lost)?
+            }
+            FrontendMessage::Flush | FrontendMessage::CopyData => {
+                server.write_all(&frame.raw).await.map_err(lost)?
+            }
             FrontendMessage::Other(tag) => {
                 return Err(Refusal {
                     code: "08P01",
@@ -497,14 +619,122 @@ impl Session {
     /// [`crate::responses`]). Called before the request is written, so the answer can never
     /// arrive before it is expected.
     fn track(&self, shared: &Mutex<Shared>, request: Request) {
-        if self.masking.is_some() {
+        if self.tracking {
             shared.lock().responses.push(request);
+        }
+    }
+
+    /// The last judged SQL's classification, as recorded.
+    fn judgement_json(&self) -> serde_json::Value {
+        self.judgement
+            .class
+            .as_deref()
+            .map(classification_json)
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The allow rules that covered the last judged SQL, as recorded.
+    fn judgement_rule(&self) -> Option<String> {
+        (!self.judgement.rules.is_empty()).then(|| self.judgement.rules.join("; "))
+    }
+
+    /// Records an allowed request about to be sent. An error is the refusal to send
+    /// instead: a request that cannot be recorded does not run.
+    fn record_request(
+        &self,
+        text: &str,
+        classification: serde_json::Value,
+        rule: Option<String>,
+    ) -> Result<Option<RecordRef>, Refusal> {
+        let Some(recording) = &self.recording else {
+            return Ok(None);
+        };
+        let request = sluice_audit::Request {
+            text: text.to_string(),
+            classification,
+            decision: sluice_audit::Decision::Allow,
+            rule,
+            approval_id: None,
+        };
+        match recording.request(request) {
+            Ok(seq) => Ok(Some(RecordRef {
+                seq,
+                sent: std::time::Instant::now(),
+            })),
+            Err(e) => {
+                tracing::error!(principal = %self.login.principal.subject, error = %e, "statement refused: it cannot be recorded");
+                Err(Refusal {
+                    code: "58030",
+                    message: format!("sluice: {e}"),
+                    ..Default::default()
+                })
+            }
+        }
+    }
+
+    /// Records the SQL just judged and allowed.
+    fn record_allowed(&self, sql: &str) -> Result<Option<RecordRef>, Refusal> {
+        if self.recording.is_none() {
+            return Ok(None);
+        }
+        self.record_request(sql, self.judgement_json(), self.judgement_rule())
+    }
+
+    /// Records one execution of a portal.
+    fn record_execution(
+        &self,
+        portal: &str,
+        statement: Option<&RecordedStatement>,
+    ) -> Result<Option<RecordRef>, Refusal> {
+        if self.recording.is_none() {
+            return Ok(None);
+        }
+        match statement {
+            Some(statement) => self.record_request(
+                &statement.text,
+                statement.classification.clone(),
+                statement.rule.clone(),
+            ),
+            // A cursor declared in SQL (its DECLARE was judged) fetched through the
+            // extended protocol.
+            None => self.record_request(
+                &format!("Execute of portal \"{portal}\""),
+                serde_json::Value::Null,
+                None,
+            ),
+        }
+    }
+
+    /// Records a refused request. The refusal stands whether or not it could be recorded.
+    fn record_refused(&self, text: &str, refusal: &Refusal) -> Option<RecordRef> {
+        let recording = self.recording.as_ref()?;
+        let request = sluice_audit::Request {
+            text: text.to_string(),
+            classification: self.judgement_json(),
+            decision: if refusal.approval {
+                sluice_audit::Decision::Approve
+            } else {
+                sluice_audit::Decision::Deny
+            },
+            rule: refusal.rule.clone(),
+            approval_id: None,
+        };
+        match recording.request(request) {
+            Ok(seq) => Some(RecordRef {
+                seq,
+                sent: std::time::Instant::now(),
+            }),
+            Err(e) => {
+                tracing::error!(principal = %self.login.principal.subject, error = %e, "refused request not recorded");
+                None
+            }
         }
     }
 
     /// Judges the SQL of a Query or a Parse: every statement must be allowed, or none runs.
     /// Returns, when the session masks, the plans of the string's `COPY ... TO STDOUT`s.
     async fn judge_sql(&mut self, sql: &str) -> Result<Vec<Arc<CopyOut>>, Refusal> {
+        self.judgement = Judgement::default();
         let class = self
             .gateway
             .classifier
@@ -518,8 +748,19 @@ impl Session {
                 },
                 ..Refusal::policy(format!("sluice: {e}"))
             })?;
+        if self.recording.is_some() {
+            self.judgement.class = Some(class.clone());
+        }
         for statement in &class.statements {
-            self.judge_statement(statement)?;
+            let rules = self.judge_statement(statement)?;
+            if self.recording.is_some() {
+                for rule in rules {
+                    let rule = rule.to_string();
+                    if !self.judgement.rules.contains(&rule) {
+                        self.judgement.rules.push(rule);
+                    }
+                }
+            }
         }
         self.judge_masks_through_catalog(&class).await?;
         let accesses = || class.statements.iter().flat_map(|s| s.accesses.iter());
@@ -650,7 +891,11 @@ impl Session {
         Ok(())
     }
 
-    fn judge_statement(&self, statement: &StatementClass) -> Result<(), Refusal> {
+    /// Judges one statement; on allow, the rules that allowed it.
+    fn judge_statement(
+        &self,
+        statement: &StatementClass,
+    ) -> Result<Vec<sluice_policy::RuleRef>, Refusal> {
         // Settings that change how the resource reads statement text: the gateway's parser
         // reads it as UTF-8 with standard-conforming strings, so these stay as they are.
         let lexical = statement.accesses.iter().find_map(|a| match &a.object {
@@ -689,11 +934,27 @@ impl Session {
         }
         let verdict = self.login.policy.decide_statement(statement);
         match verdict.decision.client_message() {
-            None => Ok(()),
+            None => match verdict.decision {
+                sluice_policy::Decision::Allow { rules } => Ok(rules),
+                _ => Ok(Vec::new()),
+            },
             Some(message) => {
                 tracing::debug!(principal = %self.login.principal.subject, connection = %self.login.connection.name,
                     statement = %statement.text, reason = %message, "statement refused by policy");
-                Err(Refusal::policy(format!("sluice: {message}")))
+                let (rule, approval) = match &verdict.decision {
+                    sluice_policy::Decision::Deny { rule, .. } => {
+                        (rule.as_ref().map(ToString::to_string), false)
+                    }
+                    sluice_policy::Decision::Approve { approval, .. } => {
+                        (Some(approval.rule.to_string()), true)
+                    }
+                    sluice_policy::Decision::Allow { .. } => (None, false),
+                };
+                Err(Refusal {
+                    rule,
+                    approval,
+                    ..Refusal::policy(format!("sluice: {message}"))
+                })
             }
         }
     }
@@ -726,6 +987,7 @@ impl Session {
     async fn refuse_simple(
         &mut self,
         refusal: Refusal,
+        record: Option<RecordRef>,
         server: &mut BufWriter<WriteHalf<BoxIo>>,
         shared: &Mutex<Shared>,
     ) -> std::io::Result<()> {
@@ -735,6 +997,7 @@ impl Session {
             shared,
             Request::Query {
                 copies: Default::default(),
+                record,
             },
         );
         server
@@ -747,6 +1010,7 @@ impl Session {
     async fn refuse_extended(
         &mut self,
         refusal: Refusal,
+        record: Option<RecordRef>,
         server: &mut BufWriter<WriteHalf<BoxIo>>,
         shared: &Mutex<Shared>,
     ) -> std::io::Result<()> {
@@ -757,6 +1021,7 @@ impl Session {
             Request::Execute {
                 portal: marker.clone(),
                 copy: None,
+                record,
             },
         );
         server.write_all(&frontend::execute(&marker)).await
@@ -897,12 +1162,27 @@ async fn server_to_client(
             }
             // Without masks or row limits, only errors (refusals to rewrite) and
             // ReadyForQuery (their bookkeeping) need a look: the rest of what is buffered
-            // goes out as one block.
+            // goes out as one block. A recorded session's rows past the record's cap are
+            // only counted, and go out the same way.
             if relay.masking.is_none() && relay.row_limit.is_none() {
-                if let Some(run) = server.take_run(|tag| !matches!(tag, b'E' | b'Z' | b'S')) {
-                    if client.write_all(&run).await.is_err() {
-                        return End::ClientLeft;
+                match &mut relay.recording {
+                    None => {
+                        if let Some(run) = server.take_run(|tag| !matches!(tag, b'E' | b'Z' | b'S'))
+                        {
+                            if client.write_all(&run).await.is_err() {
+                                return End::ClientLeft;
+                            }
+                        }
                     }
+                    Some(recording) if recording.only_counting() => {
+                        if let Some(run) = server.take_run(|tag| matches!(tag, b'D' | b'd')) {
+                            recording.count_rows(count_frames(&run), run.len() as u64);
+                            if client.write_all(&run).await.is_err() {
+                                return End::ClientLeft;
+                            }
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
             match server.try_next() {
@@ -916,9 +1196,24 @@ async fn server_to_client(
     }
 }
 
+/// How many whole frames a block of them holds.
+fn count_frames(block: &[u8]) -> u64 {
+    let mut at = 0;
+    let mut frames = 0;
+    while block.len() >= at + 5 {
+        let len = i32::from_be_bytes([block[at + 1], block[at + 2], block[at + 3], block[at + 4]]);
+        at += len.max(4) as usize + 1;
+        frames += 1;
+    }
+    frames
+}
+
 /// The per-message state of the resource-to-client half.
 struct ServerRelay<'a> {
     shared: &'a Mutex<Shared>,
+    /// Whether the other half tracks requests (masking or recording).
+    tracking: bool,
+    recording: Option<ResultRecording>,
     row_limit: Option<RowLimit>,
     counter: RowCounter,
     /// ReadyForQuery messages seen: the sync points that have passed.
@@ -947,21 +1242,12 @@ enum Masked {
 }
 
 impl ResultMasking {
-    async fn on_message(&mut self, frame: Frame, shared: &Mutex<Shared>) -> Result<Masked, End> {
-        let (answering, copy_plan) = {
-            let mut guard = shared.lock();
-            let answering = guard.responses.on_response(frame.tag).map_err(|e| {
-                End::fatal(Refusal {
-                    code: "08P01",
-                    message: format!("sluice: {e}"),
-                    ..Default::default()
-                })
-            })?;
-            let plan = (frame.tag == b'H')
-                .then(|| guard.responses.take_copy())
-                .flatten();
-            (answering, plan)
-        };
+    async fn on_message(
+        &mut self,
+        frame: Frame,
+        answering: &Answering,
+        copy_plan: Option<Arc<CopyOut>>,
+    ) -> Result<Masked, End> {
         match frame.tag {
             b'H' => {
                 self.copy = match copy_plan {
@@ -990,27 +1276,29 @@ impl ResultMasking {
             _ => {}
         }
         let result = match (answering, frame.tag) {
-            (Answering::Query, b'T') => {
+            (Answering::Query { .. }, b'T') => {
                 self.current = self.describe(&frame).await?;
                 Masked::Forward(frame)
             }
-            (Answering::Query, b'D') => Masked::Forward(rewrite(self.current.as_deref(), frame)?),
-            (Answering::Query, b'C' | b'E' | b'Z') => {
+            (Answering::Query { .. }, b'D') => {
+                Masked::Forward(rewrite(self.current.as_deref(), frame)?)
+            }
+            (Answering::Query { .. }, b'C' | b'E' | b'Z') => {
                 self.current = None;
                 invalidate_on_ddl(&frame, &self.setup.catalog).await;
                 Masked::Forward(frame)
             }
             (Answering::GatewayDescribe { portal }, b'T') => {
                 let mask = self.describe(&frame).await?;
-                self.portals.insert(portal, mask);
+                self.portals.insert(portal.clone(), mask);
                 Masked::Swallow
             }
             (Answering::GatewayDescribe { portal }, _) => {
-                self.portals.insert(portal, None);
+                self.portals.insert(portal.clone(), None);
                 Masked::Swallow
             }
-            (Answering::Execute { portal }, b'D') => {
-                let mask = self.portals.get(&portal).cloned().flatten();
+            (Answering::Execute { portal, .. }, b'D') => {
+                let mask = self.portals.get(portal).cloned().flatten();
                 Masked::Forward(rewrite(mask.as_deref(), frame)?)
             }
             (Answering::Execute { .. }, b'C') => {
@@ -1052,6 +1340,23 @@ fn lexical_parameter_check(body: &[u8]) -> Result<(), End> {
         }));
     }
     Ok(())
+}
+
+/// Waits until the session's requests are stored; if the store failed first, the result is
+/// withheld and the session ends.
+async fn await_durable(recording: &mut ResultRecording) -> Result<(), End> {
+    let session = recording.session();
+    if session.requests_durable() {
+        return Ok(());
+    }
+    session.wait_durable().await.map_err(|e| {
+        tracing::error!(error = %e, "result withheld: its request could not be recorded");
+        End::fatal(Refusal {
+            code: "58030",
+            message: format!("sluice: {e}; this statement's result is withheld"),
+            ..Default::default()
+        })
+    })
 }
 
 /// A result that cannot be masked is not delivered: the session ends.
@@ -1143,30 +1448,51 @@ impl ServerRelay<'_> {
         if frame.tag == b'S' {
             lexical_parameter_check(frame.body())?;
         }
+        let (answering, copy_plan) = if self.tracking {
+            let mut guard = self.shared.lock();
+            let answering = guard.responses.on_response(frame.tag).map_err(|e| {
+                End::fatal(Refusal {
+                    code: "08P01",
+                    message: format!("sluice: {e}"),
+                    ..Default::default()
+                })
+            })?;
+            let plan = (frame.tag == b'H')
+                .then(|| guard.responses.take_copy())
+                .flatten();
+            (answering, plan)
+        } else {
+            (Answering::Nothing, None)
+        };
         let frame = match &mut self.masking {
             None => frame,
-            Some(masking) => match masking.on_message(frame, self.shared).await? {
+            Some(masking) => match masking.on_message(frame, &answering, copy_plan).await? {
                 Masked::Forward(frame) => frame,
                 Masked::Swallow => return Ok(()),
             },
         };
-        self.forward_unmasked(frame, client)
-            .await
-            .map_err(|_| End::ClientLeft)
+        self.forward_unmasked(frame, &answering, client).await
     }
 
     async fn forward_unmasked(
         &mut self,
         frame: Frame,
+        answering: &Answering,
         client: &mut BufWriter<WriteHalf<BoxIo>>,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), End> {
+        let gone = |_| End::ClientLeft;
         match self.counter.on_message(frame.tag, self.row_limit.as_ref()) {
             RowAction::Forward => {}
             RowAction::Drop => return Ok(()),
             RowAction::Stop(error) => {
+                if let Some(recording) = &mut self.recording {
+                    recording.stopped(&error).await;
+                    // Completes the statement for the client: its request must be stored.
+                    await_durable(recording).await?;
+                }
                 // The error reaches the client now, not when the cancelled statement ends.
-                client.write_all(&error).await?;
-                client.flush().await?;
+                client.write_all(&error).await.map_err(gone)?;
+                client.flush().await.map_err(gone)?;
                 // The cancel is delivered before anything more of the resource's answer is
                 // relayed, so the client cannot see this statement's ReadyForQuery and send
                 // its next one while the cancel is still on its way (it would cancel that).
@@ -1177,7 +1503,7 @@ impl ServerRelay<'_> {
                 return Ok(());
             }
         }
-        match frame.tag {
+        let frame = match frame.tag {
             b'E' => {
                 let (_, text) = error_fields(frame.body());
                 let replacement = {
@@ -1186,8 +1512,11 @@ impl ServerRelay<'_> {
                     found.and_then(|i| guard.pending.remove(i))
                 };
                 match replacement {
-                    Some(refusal) => client.write_all(&refusal.error).await,
-                    None => client.write_all(&frame.raw).await,
+                    Some(refusal) => Frame {
+                        tag: b'E',
+                        raw: refusal.error,
+                    },
+                    None => frame,
                 }
             }
             b'Z' => {
@@ -1198,9 +1527,18 @@ impl ServerRelay<'_> {
                     .lock()
                     .pending
                     .retain(|p| p.sync_point > ready_seen);
-                client.write_all(&frame.raw).await
+                frame
             }
-            _ => client.write_all(&frame.raw).await,
+            _ => frame,
+        };
+        if let Some(recording) = &mut self.recording {
+            recording.on_delivered(answering, &frame).await;
+            // What completes a result waits until the requests sent so far are stored:
+            // no agent holds a complete result whose request the trail could lose.
+            if matches!(frame.tag, b'C' | b'E' | b'Z' | b's' | b'I') {
+                await_durable(recording).await?;
+            }
         }
+        client.write_all(&frame.raw).await.map_err(gone)
     }
 }

@@ -100,6 +100,22 @@ fn the_mask_corpus_never_shows_a_clear_value() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The record holds results as the agent saw them: masked there too.
+    let results = f.recorded_results();
+    assert!(results.len() >= cases.len() * 3);
+    let recorded_leaks: Vec<&String> = results
+        .iter()
+        .filter(|r| {
+            let r = r.to_ascii_lowercase();
+            CLEAR.iter().any(|clear| r.contains(clear))
+        })
+        .collect();
+    assert!(
+        recorded_leaks.is_empty(),
+        "clear values recorded: {recorded_leaks:?}"
+    );
+    // And the masked values are what it holds.
+    assert!(results.iter().any(|r| r.contains("a***@example.com")));
 }
 
 #[test]

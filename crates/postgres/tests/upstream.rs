@@ -57,7 +57,7 @@ fn gateway(
             name: None,
         })
         .unwrap();
-    let (rt, port, stop) = support::spawn_gateway(&config, issuer);
+    let (rt, port, stop, _) = support::spawn_gateway(&config, issuer, None);
     Running {
         rt,
         port,

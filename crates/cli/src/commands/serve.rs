@@ -59,6 +59,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
     .context("setting up identity providers")?;
     let policies = Arc::new(sluice_policy::PolicySet::compile(config).map_err(anyhow::Error::msg)?);
     let classifier = Arc::new(sluice_sql::Classifier::default());
+    let recorder = start_recorder(config, &store)?;
     let mut tasks = tokio::task::JoinSet::new();
 
     if let Some(admin) = &config.listen.admin {
@@ -99,6 +100,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         )
         .context("setting up the PostgreSQL listener")?;
         gateway.mask_hash_key = crate::context::mask_hash_key(config)?.into();
+        gateway.recorder = recorder.clone();
         let listener = tokio::net::TcpListener::bind(&address.value)
             .await
             .with_context(|| format!("binding the postgres listener on {}", address.value))?;
@@ -113,10 +115,56 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
     if tasks.is_empty() {
         anyhow::bail!("no listener to run: set listen.admin or listen.postgres");
     }
+    let mut outcome = Ok(());
     while let Some(result) = tasks.join_next().await {
-        result.context("listener task")??;
+        if let Err(e) = result.context("listener task").and_then(|r| r) {
+            outcome = Err(e);
+            break;
+        }
     }
-    Ok(())
+    // Sessions are closed: what they recorded is written and signed before the gateway
+    // stops.
+    if let Some(recorder) = recorder {
+        recorder.shutdown().await;
+    }
+    outcome
+}
+
+/// The audit recorder as `recording:` configures it, or `None` when recording is off.
+fn start_recorder(
+    config: &Config,
+    store: &Arc<dyn sluice_store::Store>,
+) -> Result<Option<sluice_recorder::Recorder>> {
+    let recording = &config.recording;
+    if !recording.enabled {
+        tracing::warn!(
+            "recording is off (recording.enabled: false): sessions leave no audit trail"
+        );
+        return Ok(None);
+    }
+    let defaults = sluice_recorder::RecorderSettings::default();
+    let settings = sluice_recorder::RecorderSettings {
+        result_caps: sluice_recorder::ResultCaps {
+            rows: recording.result_rows.unwrap_or(defaults.result_caps.rows),
+            bytes: recording.result_bytes.unwrap_or(defaults.result_caps.bytes),
+        },
+        checkpoint_interval: recording
+            .checkpoint_interval
+            .map(|d| d.0)
+            .unwrap_or(defaults.checkpoint_interval),
+        retention: recording.retention.map(|d| d.0),
+        on_store_failure: match recording.on_store_failure {
+            sluice_config::OnStoreFailure::Refuse => sluice_recorder::OnStoreFailure::Refuse,
+            sluice_config::OnStoreFailure::Continue => sluice_recorder::OnStoreFailure::Continue,
+        },
+        ..defaults
+    };
+    let signer = crate::context::audit_signer(config)?;
+    Ok(Some(sluice_recorder::Recorder::start(
+        store.clone(),
+        signer,
+        settings,
+    )))
 }
 
 /// Completes when the stop flag is raised.

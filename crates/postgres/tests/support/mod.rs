@@ -1,6 +1,7 @@
 //! A gateway in front of an ephemeral PostgreSQL loaded with the policy corpus, for the
 //! end-to-end tests: real clients (psql, tokio-postgres, raw protocol) through the real
-//! listener, tokens from the local issuer.
+//! listener, tokens from the local issuer. Every session is recorded into a SQLite
+//! store in the fixture's folder, so the whole suite runs with recording on.
 
 #![allow(dead_code)]
 
@@ -11,6 +12,8 @@ use std::time::Duration;
 use sluice_identity::{Authenticator, LocalIssuer, ProviderSettings, TokenRequest};
 use sluice_pgcluster::pg::PgCluster;
 use sluice_postgres::PgGateway;
+use sluice_recorder::{Recorder, RecorderSettings};
+use sluice_store::{SqliteStore, Store};
 
 pub mod raw;
 
@@ -23,6 +26,9 @@ pub struct Fixture {
     pub issuer: LocalIssuer,
     pub rt: tokio::runtime::Runtime,
     pub dir: tempfile::TempDir,
+    /// Where the sessions are recorded.
+    pub store: Arc<dyn Store>,
+    pub recorder: Recorder,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -141,7 +147,10 @@ connections:
         std::fs::write(&config_path, &config).unwrap();
         let config = sluice_config::load_file(&config_path).unwrap_or_else(|d| panic!("{d}"));
         let issuer = LocalIssuer::load_or_create(dir.path()).unwrap();
-        let (rt, port, stop) = spawn_gateway(&config, issuer.clone());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path().join("sluice.db")).unwrap());
+        let (rt, port, stop, recorder) =
+            spawn_gateway(&config, issuer.clone(), Some(store.clone()));
         Fixture {
             cluster,
             db,
@@ -149,8 +158,25 @@ connections:
             issuer,
             rt,
             dir,
+            store,
+            recorder: recorder.expect("recording"),
             stop: Some(stop),
         }
+    }
+
+    /// Every result event recorded so far (after the writer has stored what is queued),
+    /// as JSON text.
+    pub fn recorded_results(&self) -> Vec<String> {
+        self.rt.block_on(self.recorder.flush()).unwrap();
+        let mut results = Vec::new();
+        for id in self.store.session_ids(None, 100_000).unwrap() {
+            for event in self.store.session_events(&id).unwrap() {
+                if let sluice_audit::EventBody::Result(result) = &event.body {
+                    results.push(serde_json::to_string(result).unwrap());
+                }
+            }
+        }
+        results
     }
 
     pub fn token(&self, subject: &str, roles: &[&str]) -> String {
@@ -278,28 +304,40 @@ connections:
     }
 }
 
-/// Runs a gateway for `config`, trusting tokens from `issuer`, on its own runtime and a free
-/// port; it stops when the returned sender is dropped or sent to.
+/// Runs a gateway for `config`, trusting tokens from `issuer`, recording into `store`, on
+/// its own runtime and a free port; it stops when the returned sender is dropped or sent
+/// to.
 pub fn spawn_gateway(
     config: &sluice_config::Config,
     issuer: LocalIssuer,
+    store: Option<Arc<dyn Store>>,
 ) -> (
     tokio::runtime::Runtime,
     u16,
     tokio::sync::oneshot::Sender<()>,
+    Option<Recorder>,
 ) {
     sluice_postgres::tls::install_crypto_provider();
     let authenticator =
         Authenticator::new(vec![ProviderSettings::local("local", issuer)], None).unwrap();
     let policies = Arc::new(sluice_policy::PolicySet::compile(config).unwrap());
     let classifier = Arc::new(sluice_sql::Classifier::default());
-    let gateway =
-        Arc::new(PgGateway::from_config(config, authenticator, policies, classifier).unwrap());
+    let mut gateway = PgGateway::from_config(config, authenticator, policies, classifier).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let recorder = store.map(|store| {
+        let _entered = rt.enter();
+        Recorder::start(
+            store,
+            sluice_audit::CheckpointSigner::generate(),
+            RecorderSettings::default(),
+        )
+    });
+    gateway.recorder = recorder.clone();
+    let gateway = Arc::new(gateway);
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -313,7 +351,7 @@ pub fn spawn_gateway(
         },
         Duration::from_secs(1),
     ));
-    (rt, port, stop)
+    (rt, port, stop, recorder)
 }
 
 impl Drop for Fixture {

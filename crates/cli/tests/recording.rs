@@ -1,0 +1,445 @@
+//! Sessions through `sluice serve` are recorded: a psql session with allowed, refused and
+//! masked statements is in the trail as the agent saw it, verifies and replays; the
+//! gateway fails closed when the store cannot take events; and after SIGKILL during a
+//! busy session every statement whose result the client received is in the store.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice_pgcluster::pg::PgCluster;
+use support::{free_port, raw_login, read_message, simple_query, Gateway};
+
+const CLEAR_EMAIL: &str = "alice.liddell@wonderland.example";
+
+/// A gateway in front of a fresh database with customers (email masked), secrets (denied)
+/// and an insertable table `t`.
+fn start(cluster: &PgCluster, extra: &str) -> (Gateway, String) {
+    static ROLE: std::sync::Once = std::sync::Once::new();
+    ROLE.call_once(|| {
+        cluster
+            .create_role("rec_svc", "rec-password", true)
+            .unwrap()
+    });
+    let db = cluster.fresh_database("recording");
+    cluster
+        .execute(
+            &db,
+            &format!(
+                "CREATE TABLE customers (id int PRIMARY KEY, email text);
+                 INSERT INTO customers VALUES (1, '{CLEAR_EMAIL}');
+                 CREATE TABLE secrets (x text); INSERT INTO secrets VALUES ('s3cr3t');
+                 CREATE TABLE t (n int);"
+            ),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "rec-password").unwrap();
+    let port = free_port();
+    let config = format!(
+        r#"
+listen: {{ postgres: "127.0.0.1:{port}" }}
+store: sqlite://./sluice.db
+recording: {{ checkpoint_interval: 200ms }}
+{extra}
+identity:
+  providers:
+    - {{ name: local, local: {{}} }}
+connections:
+  - {{ name: app, kind: postgres, upstream: "postgres://rec_svc@127.0.0.1:{pg}/{db}", password: {{ file: pw }} }}
+policies:
+  - name: agents
+    match: {{ roles: [agent] }}
+    connections: [app]
+    allow:
+      - {{ actions: [select, insert], tables: ["public.*"] }}
+    deny:
+      - {{ tables: ["public.secrets"] }}
+    mask:
+      - {{ columns: ["public.customers.email"], with: email }}
+"#,
+        pg = cluster.port()
+    );
+    std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
+    (Gateway::spawn(dir, port), db)
+}
+
+fn conninfo(gw: &Gateway) -> String {
+    format!(
+        "host=127.0.0.1 port={} dbname=app user=agent sslmode=disable",
+        gw.port
+    )
+}
+
+/// Every recorded event, as `sluice sessions export` prints them.
+fn exported(gw: &Gateway) -> Vec<Value> {
+    let out = gw.sluice(&["sessions", "export", "--format", "jsonl"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn verify(gw: &Gateway) {
+    let out = gw.sluice(&["sessions", "verify"]);
+    assert!(
+        out.status.success(),
+        "verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_psql_session_is_recorded_as_the_agent_saw_it_and_replays() {
+    let cluster = PgCluster::shared();
+    let (mut gw, _db) = start(cluster, "");
+    let token = gw.token("reporting-agent", "agent");
+    let mut psql = Command::new(cluster.bindir().join("psql"))
+        .env_clear()
+        .env("PGPASSWORD", &token)
+        .args(["-X", "-A", "-t", "-w", "-d", &conninfo(&gw), "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    psql.stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"SELECT id, email FROM customers ORDER BY id;\n\
+              SELECT * FROM secrets;\n\
+              INSERT INTO t VALUES (42);\n",
+        )
+        .unwrap();
+    let out = psql.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!seen.contains(CLEAR_EMAIL) && seen.contains("1|"), "{seen}");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        errors.contains("sluice:") && errors.contains("secrets"),
+        "{errors}"
+    );
+    // A string of two statements: one request, one result per statement.
+    let mut raw = raw_login(gw.port, &token);
+    simple_query(&mut raw, "SELECT 1 AS one; SELECT 2 AS two");
+    drop(raw);
+    assert!(gw.terminate().success());
+
+    let events = exported(&gw);
+    let first = events[0]["session_id"].clone();
+    let session: Vec<&Value> = events.iter().filter(|e| e["session_id"] == first).collect();
+    let second: Vec<&Value> = events.iter().filter(|e| e["session_id"] != first).collect();
+    let kinds: Vec<&str> = session
+        .iter()
+        .map(|e| e["body"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "session_opened",
+            "request",
+            "result",
+            "request",
+            "result",
+            "request",
+            "result",
+            "session_closed"
+        ],
+        "{events:#?}"
+    );
+    let opened = &session[0]["body"];
+    assert_eq!(opened["principal"]["subject"], "reporting-agent");
+    assert_eq!(opened["connection"], "app");
+    assert_eq!(opened["tls"], false);
+
+    let select = &session[1]["body"];
+    assert_eq!(
+        select["text"],
+        "SELECT id, email FROM customers ORDER BY id;"
+    );
+    assert_eq!(select["decision"], "allow");
+    assert_eq!(select["rule"], "policy agents, allow rule 1");
+    assert_eq!(select["classification"][0]["kind"], "SelectStmt");
+    let result = &session[2]["body"];
+    assert_eq!(result["request_seq"], session[1]["seq"]);
+    assert_eq!(result["columns"], serde_json::json!(["id", "email"]));
+    let masked = result["rows"][0][1].as_str().unwrap();
+    assert_ne!(masked, CLEAR_EMAIL);
+    assert_eq!(result["rows"][0][0], "1");
+    assert_eq!(result["row_count"], 1);
+
+    let refused = &session[3]["body"];
+    assert_eq!(refused["decision"], "deny");
+    assert_eq!(refused["rule"], "policy agents, deny rule 1");
+    let error = &session[4]["body"]["error"];
+    assert_eq!(error["code"], "42501");
+    assert!(error["message"].as_str().unwrap().contains("secrets"));
+
+    assert_eq!(session[6]["body"]["row_count"], 1, "INSERT 0 1");
+    assert_eq!(session[7]["body"]["reason"], "client left");
+    let kinds: Vec<&str> = second
+        .iter()
+        .map(|e| e["body"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "session_opened",
+            "request",
+            "result",
+            "result",
+            "session_closed"
+        ]
+    );
+    assert_eq!(
+        second[1]["body"]["text"],
+        "SELECT 1 AS one; SELECT 2 AS two"
+    );
+    assert_eq!(second[2]["body"]["columns"], serde_json::json!(["one"]));
+    assert_eq!(second[3]["body"]["columns"], serde_json::json!(["two"]));
+    assert_eq!(second[3]["body"]["request_seq"], second[1]["seq"]);
+
+    // The clear value is nowhere in the store, not even in the raw file.
+    for file in ["sluice.db", "sluice.db-wal"] {
+        let path = gw.dir.path().join(file);
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes
+                    .windows(CLEAR_EMAIL.len())
+                    .any(|w| w == CLEAR_EMAIL.as_bytes()),
+                "{file} holds the clear email"
+            );
+        }
+    }
+    verify(&gw);
+    let id = session[0]["session_id"].as_str().unwrap();
+    let replay = gw.sluice(&["sessions", "replay", id, "--speed", "1000"]);
+    assert!(replay.status.success());
+    let transcript = String::from_utf8_lossy(&replay.stdout);
+    for expected in [
+        "SELECT id, email FROM customers",
+        masked,
+        "deny",
+        "INSERT INTO t VALUES (42)",
+    ] {
+        assert!(
+            transcript.contains(expected),
+            "replay lacks {expected:?}:\n{transcript}"
+        );
+    }
+    assert!(!transcript.contains(CLEAR_EMAIL));
+}
+
+#[test]
+fn extended_protocol_executions_are_each_recorded_with_binary_values() {
+    let cluster = PgCluster::shared();
+    let (mut gw, _db) = start(cluster, "");
+    let token = gw.token("agent", "agent");
+    // Prepared statements with binary results (psycopg 3): one Parse, then Bind/Execute
+    // for each run.
+    let script = r#"
+import sys, psycopg
+with psycopg.connect(sys.argv[1], password=sys.argv[2]) as conn:
+    with conn.cursor(binary=True) as cur:
+        for i in (1, 2):
+            cur.execute("SELECT %s::int + 1 AS n", (i,), prepare=True)
+            print(cur.fetchone()[0])
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &conninfo(&gw), &token])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n3\n");
+    assert!(gw.terminate().success());
+    let events = exported(&gw);
+    // psycopg wraps the two runs in BEGIN and COMMIT, recorded as requests of their own.
+    let requests: Vec<&str> = events
+        .iter()
+        .filter(|e| e["body"]["kind"] == "request")
+        .map(|e| e["body"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            "BEGIN",
+            "SELECT $1::int + 1 AS n",
+            "SELECT $1::int + 1 AS n",
+            "COMMIT"
+        ],
+        "one request per execution"
+    );
+    let rows: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["body"]["kind"] == "result" && e["body"]["columns"] == serde_json::json!(["n"])
+        })
+        .map(|e| &e["body"]["rows"][0][0])
+        .collect();
+    // int4 in binary, recorded in bytea's hex spelling.
+    assert_eq!(rows, ["\\x00000002", "\\x00000003"]);
+    verify(&gw);
+}
+
+#[test]
+fn a_store_that_cannot_take_events_refuses_new_statements_and_runs_nothing() {
+    let cluster = PgCluster::shared();
+    let (gw, db) = start(cluster, "");
+    let token = gw.token("agent", "agent");
+    let mut session = raw_login(gw.port, &token);
+    assert_eq!(
+        simple_query(&mut session, "SELECT 1").last().unwrap().0,
+        b'Z'
+    );
+
+    // Another process holds the store's write lock.
+    let lock = rusqlite::Connection::open(gw.dir.path().join("sluice.db")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // The gateway learns when it next writes (a login's opening event), after the
+    // store's busy timeout: from then on new sessions are refused.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = support::psql(cluster.bindir(), &conninfo(&gw), &token, "SELECT 1");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && stderr.contains("audit store cannot take events") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never noticed: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let answer = simple_query(&mut session, "INSERT INTO t VALUES (7)");
+    let (tag, body) = &answer[0];
+    let text = String::from_utf8_lossy(body);
+    assert_eq!(*tag, b'E', "{text}");
+    assert!(
+        text.contains("58030") && text.contains("audit store cannot take events"),
+        "{text}"
+    );
+    assert_eq!(answer.last().unwrap().0, b'Z', "the session goes on");
+    assert_eq!(
+        cluster.query_scalar(&db, "SELECT count(*) FROM t").unwrap(),
+        "0"
+    );
+
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = simple_query(&mut session, "INSERT INTO t VALUES (8)");
+        if answer[0].0 == b'C' {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the gateway never recovered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        cluster.query_scalar(&db, "SELECT count(*) FROM t").unwrap(),
+        "1"
+    );
+}
+
+#[test]
+fn after_sigkill_every_acknowledged_statement_is_in_the_store() {
+    let cluster = PgCluster::shared();
+    let (mut gw, db) = start(cluster, "");
+    let token = gw.token("agent", "agent");
+    let port = gw.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..3)
+        .map(|client| {
+            let (token, stop) = (token.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut session = raw_login(port, &token);
+                let mut acknowledged = Vec::new();
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let sql = format!("INSERT INTO t VALUES ({})", client * 1_000_000 + n);
+                    let mut body = sql.as_bytes().to_vec();
+                    body.push(0);
+                    let mut msg = vec![b'Q'];
+                    msg.extend((body.len() as i32 + 4).to_be_bytes());
+                    msg.extend(body);
+                    if std::io::Write::write_all(&mut session, &msg).is_err() {
+                        break;
+                    }
+                    // Received: its CommandComplete arrived.
+                    let completed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        read_message(&mut session).0 == b'C'
+                    }));
+                    match completed {
+                        Ok(true) => acknowledged.push(sql),
+                        _ => break,
+                    }
+                    let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        read_message(&mut session)
+                    }));
+                    if ready.is_err() {
+                        break;
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        acknowledged.len() > 30,
+        "the session was not busy: {}",
+        acknowledged.len()
+    );
+
+    // Restarted on the same store: the trail holds every acknowledged statement.
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
+    let restarted = Gateway::spawn(dir, gw.port);
+    let events = exported(&restarted);
+    let recorded: std::collections::HashSet<&str> = events
+        .iter()
+        .filter(|e| e["body"]["kind"] == "request")
+        .filter_map(|e| e["body"]["text"].as_str())
+        .collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|sql| !recorded.contains(sql.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not recorded: {missing:?}"
+    );
+    let rows: usize = cluster
+        .query_scalar(&db, "SELECT count(*) FROM t")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rows >= acknowledged.len());
+    verify(&restarted);
+}

@@ -1,0 +1,152 @@
+//! `sluice serve` as a child process, and the clients the gateway tests drive it with.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running gateway, killed when dropped.
+pub struct Gateway {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Gateway {
+    /// Runs `sluice serve` on `dir/sluice.yaml`, listening for PostgreSQL on `port`, and
+    /// waits until it accepts connections.
+    pub fn spawn(dir: tempfile::TempDir, port: u16) -> Gateway {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("-c")
+            .arg(dir.path().join("sluice.yaml"))
+            .arg("serve")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let gateway = Gateway { child, port, dir };
+        gateway.wait_listening();
+        gateway
+    }
+
+    pub fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "gateway did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("sluice.yaml")
+    }
+
+    /// Runs another `sluice` command against this gateway's config.
+    pub fn sluice(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("-c")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// A token from the local issuer.
+    pub fn token(&self, subject: &str, roles: &str) -> String {
+        let out = self.sluice(&["token", "issue", "--subject", subject, "--roles", roles]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+pub fn psql(bindir: &Path, conninfo: &str, token: &str, sql: &str) -> Output {
+    Command::new(bindir.join("psql"))
+        .env_clear()
+        .env("PGPASSWORD", token)
+        .args(["-X", "-A", "-t", "-w", "-d", conninfo, "-c", sql])
+        .output()
+        .unwrap()
+}
+
+/// Logs in to database `app` with the raw protocol and returns the stream after the
+/// first ReadyForQuery.
+pub fn raw_login(port: u16, token: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut body = 196608i32.to_be_bytes().to_vec();
+    for kv in ["user", "agent", "database", "app", ""] {
+        body.extend_from_slice(kv.as_bytes());
+        body.push(0);
+    }
+    let mut packet = (body.len() as i32 + 4).to_be_bytes().to_vec();
+    packet.extend(body);
+    s.write_all(&packet).unwrap();
+    let mut password = token.as_bytes().to_vec();
+    password.push(0);
+    let mut msg = vec![b'p'];
+    msg.extend((password.len() as i32 + 4).to_be_bytes());
+    msg.extend(password);
+    let _ = read_message(&mut s); // AuthenticationCleartextPassword
+    s.write_all(&msg).unwrap();
+    while read_message(&mut s).0 != b'Z' {}
+    s
+}
+
+pub fn read_message(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 5];
+    s.read_exact(&mut header).unwrap();
+    let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let mut body = vec![0u8; len - 4];
+    s.read_exact(&mut body).unwrap();
+    (header[0], body)
+}
+
+/// Sends a simple Query and reads up to its ReadyForQuery; returns every message.
+pub fn simple_query(s: &mut TcpStream, sql: &str) -> Vec<(u8, Vec<u8>)> {
+    let mut body = sql.as_bytes().to_vec();
+    body.push(0);
+    let mut msg = vec![b'Q'];
+    msg.extend((body.len() as i32 + 4).to_be_bytes());
+    msg.extend(body);
+    s.write_all(&msg).unwrap();
+    let mut messages = Vec::new();
+    loop {
+        let message = read_message(s);
+        let done = message.0 == b'Z';
+        messages.push(message);
+        if done {
+            return messages;
+        }
+    }
+}
