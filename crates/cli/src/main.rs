@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod context;
 mod output;
-mod time_arg;
 
 use clap::Parser;
 

@@ -1,7 +1,8 @@
 //! Sessions through `sluice serve` are recorded: a psql session with allowed, refused and
 //! masked statements is in the trail as the agent saw it, verifies and replays; the
 //! gateway fails closed when the store cannot take events; and after SIGKILL during a
-//! busy session every statement whose result the client received is in the store.
+//! busy session every statement whose result the client received is in the store. The
+//! admin API serves the same trail to admins only.
 
 mod support;
 
@@ -18,8 +19,9 @@ use support::{free_port, raw_login, read_message, simple_query, Gateway};
 const CLEAR_EMAIL: &str = "alice.liddell@wonderland.example";
 
 /// A gateway in front of a fresh database with customers (email masked), secrets (denied)
-/// and an insertable table `t`.
-fn start(cluster: &PgCluster, extra: &str) -> (Gateway, String) {
+/// and an insertable table `t`; its admin API listens on the port returned third, for
+/// principals with role `sluice.admin`.
+fn start(cluster: &PgCluster, extra: &str) -> (Gateway, String, u16) {
     static ROLE: std::sync::Once = std::sync::Once::new();
     ROLE.call_once(|| {
         cluster
@@ -41,9 +43,11 @@ fn start(cluster: &PgCluster, extra: &str) -> (Gateway, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "rec-password").unwrap();
     let port = free_port();
+    let admin = free_port();
     let config = format!(
         r#"
-listen: {{ postgres: "127.0.0.1:{port}" }}
+listen: {{ postgres: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}" }}
+admins: {{ roles: [sluice.admin] }}
 store: sqlite://./sluice.db
 recording: {{ checkpoint_interval: 200ms }}
 {extra}
@@ -66,7 +70,7 @@ policies:
         pg = cluster.port()
     );
     std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
-    (Gateway::spawn(dir, port), db)
+    (Gateway::spawn(dir, port), db, admin)
 }
 
 fn conninfo(gw: &Gateway) -> String {
@@ -104,7 +108,7 @@ fn verify(gw: &Gateway) {
 #[test]
 fn a_psql_session_is_recorded_as_the_agent_saw_it_and_replays() {
     let cluster = PgCluster::shared();
-    let (mut gw, _db) = start(cluster, "");
+    let (mut gw, _db, _) = start(cluster, "");
     let token = gw.token("reporting-agent", "agent");
     let mut psql = Command::new(cluster.bindir().join("psql"))
         .env_clear()
@@ -246,7 +250,7 @@ fn a_psql_session_is_recorded_as_the_agent_saw_it_and_replays() {
 #[test]
 fn extended_protocol_executions_are_each_recorded_with_binary_values() {
     let cluster = PgCluster::shared();
-    let (mut gw, _db) = start(cluster, "");
+    let (mut gw, _db, _) = start(cluster, "");
     let token = gw.token("agent", "agent");
     // Prepared statements with binary results (psycopg 3): one Parse, then Bind/Execute
     // for each run.
@@ -301,7 +305,7 @@ with psycopg.connect(sys.argv[1], password=sys.argv[2]) as conn:
 #[test]
 fn a_store_that_cannot_take_events_refuses_new_statements_and_runs_nothing() {
     let cluster = PgCluster::shared();
-    let (gw, db) = start(cluster, "");
+    let (gw, db, _) = start(cluster, "");
     let token = gw.token("agent", "agent");
     let mut session = raw_login(gw.port, &token);
     assert_eq!(
@@ -362,7 +366,7 @@ fn a_store_that_cannot_take_events_refuses_new_statements_and_runs_nothing() {
 #[test]
 fn after_sigkill_every_acknowledged_statement_is_in_the_store() {
     let cluster = PgCluster::shared();
-    let (mut gw, db) = start(cluster, "");
+    let (mut gw, db, _) = start(cluster, "");
     let token = gw.token("agent", "agent");
     let port = gw.port;
     let stop = Arc::new(AtomicBool::new(false));
@@ -442,4 +446,104 @@ fn after_sigkill_every_acknowledged_statement_is_in_the_store() {
         .unwrap();
     assert!(rows >= acknowledged.len());
     verify(&restarted);
+}
+
+/// `curl` against the admin API: status code and body.
+fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-w", "\n%{http_code}"]);
+    if let Some(token) = token {
+        curl.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let out = curl
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn the_admin_api_serves_the_trail_to_admins_only() {
+    let cluster = PgCluster::shared();
+    let (gw, _db, admin) = start(cluster, "");
+    let agent = gw.token("reporting-agent", "agent");
+    let out = support::psql(
+        cluster.bindir(),
+        &conninfo(&gw),
+        &agent,
+        "SELECT email FROM customers",
+    );
+    assert!(out.status.success());
+    let auditor = gw.token("auditor", "sluice.admin");
+
+    // Who may ask: nobody without a token, not the agent, the admin.
+    assert_eq!(get(admin, "/api/v1/sessions", None).0, 401);
+    let (code, body) = get(admin, "/api/v1/sessions", Some(&agent));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("not an admin"), "{body}");
+    assert_eq!(get(admin, "/api/v1/sessions", Some("not-a-token")).0, 401);
+
+    // The session is closed (and so listed as such) once the gateway has written it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let sessions = loop {
+        let (code, body) = get(
+            admin,
+            "/api/v1/sessions?principal=reporting-agent",
+            Some(&auditor),
+        );
+        assert_eq!(code, 200, "{body}");
+        let sessions: Vec<Value> = serde_json::from_str(&body).unwrap();
+        if sessions.len() == 1 && sessions[0]["status"] == "closed" {
+            break sessions;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(sessions[0]["connection"], "app");
+    let id = sessions[0]["session_id"].as_str().unwrap();
+    let (code, body) = get(
+        admin,
+        "/api/v1/sessions?connection=elsewhere",
+        Some(&auditor),
+    );
+    assert_eq!((code, body.as_str()), (200, "[]"));
+    assert_eq!(
+        get(
+            admin,
+            "/api/v1/sessions?since=yesterday-ish",
+            Some(&auditor)
+        )
+        .0,
+        400
+    );
+
+    let (code, body) = get(admin, &format!("/api/v1/sessions/{id}"), Some(&auditor));
+    assert_eq!(code, 200, "{body}");
+    let shown: Value = serde_json::from_str(&body).unwrap();
+    let events = shown["events"].as_array().unwrap();
+    assert_eq!(events.len(), 4, "opened, request, result, closed: {body}");
+    assert_eq!(events[1]["body"]["text"], "SELECT email FROM customers");
+    assert!(!body.contains(CLEAR_EMAIL));
+    assert_eq!(get(admin, "/api/v1/sessions/nope", Some(&auditor)).0, 404);
+
+    let (code, body) = get(
+        admin,
+        &format!("/api/v1/sessions/{id}/verify"),
+        Some(&auditor),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["ok"], true);
+
+    // The export is the command line's, line for line.
+    let (code, body) = get(admin, "/api/v1/sessions/export", Some(&auditor));
+    assert_eq!(code, 200);
+    let cli = gw.sluice(&["sessions", "export", "--format", "jsonl"]);
+    assert_eq!(body, String::from_utf8(cli.stdout).unwrap());
+    assert!(body.lines().count() >= 4);
+
+    let (code, body) = get(admin, "/api/v1/openapi.json", None);
+    assert_eq!(code, 200);
+    assert!(body.contains("/api/v1/sessions/{id}/verify"));
 }

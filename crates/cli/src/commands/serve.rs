@@ -1,5 +1,6 @@
 //! `sluice serve`: runs the gateway: the admin listener (`/healthz`, the local issuer's
-//! `/.well-known/jwks.json`) and the PostgreSQL listener.
+//! `/.well-known/jwks.json`, the admin API under `/api/v1`), the PostgreSQL listener, and
+//! the audit recorder both record through.
 //!
 //! Startup validates what every listener will need (config, store, identity providers,
 //! every connection's upstream and secret), so a misconfigured gateway fails at start, not
@@ -73,12 +74,18 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         } else {
             serde_json::json!({ "keys": [] })
         };
+        let api = sluice_admin::router(Arc::new(sluice_admin::AdminState {
+            store: store.clone(),
+            authenticator: authenticator.clone(),
+            admins: sluice_admin::Admins::from_config(config.admins.as_ref()),
+        }));
         let app = Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
             .route(
                 "/.well-known/jwks.json",
                 get(move || async move { Json(jwks) }),
-            );
+            )
+            .merge(api);
         let listener = tokio::net::TcpListener::bind(&admin.value)
             .await
             .with_context(|| format!("binding the admin listener on {}", admin.value))?;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::SessionsExport;
 use crate::context::{load_config, open_store};
-use crate::time_arg::parse_since;
+use sluice_admin::since::parse_since;
 
 /// Sessions read from the store per page.
 const PAGE: usize = 500;

@@ -12,7 +12,7 @@ use sluice_store::{SessionEnd, SessionFilter, SessionSummary};
 use crate::cli::SessionsList;
 use crate::context::{load_config, open_store};
 use crate::output::{instant, table};
-use crate::time_arg::parse_since;
+use sluice_admin::since::parse_since;
 
 pub fn run(config_path: &Path, args: &SessionsList) -> Result<u8> {
     let config = load_config(config_path)?;
@@ -28,7 +28,10 @@ pub fn run(config_path: &Path, args: &SessionsList) -> Result<u8> {
     };
     let sessions = open_store(&config)?.list_sessions(&filter)?;
     if args.json {
-        let rows: Vec<serde_json::Value> = sessions.iter().map(as_json).collect();
+        let rows: Vec<serde_json::Value> = sessions
+            .iter()
+            .map(sluice_admin::views::session_summary)
+            .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         let rows: Vec<Vec<String>> = sessions.iter().map(as_row).collect();
@@ -66,27 +69,4 @@ fn as_row(session: &SessionSummary) -> Vec<String> {
         session.events.to_string(),
         status,
     ]
-}
-
-fn as_json(session: &SessionSummary) -> serde_json::Value {
-    let (status, closed_at, reason) = match &session.end {
-        SessionEnd::Open => ("open", None, None),
-        SessionEnd::Closed { at, reason } => ("closed", Some(at.to_string()), Some(reason)),
-        SessionEnd::LoginRefused { reason } => ("login_refused", None, Some(reason)),
-    };
-    serde_json::json!({
-        "session_id": session.session_id,
-        "opened_at": session.opened_at.to_string(),
-        "principal": session.principal.as_ref().map(|p| serde_json::json!({
-            "provider": p.provider, "subject": p.subject, "display_name": p.display_name,
-        })),
-        "connection": session.connection,
-        "protocol": session.protocol,
-        "client_addr": session.client_addr,
-        "tls": session.tls,
-        "events": session.events,
-        "status": status,
-        "closed_at": closed_at,
-        "reason": reason,
-    })
 }

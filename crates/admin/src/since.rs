@@ -1,19 +1,24 @@
-//! Times given on the command line, as `--since` takes them: an RFC 3339 time
-//! (`2026-05-01T09:30:00Z`, any offset) or a duration back from now (`24h`, `7d`, `90m`,
-//! parsed by `humantime` as the config's durations are).
+//! Times as `--since` and `?since=` take them: an RFC 3339 time (`2026-05-01T09:30:00Z`,
+//! any offset) or a duration back from now (`24h`, `7d`, `90m`, parsed by `humantime` as
+//! the config's durations are). Shared by the command line and the admin API, so both
+//! read a time the same way.
 
-use anyhow::{anyhow, Result};
 use sluice_audit::Timestamp;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// A `since` that names no time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadSince(String);
+
 /// The instant `text` names, a duration being counted back from `now`.
-pub fn parse_since(text: &str, now: OffsetDateTime) -> Result<Timestamp> {
+pub fn parse_since(text: &str, now: OffsetDateTime) -> Result<Timestamp, BadSince> {
     let text = text.trim();
     let not_a_time = || {
-        anyhow!(
+        BadSince(format!(
             "`{text}` is neither an RFC 3339 time (2026-05-01T09:30:00Z) nor a duration (24h, 7d)"
-        )
+        ))
     };
     let at = match OffsetDateTime::parse(text, &Rfc3339) {
         Ok(at) => at,
@@ -23,7 +28,7 @@ pub fn parse_since(text: &str, now: OffsetDateTime) -> Result<Timestamp> {
             now.checked_sub(ago).ok_or_else(not_a_time)?
         }
     };
-    Timestamp::try_from(at).map_err(|e| anyhow!("`{text}`: {e}"))
+    Timestamp::try_from(at).map_err(|e| BadSince(format!("`{text}`: {e}")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,69 @@
+//! Who is calling the admin API, and whether they may.
+//!
+//! The caller sends `Authorization: Bearer <token or API key>`, validated by the gateway's
+//! own [`Authenticator`](sluice_identity::Authenticator), exactly as an agent's password
+//! is on the data path. The admin API is for the principals `admins` in the config names
+//! (any listed subject, role or group); without `admins`, nobody has it.
+
+use axum::http::{header, HeaderMap};
+use sluice_core::Principal;
+
+use crate::{AdminState, ApiError};
+
+/// `admins` in the config: who may use the admin API.
+#[derive(Debug, Clone, Default)]
+pub struct Admins {
+    pub subjects: Vec<String>,
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl Admins {
+    pub fn from_config(admins: Option<&sluice_config::Subjects>) -> Self {
+        admins.map_or_else(Admins::default, |a| Admins {
+            subjects: a.subjects.clone(),
+            roles: a.roles.clone(),
+            groups: a.groups.clone(),
+        })
+    }
+
+    pub fn admits(&self, principal: &Principal) -> bool {
+        self.subjects.contains(&principal.subject)
+            || self.roles.iter().any(|r| principal.has_role(r))
+            || self.groups.iter().any(|g| principal.in_group(g))
+    }
+}
+
+/// The caller, once authenticated and found to be an admin.
+pub async fn admin(state: &AdminState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::Unauthenticated(
+                "send your token or API key as `Authorization: Bearer <token>`".into(),
+            )
+        })?
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("the Authorization header is not text".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("expected `Authorization: Bearer <token>`".into())
+        })?;
+    let principal = state
+        .authenticator
+        .authenticate(token)
+        .await
+        .map_err(|e| ApiError::Unauthenticated(format!("authentication failed: {e}")))?;
+    if !state.admins.admits(&principal) {
+        tracing::warn!(principal = %principal.subject, "admin API refused: not an admin");
+        return Err(ApiError::Forbidden(format!(
+            "{} is not an admin of this gateway (`admins` in the config)",
+            principal.subject
+        )));
+    }
+    Ok(principal)
+}
