@@ -198,6 +198,11 @@ pub struct Request {
     /// `None` when no rule did (default deny).
     pub rule: Option<String>,
     pub approval_id: Option<String>,
+    /// Values bound to the request's placeholders, as text (`None` for NULL), when the
+    /// protocol carries them apart from the text (an extended-protocol Execute). Left
+    /// out of the JSON when empty, so requests without any hash as they always have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<Option<String>>,
 }
 
 /// What came back for a request, as the agent saw it: masked, and capped per request.

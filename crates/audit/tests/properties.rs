@@ -96,16 +96,20 @@ fn body() -> impl Strategy<Value = EventBody> {
         ],
         prop::option::of(text()),
         prop::option::of(text()),
+        prop::collection::vec(prop::option::of(text()), 0..3),
     )
-        .prop_map(|(text, classification, decision, rule, approval_id)| {
-            EventBody::Request(Request {
-                text,
-                classification,
-                decision,
-                rule,
-                approval_id,
-            })
-        });
+        .prop_map(
+            |(text, classification, decision, rule, approval_id, parameters)| {
+                EventBody::Request(Request {
+                    text,
+                    classification,
+                    decision,
+                    rule,
+                    approval_id,
+                    parameters,
+                })
+            },
+        );
     let result = (
         any::<u64>(),
         prop::collection::vec(text(), 0..3),

@@ -48,6 +48,7 @@ fn request(n: usize) -> Request {
         decision: Decision::Allow,
         rule: Some("policy bench-all, allow rule 1".into()),
         approval_id: None,
+        parameters: vec![],
     }
 }
 

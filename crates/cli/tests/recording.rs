@@ -297,6 +297,23 @@ with psycopg.connect(sys.argv[1], password=sys.argv[2]) as conn:
         })
         .map(|e| &e["body"]["rows"][0][0])
         .collect();
+    // Each execution's record carries the values its Bind sent.
+    let parameters: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["body"]["kind"] == "request"
+                && e["body"]["text"] != "BEGIN"
+                && e["body"]["text"] != "COMMIT"
+        })
+        .map(|e| &e["body"]["parameters"])
+        .collect();
+    assert_eq!(parameters.len(), 2);
+    assert_ne!(parameters[0], parameters[1], "{parameters:?}");
+    assert_eq!(
+        parameters[0].as_array().map(Vec::len),
+        Some(1),
+        "{parameters:?}"
+    );
     // int4 in binary, recorded in bytea's hex spelling.
     assert_eq!(rows, ["\\x00000002", "\\x00000003"]);
     verify(&gw);

@@ -138,6 +138,7 @@ fn session(session_id: &str, subject: &str, connection: &str, opened: Timestamp)
                 decision,
                 rule: (decision == Decision::Allow).then(|| "policy readers, allow rule 1".into()),
                 approval_id: None,
+                parameters: vec![],
             }),
         );
         let request_seq = request.seq;

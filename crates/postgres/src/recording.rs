@@ -50,24 +50,55 @@ pub fn classification_json(class: &Classification) -> serde_json::Value {
     )
 }
 
-/// The result-format codes of a Bind message body (after the portal and statement names).
-pub fn bind_result_formats(body: &[u8]) -> Option<Vec<i16>> {
+/// What a Bind carries that the record keeps: the parameter values (as text, binary ones
+/// in hex) and the result formats asked for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BindValues {
+    pub parameters: Vec<Option<String>>,
+    pub result_formats: Vec<i16>,
+}
+
+/// Reads a Bind message body; `None` if it is malformed (the resource will say so).
+pub fn bind_values(body: &[u8]) -> Option<BindValues> {
     let mut r = BodyReader::new(body);
     r.cstr("Bind").ok()?;
     r.cstr("Bind").ok()?;
-    let parameter_formats = r.i16("Bind").ok()?;
-    for _ in 0..parameter_formats.max(0) {
-        r.i16("Bind").ok()?;
-    }
-    let parameters = r.i16("Bind").ok()?;
-    for _ in 0..parameters.max(0) {
+    let format_count = r.i16("Bind").ok()?;
+    let formats: Vec<i16> = (0..format_count.max(0))
+        .map(|_| r.i16("Bind").ok())
+        .collect::<Option<_>>()?;
+    let count = r.i16("Bind").ok()?;
+    let mut parameters = Vec::with_capacity(count.max(0) as usize);
+    for i in 0..count.max(0) as usize {
         let len = r.i32("Bind").ok()?;
-        if len > 0 {
-            r.bytes(len as usize, "Bind").ok()?;
+        if len < 0 {
+            parameters.push(None);
+            continue;
         }
+        let value = r.bytes(len as usize, "Bind").ok()?;
+        parameters.push(Some(as_text(value, is_binary(&formats, i))));
     }
-    let formats = r.i16("Bind").ok()?;
-    (0..formats.max(0)).map(|_| r.i16("Bind").ok()).collect()
+    let result_count = r.i16("Bind").ok()?;
+    let result_formats = (0..result_count.max(0))
+        .map(|_| r.i16("Bind").ok())
+        .collect::<Option<_>>()?;
+    Some(BindValues {
+        parameters,
+        result_formats,
+    })
+}
+
+/// A value as the record spells it: text as it is, binary as `\x` and hex digits.
+fn as_text(value: &[u8], binary: bool) -> String {
+    if !binary {
+        return String::from_utf8_lossy(value).into_owned();
+    }
+    let mut text = String::with_capacity(2 + value.len() * 2);
+    text.push_str("\\x");
+    for byte in value {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
 }
 
 /// A result's column names and their formats.
@@ -138,16 +169,7 @@ fn row_values(frame: &[u8], formats: &[i16], text_types: &[bool]) -> Option<Vec<
         }
         let value = r.bytes(len as usize, "DataRow").ok()?;
         let as_hex = is_binary(formats, i) && !text_types.get(i).copied().unwrap_or(false);
-        values.push(Some(if as_hex {
-            let mut text = String::with_capacity(2 + value.len() * 2);
-            text.push_str("\\x");
-            for byte in value {
-                text.push_str(&format!("{byte:02x}"));
-            }
-            text
-        } else {
-            String::from_utf8_lossy(value).into_owned()
-        }));
+        values.push(Some(as_text(value, as_hex)));
     }
     Some(values)
 }
@@ -397,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn bind_result_formats_are_read_past_the_parameters() {
+    fn bind_values_give_parameters_and_result_formats() {
         let mut body = Vec::new();
         body.extend_from_slice(b"p\0s\0");
         body.extend_from_slice(&1i16.to_be_bytes());
@@ -409,8 +431,14 @@ mod tests {
         body.extend_from_slice(&2i16.to_be_bytes());
         body.extend_from_slice(&0i16.to_be_bytes());
         body.extend_from_slice(&1i16.to_be_bytes());
-        assert_eq!(bind_result_formats(&body), Some(vec![0, 1]));
-        assert_eq!(bind_result_formats(b"p\0s\0\0"), None);
+        assert_eq!(
+            bind_values(&body),
+            Some(BindValues {
+                parameters: vec![Some("\\x616263".into()), None],
+                result_formats: vec![0, 1],
+            })
+        );
+        assert_eq!(bind_values(b"p\0s\0\0"), None);
     }
 
     #[test]

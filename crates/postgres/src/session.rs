@@ -31,9 +31,7 @@ use crate::masking::{CopyMask, ResultMask, SessionMasks};
 use crate::protocol::backend::{self, error_fields, Severity};
 use crate::protocol::codec::{Frame, FrameError, FrameReader};
 use crate::protocol::frontend::{self, FrontendMessage};
-use crate::recording::{
-    bind_result_formats, classification_json, RecordedStatement, ResultRecording,
-};
+use crate::recording::{bind_values, classification_json, RecordedStatement, ResultRecording};
 use crate::responses::{Answering, RecordRef, Request, ResponseTracker};
 use crate::upstream::MAX_BACKEND_MESSAGE;
 use crate::PgGateway;
@@ -70,6 +68,8 @@ struct Prepared {
     copy: Option<Arc<CopyOut>>,
     /// How each execution is recorded, when the session records.
     record: Option<Arc<RecordedStatement>>,
+    /// A portal's bound parameter values, for its executions' records.
+    parameters: Arc<Vec<Option<String>>>,
 }
 
 /// The classification and deciding rules of the SQL judged last, for its request event.
@@ -412,6 +412,7 @@ impl Session {
                         Prepared {
                             copy: copies.pop(),
                             record,
+                            ..Default::default()
                         },
                     );
                     if self.last_judged_risky {
@@ -440,11 +441,18 @@ impl Session {
                     // straight to the socket, and its answer may come back at once.
                     match message {
                         FrontendMessage::Bind { portal, .. } if self.tracking => {
-                            self.portals.insert(portal.to_string(), prepared);
-                            let formats = match self.recording {
-                                Some(_) => bind_result_formats(frame.body()).unwrap_or_default(),
-                                None => Vec::new(),
+                            let bound = match self.recording {
+                                Some(_) => bind_values(frame.body()).unwrap_or_default(),
+                                None => Default::default(),
                             };
+                            let formats = bound.result_formats;
+                            self.portals.insert(
+                                portal.to_string(),
+                                Prepared {
+                                    parameters: Arc::new(bound.parameters),
+                                    ..prepared
+                                },
+                            );
                             self.track(
                                 shared,
                                 Request::Bind {
@@ -542,7 +550,11 @@ impl Session {
                 // Over-cautious on purpose: any Execute while a risky statement exists.
                 self.settle_after_sync |= !self.risky_statements.is_empty();
                 let prepared = self.portals.get(portal).cloned().unwrap_or_default();
-                let record = match self.record_execution(portal, prepared.record.as_deref()) {
+                let record = match self.record_execution(
+                    portal,
+                    prepared.record.as_deref(),
+                    &prepared.parameters,
+                ) {
                     Ok(record) => record,
                     Err(refusal) => {
                         return self
@@ -645,6 +657,7 @@ impl Session {
         text: &str,
         classification: serde_json::Value,
         rule: Option<String>,
+        parameters: Vec<Option<String>>,
     ) -> Result<Option<RecordRef>, Refusal> {
         let Some(recording) = &self.recording else {
             return Ok(None);
@@ -655,6 +668,7 @@ impl Session {
             decision: sluice_audit::Decision::Allow,
             rule,
             approval_id: None,
+            parameters,
         };
         match recording.request(request) {
             Ok(seq) => Ok(Some(RecordRef {
@@ -677,7 +691,12 @@ impl Session {
         if self.recording.is_none() {
             return Ok(None);
         }
-        self.record_request(sql, self.judgement_json(), self.judgement_rule())
+        self.record_request(
+            sql,
+            self.judgement_json(),
+            self.judgement_rule(),
+            Vec::new(),
+        )
     }
 
     /// Records one execution of a portal.
@@ -685,6 +704,7 @@ impl Session {
         &self,
         portal: &str,
         statement: Option<&RecordedStatement>,
+        parameters: &[Option<String>],
     ) -> Result<Option<RecordRef>, Refusal> {
         if self.recording.is_none() {
             return Ok(None);
@@ -694,6 +714,7 @@ impl Session {
                 &statement.text,
                 statement.classification.clone(),
                 statement.rule.clone(),
+                parameters.to_vec(),
             ),
             // A cursor declared in SQL (its DECLARE was judged) fetched through the
             // extended protocol.
@@ -701,6 +722,7 @@ impl Session {
                 &format!("Execute of portal \"{portal}\""),
                 serde_json::Value::Null,
                 None,
+                Vec::new(),
             ),
         }
     }
@@ -718,6 +740,7 @@ impl Session {
             },
             rule: refusal.rule.clone(),
             approval_id: None,
+            parameters: Vec::new(),
         };
         match recording.request(request) {
             Ok(seq) => Some(RecordRef {

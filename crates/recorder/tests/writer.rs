@@ -40,6 +40,7 @@ fn request(text: &str) -> Request {
         decision: Decision::Allow,
         rule: Some("policy p, allow rule 1".into()),
         approval_id: None,
+        parameters: vec![],
     }
 }
 

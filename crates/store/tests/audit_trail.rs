@@ -60,6 +60,7 @@ fn recorded_session(session_id: &str, subject: &str, connection: &str, start: i6
             decision: Decision::Allow,
             rule: Some("policy readers, allow rule 1".into()),
             approval_id: None,
+            parameters: vec![],
         }),
     );
     let select_seq = select.seq;
@@ -92,6 +93,7 @@ fn recorded_session(session_id: &str, subject: &str, connection: &str, start: i6
             decision: Decision::Deny,
             rule: None,
             approval_id: None,
+            parameters: vec![],
         }),
     );
     let delete_seq = delete.seq;

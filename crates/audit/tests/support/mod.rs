@@ -56,6 +56,7 @@ pub fn psql_session(session_id: &str, start: u32) -> Vec<Event> {
             decision: Decision::Allow,
             rule: Some("policy analysts, allow rule 1".into()),
             approval_id: None,
+            parameters: vec![],
         }),
     );
     push(
@@ -82,6 +83,7 @@ pub fn psql_session(session_id: &str, start: u32) -> Vec<Event> {
             decision: Decision::Deny,
             rule: None,
             approval_id: None,
+            parameters: vec![],
         }),
     );
     push(
@@ -108,6 +110,7 @@ pub fn psql_session(session_id: &str, start: u32) -> Vec<Event> {
             decision: Decision::Approve,
             rule: Some("policy analysts, approve rule 2".into()),
             approval_id: Some("apr_01J".into()),
+            parameters: vec![],
         }),
     );
     push(

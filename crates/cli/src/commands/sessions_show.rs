@@ -87,6 +87,15 @@ pub(crate) fn print_event(event: &Event) {
             for line in request.text.lines() {
                 println!("{:>6}{line}", "");
             }
+            if !request.parameters.is_empty() {
+                let values: Vec<String> = request
+                    .parameters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("${}={}", i + 1, v.as_deref().unwrap_or("NULL")))
+                    .collect();
+                println!("{:>6}-- with {}", "", values.join(", "));
+            }
         }
         EventBody::Result(result) => {
             let summary = match &result.error {
