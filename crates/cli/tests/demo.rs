@@ -92,6 +92,44 @@ fn the_printed_commands_work_as_their_comments_say() {
     }
     assert_eq!(seen, (true, true, true), "rows, masked rows and refusals");
 
+    // The printed audit commands show those sessions, and the trail verifies.
+    let audit: Vec<&str> = printed
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.ends_with(" sessions list") || l.ends_with(" sessions verify"))
+        .collect();
+    assert_eq!(audit.len(), 2, "{printed:#?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(audit[0])
+            .output()
+            .expect("sh");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if listed.matches("closed").count() >= 4 {
+            assert!(listed.contains("report-agent"), "{listed}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "sessions not recorded: {listed}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(audit[1])
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
     // Ctrl-C stops it cleanly.
     let status = Command::new("kill")
         .args(["-INT", &demo.id().to_string()])

@@ -188,6 +188,13 @@ An operations agent (policy "operations": may update orders; inserts and deletes
   psql "{conn}" -c "UPDATE orders SET status = 'shipped' WHERE id = 2"
   psql "{conn}" -c 'DELETE FROM orders WHERE id = 1'   # held for approval (refused until approvals land)
 
+What the agents did, as the gateway recorded it (each statement with its decision, each
+result as the agent saw it, masked), and a check of the trail's hash chains and signatures:
+
+  {sluice} -c {config} sessions list
+  {sluice} -c {config} sessions show <session id from the list>
+  {sluice} -c {config} sessions verify
+
 Judge a statement without running it:
 
   {sluice} -c {config} policy explain --connection shop --roles reporter --sql 'SELECT * FROM secrets'
