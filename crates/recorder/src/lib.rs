@@ -10,7 +10,9 @@
 //! - [`settings`]: [`RecorderSettings`], result caps, the store-failure policy;
 //! - [`session`]: [`SessionRecorder`], and the durability guarantee it gives;
 //! - [`capture`]: [`ResultCapture`], a result capped for the record;
-//! - `writer`: the batching writer (sealing, group commit, retries, checkpoints,
+//! - `queue`: the bounded queue between sessions and the writer, which wakes the writer
+//!   for requests only;
+//! - `writer`: the batching writer thread (sealing, group commit, retries, checkpoints,
 //!   retention).
 //!
 //! Architecture invariants:
@@ -26,6 +28,7 @@
 //!   the order the session recorded it.
 
 pub mod capture;
+mod queue;
 pub mod session;
 pub mod settings;
 mod writer;
@@ -34,7 +37,7 @@ use std::sync::Arc;
 
 use sluice_audit::{CheckpointSigner, EventBody, LoginRefused, SessionOpened, Timestamp};
 use sluice_store::Store;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 pub use capture::ResultCapture;
 pub use session::SessionRecorder;
@@ -79,27 +82,29 @@ impl Health {
 /// The gateway's recorder: cheap to clone, shared by every listener.
 #[derive(Clone)]
 pub struct Recorder {
-    queue: mpsc::Sender<Command>,
+    queue: Arc<queue::Queue>,
     health: watch::Receiver<Health>,
     settings: Arc<RecorderSettings>,
 }
 
-use writer::Command;
-
 impl Recorder {
-    /// Starts the writer on the current tokio runtime.
+    /// Starts the writer on a thread of its own.
     pub fn start(
         store: Arc<dyn Store>,
         signer: CheckpointSigner,
         settings: RecorderSettings,
     ) -> Recorder {
-        let (queue, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+        let queue = Arc::new(queue::Queue::new(settings.queue_capacity));
         let (health_tx, health) = watch::channel(Health::available());
         if settings.on_store_failure == OnStoreFailure::Continue {
             tracing::warn!("recording.on_store_failure is `continue`: if the audit store fails, statements run unrecorded");
         }
         let state = writer::WriterState::new(store, signer);
-        tokio::spawn(writer::run(receiver, state, health_tx, settings.clone()));
+        let (thread_queue, thread_settings) = (queue.clone(), settings.clone());
+        std::thread::Builder::new()
+            .name("sluice-audit-writer".into())
+            .spawn(move || writer::run(thread_queue, state, health_tx, thread_settings))
+            .expect("starting the audit writer thread");
         Recorder {
             queue,
             health,
@@ -121,7 +126,7 @@ impl Recorder {
             self.settings.on_store_failure,
         );
         session.check_available()?;
-        match session.try_record(EventBody::SessionOpened(opened)) {
+        match session.try_record(EventBody::SessionOpened(opened), true) {
             Ok(_) => Ok(session),
             Err(e) if self.settings.on_store_failure == OnStoreFailure::Continue => {
                 tracing::error!(error = %e, "session opening not recorded (on_store_failure: continue)");
@@ -139,7 +144,7 @@ impl Recorder {
             self.health.clone(),
             self.settings.on_store_failure,
         );
-        if let Err(e) = session.try_record(EventBody::LoginRefused(refused)) {
+        if let Err(e) = session.try_record(EventBody::LoginRefused(refused), false) {
             tracing::error!(error = %e, "refused login not recorded");
         }
     }
@@ -151,21 +156,17 @@ impl Recorder {
 
     /// Waits until everything queued so far is durable; the error is the store's.
     pub async fn flush(&self) -> Result<(), String> {
+        let stopped = || "the audit recorder has stopped".to_string();
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Command::Flush(reply))
-            .await
-            .map_err(|_| "the audit recorder has stopped".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the audit recorder has stopped".to_string())?
+        self.queue.flush(reply).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Writes what is queued, signs a last checkpoint and stops the writer. Events
     /// recorded after this are refused.
     pub async fn shutdown(&self) {
         let (ack, done) = oneshot::channel();
-        if self.queue.send(Command::Shutdown(ack)).await.is_ok() {
+        if self.queue.shutdown(ack).is_ok() {
             let _ = done.await;
         }
     }

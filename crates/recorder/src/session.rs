@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use sluice_audit::{EventBody, Request, SessionClosed, StatementResult};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 
-use crate::writer::{Command, Queued};
+use crate::queue::{Queue, Queued, Rejected};
 use crate::{now, Health, OnStoreFailure, RecordError};
 
 /// What the writer and the session share about the session.
@@ -57,7 +57,7 @@ impl SessionTrack {
 #[derive(Clone)]
 pub struct SessionRecorder {
     track: Arc<SessionTrack>,
-    queue: mpsc::Sender<Command>,
+    queue: Arc<Queue>,
     health: watch::Receiver<Health>,
     on_failure: OnStoreFailure,
 }
@@ -65,7 +65,7 @@ pub struct SessionRecorder {
 impl SessionRecorder {
     pub(crate) fn new(
         session_id: String,
-        queue: mpsc::Sender<Command>,
+        queue: Arc<Queue>,
         health: watch::Receiver<Health>,
         on_failure: OnStoreFailure,
     ) -> Self {
@@ -81,8 +81,15 @@ impl SessionRecorder {
         &self.track.session_id
     }
 
-    /// Queues `body` now if there is room; returns its position.
-    pub(crate) fn try_record(&self, body: EventBody) -> Result<u64, RecordError> {
+    /// Queues `body` now if there is room; returns its position. `urgent` for events the
+    /// data path will wait on (requests), which wake the writer at once.
+    pub(crate) fn try_record(&self, body: EventBody, urgent: bool) -> Result<u64, RecordError> {
+        self.queue_now(body, urgent).map_err(|(e, _)| e)
+    }
+
+    /// Queues `body` now, or gives it back with the reason.
+    #[allow(clippy::result_large_err)] // as `Queue::push`: the body comes back unboxed
+    fn queue_now(&self, body: EventBody, urgent: bool) -> Result<u64, (RecordError, EventBody)> {
         let mut next = self.track.next_seq.lock();
         let queued = Queued {
             track: self.track.clone(),
@@ -90,32 +97,29 @@ impl SessionRecorder {
             at: now(),
             body,
         };
-        match self.queue.try_send(Command::Event(queued)) {
+        match self.queue.push(queued, urgent) {
             Ok(()) => {
                 *next += 1;
                 Ok(*next - 1)
             }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(RecordError::QueueFull),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(RecordError::Stopped),
+            Err((Rejected::Full, queued)) => Err((RecordError::QueueFull, queued.body)),
+            Err((Rejected::Closed, queued)) => Err((RecordError::Stopped, queued.body)),
         }
     }
 
-    /// Queues `body`, waiting for room in the queue if need be.
+    /// Queues `body` for the next batch, waiting for room in the queue if need be.
     async fn record(&self, body: EventBody) -> Result<u64, RecordError> {
-        let permit = self
-            .queue
-            .reserve()
-            .await
-            .map_err(|_| RecordError::Stopped)?;
-        let mut next = self.track.next_seq.lock();
-        permit.send(Command::Event(Queued {
-            track: self.track.clone(),
-            seq: *next,
-            at: now(),
-            body,
-        }));
-        *next += 1;
-        Ok(*next - 1)
+        let mut body = body;
+        loop {
+            match self.queue_now(body, false) {
+                Ok(seq) => return Ok(seq),
+                Err((RecordError::QueueFull, back)) => {
+                    body = back;
+                    self.queue.room().await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
     }
 
     /// Whether new requests may go ahead: the store takes events, or the config lets
@@ -136,7 +140,7 @@ impl SessionRecorder {
     /// must not run: the caller refuses it with the error's text.
     pub fn request(&self, request: Request) -> Result<u64, RecordError> {
         self.check_available()?;
-        match self.try_record(EventBody::Request(request)) {
+        match self.try_record(EventBody::Request(request), true) {
             Ok(seq) => {
                 self.track.requested.fetch_max(seq + 1, Ordering::AcqRel);
                 Ok(seq)

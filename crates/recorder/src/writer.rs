@@ -1,11 +1,11 @@
 //! The batching writer: the one task that chains, stores and checkpoints events.
 //!
-//! Sessions put events on a bounded queue ([`Command::Event`]); the writer takes
-//! everything waiting (up to `max_batch`), seals each event into its session's hash chain
-//! ([`ChainBuilder`]) and stores the batch in one transaction on a blocking thread. While
-//! one batch is being written the next accumulates, so under load a single commit carries
-//! many sessions' events (group commit), and no session's task ever waits on the store
-//! itself. After a commit, each session's durable mark moves up and its waiters wake.
+//! Sessions put events on a bounded queue ([`crate::queue`]); the writer, a thread of its
+//! own, takes everything waiting (up to `max_batch`), seals each event into its session's
+//! hash chain ([`ChainBuilder`]) and stores the batch in one transaction. While one batch
+//! is being written the next accumulates, so under load a single commit carries many
+//! sessions' events (group commit), and no session's task ever waits on the store itself.
+//! After a commit, each session's durable mark moves up and its waiters wake.
 //!
 //! **Failure.** A batch the store refuses is kept, sealed, and written again with backoff;
 //! until that succeeds the recorder reports itself unavailable, and sessions refuse new
@@ -24,33 +24,14 @@ use std::time::Duration;
 use sluice_audit::{
     new_session_id, ChainBuilder, ChainHead, CheckpointSigner, Event, EventBody, Purged, Timestamp,
 };
-use sluice_store::{Store, StoreError};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
+use std::time::Instant;
 
+use sluice_store::{Store, StoreError};
+use tokio::sync::{oneshot, watch};
+
+use crate::queue::{Queue, Queued};
 use crate::session::SessionTrack;
 use crate::{now, Health, RecorderSettings};
-
-/// What sessions send the writer.
-// Nearly every command is an event: boxing it would cost an allocation per event to save
-// queue slots' room on the rare others.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Command {
-    Event(Queued),
-    /// Answered once everything queued before it is durable (or with the store's error).
-    Flush(oneshot::Sender<Result<(), String>>),
-    /// Write what is queued, sign a last checkpoint, and stop.
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// An event of a session, in the order the session recorded it; `seq` is the position
-/// the session gave it, which sealing checks.
-pub(crate) struct Queued {
-    pub track: Arc<SessionTrack>,
-    pub seq: u64,
-    pub at: Timestamp,
-    pub body: EventBody,
-}
 
 /// What the writer owns between batches; moved onto a blocking thread for each write.
 pub(crate) struct WriterState {
@@ -158,84 +139,61 @@ impl WriterState {
     }
 }
 
-/// The writer's loop; ends after [`Command::Shutdown`] or when every sender is gone.
-pub(crate) async fn run(
-    mut queue: mpsc::Receiver<Command>,
-    state: WriterState,
+/// The writer thread's loop; ends after a shutdown request.
+pub(crate) fn run(
+    queue: Arc<Queue>,
+    mut state: WriterState,
     health: watch::Sender<Health>,
     settings: RecorderSettings,
 ) {
-    let mut state = Some(state);
-    let mut batch: Vec<Queued> = Vec::new();
-    let mut flushes: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
-    let mut shutdown: Option<oneshot::Sender<()>> = None;
-    let mut closed = false;
     let mut backoff = settings.retry_backoff;
     let mut next_checkpoint = Instant::now() + settings.checkpoint_interval;
     let mut next_retention = Instant::now()
         + settings
             .retention_check_interval
             .min(Duration::from_secs(60));
+    let mut flushes: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut shutdown: Option<oneshot::Sender<()>> = None;
     loop {
         let failing = !health.borrow().available;
-        let idle = batch.is_empty() && !failing && flushes.is_empty();
-        if idle && !closed && shutdown.is_none() {
-            let wake = if settings.retention.is_some() {
-                next_checkpoint.min(next_retention)
-            } else {
-                next_checkpoint
-            };
-            tokio::select! {
-                command = queue.recv() => match command {
-                    Some(command) => take(command, &mut batch, &mut flushes, &mut shutdown),
-                    None => closed = true,
-                },
-                _ = tokio::time::sleep_until(wake) => {}
-            }
+        let wake = if failing {
+            Instant::now()
+        } else if settings.retention.is_some() {
+            next_checkpoint.min(next_retention)
+        } else {
+            next_checkpoint
+        };
+        let taken = queue.take(wake, settings.max_batch);
+        flushes.extend(taken.flushes);
+        if taken.shutdown.is_some() {
+            shutdown = taken.shutdown;
         }
-        while batch.len() < settings.max_batch {
-            match queue.try_recv() {
-                Ok(command) => take(command, &mut batch, &mut flushes, &mut shutdown),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-
-        let due_checkpoint = Instant::now() >= next_checkpoint || shutdown.is_some() || closed;
+        let now = Instant::now();
+        let due_checkpoint = now >= next_checkpoint || shutdown.is_some();
         let due_retention = settings
             .retention
-            .filter(|_| Instant::now() >= next_retention && !failing);
-        let events = std::mem::take(&mut batch);
-        let mut working = state.take().expect("the writer state is always returned");
-        let (working, outcome) = tokio::task::spawn_blocking(move || {
-            working.seal(events);
-            let mut outcome = working.write();
-            if outcome.is_ok() && due_checkpoint {
-                outcome = working.checkpoint();
-            }
-            if outcome.is_ok() {
-                if let Some(retention) = due_retention {
-                    let before = Timestamp::from_unix_micros(
-                        now().unix_micros() - retention.as_micros().min(i64::MAX as u128) as i64,
-                    );
-                    match before.map(|before| working.purge(before)) {
-                        Ok(Ok(0)) => {}
-                        Ok(Ok(removed)) => {
-                            tracing::info!(sessions = removed, "retention purged expired sessions")
-                        }
-                        Ok(Err(e)) => outcome = Err(e),
-                        Err(e) => tracing::error!(error = %e, "retention cut-off out of range"),
+            .filter(|_| now >= next_retention && !failing);
+
+        state.seal(taken.events);
+        let mut outcome = state.write();
+        if outcome.is_ok() && due_checkpoint {
+            outcome = state.checkpoint();
+        }
+        if outcome.is_ok() {
+            if let Some(retention) = due_retention {
+                let before = Timestamp::from_unix_micros(
+                    now_micros() - retention.as_micros().min(i64::MAX as u128) as i64,
+                );
+                match before.map(|before| state.purge(before)) {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(removed)) => {
+                        tracing::info!(sessions = removed, "retention purged expired sessions")
                     }
+                    Ok(Err(e)) => outcome = Err(e),
+                    Err(e) => tracing::error!(error = %e, "retention cut-off out of range"),
                 }
             }
-            (working, outcome)
-        })
-        .await
-        .expect("the audit writer's blocking task does not panic");
-        state = Some(working);
+        }
         if due_checkpoint {
             next_checkpoint = Instant::now() + settings.checkpoint_interval;
         }
@@ -254,11 +212,12 @@ pub(crate) async fn run(
                     let _ = flush.send(Ok(()));
                 }
                 if let Some(ack) = shutdown.take() {
-                    let _ = ack.send(());
-                    return;
-                }
-                if closed {
-                    return;
+                    if queue.is_empty() {
+                        let _ = ack.send(());
+                        return;
+                    }
+                    // More was queued than one batch takes: write it first.
+                    shutdown = Some(ack);
                 }
             }
             Err(e) => {
@@ -273,22 +232,13 @@ pub(crate) async fn run(
                     let _ = ack.send(());
                     return;
                 }
-                tokio::time::sleep(backoff).await;
+                std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(settings.retry_backoff_max);
             }
         }
     }
 }
 
-fn take(
-    command: Command,
-    batch: &mut Vec<Queued>,
-    flushes: &mut Vec<oneshot::Sender<Result<(), String>>>,
-    shutdown: &mut Option<oneshot::Sender<()>>,
-) {
-    match command {
-        Command::Event(queued) => batch.push(queued),
-        Command::Flush(reply) => flushes.push(reply),
-        Command::Shutdown(ack) => *shutdown = Some(ack),
-    }
+fn now_micros() -> i64 {
+    now().unix_micros()
 }
