@@ -12,7 +12,7 @@ use serde_json::json;
 use sluice_audit::{
     CheckpointSigner, Decision, Protocol, RecordedPrincipal, Request, SessionOpened,
 };
-use sluice_recorder::{Recorder, RecorderSettings, ResultCapture, ResultCaps};
+use sluice_recorder::{Recorder, RecorderSettings, ResultCaps, ResultCapture};
 use sluice_store::{SqliteStore, Store};
 
 const SESSIONS: usize = 32;
@@ -39,7 +39,9 @@ fn opened(i: usize) -> SessionOpened {
 
 fn request(n: usize) -> Request {
     Request {
-        text: format!("SELECT abalance FROM pgbench_accounts WHERE aid = {n} /* and a comment to 90 bytes */"),
+        text: format!(
+            "SELECT abalance FROM pgbench_accounts WHERE aid = {n} /* and a comment to 90 bytes */"
+        ),
         classification: json!([{ "kind": "SelectStmt", "accesses": [
             { "action": "select", "object": { "table": "public.pgbench_accounts" }, "explicit_only": false }
         ] }]),

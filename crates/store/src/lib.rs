@@ -12,6 +12,9 @@
 //!   events and checkpoints are stored as `sluice-audit` defines them;
 //! - `error.rs`: [`StoreError`], with the operation and database in every error, and
 //!   [`StoreError::is_unavailable`] to tell "could not reach the database" from the rest;
+//! - `rows.rs`: what a stored row means, shared by the backends: how events are encoded
+//!   before writing and how keys, events, summaries and checkpoints are rebuilt from their
+//!   columns, and the input the store refuses;
 //! - `migrations/`: the versioned schema ([`migrations::MIGRATIONS`]), one `.sql` file each;
 //! - `sqlite.rs`: [`SqliteStore`], connection settings and the SQL for each operation;
 //!   `sqlite/audit.rs` has the audit trail's;
@@ -23,6 +26,7 @@
 mod audit;
 mod error;
 pub mod migrations;
+mod rows;
 mod sqlite;
 mod url;
 
