@@ -66,6 +66,13 @@ struct SummaryRow {
     close_reason: Option<String>,
 }
 
+/// Text for a summary column: a NUL, which PostgreSQL text cannot hold, becomes U+FFFD.
+/// Summaries are an index for listing, never what verification reads, so this keeps every
+/// event storable; the event itself keeps the text exactly (escaped in its JSON body).
+fn summary_text(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
 fn summary_change(event: &Event, row: &EncodedEvent) -> Option<SummaryChange> {
     let at_us = event.at.unix_micros();
     match &event.body {
@@ -76,12 +83,12 @@ fn summary_change(event: &Event, row: &EncodedEvent) -> Option<SummaryChange> {
                 opened_at: row.at.clone(),
                 opened_at_us: at_us,
                 status: "open",
-                provider: Some(principal.provider.clone()),
-                subject: Some(principal.subject.clone()),
-                display_name: Some(principal.display_name.clone()),
-                connection: opened.connection.clone(),
+                provider: Some(summary_text(&principal.provider)),
+                subject: Some(summary_text(&principal.subject)),
+                display_name: Some(summary_text(&principal.display_name)),
+                connection: summary_text(&opened.connection),
                 protocol: protocol_name(opened.protocol),
-                client_addr: opened.client_addr.clone(),
+                client_addr: summary_text(&opened.client_addr),
                 tls: opened.tls,
                 closed_at: None,
                 closed_at_us: None,
@@ -96,19 +103,19 @@ fn summary_change(event: &Event, row: &EncodedEvent) -> Option<SummaryChange> {
             provider: None,
             subject: None,
             display_name: None,
-            connection: refused.connection.clone(),
+            connection: summary_text(&refused.connection),
             protocol: protocol_name(refused.protocol),
-            client_addr: refused.client_addr.clone(),
+            client_addr: summary_text(&refused.client_addr),
             tls: false,
             closed_at: Some(row.at.clone()),
             closed_at_us: Some(at_us),
-            close_reason: Some(refused.reason.clone()),
+            close_reason: Some(summary_text(&refused.reason)),
         }))),
         EventBody::SessionClosed(closed) => Some(SummaryChange::Close {
             session_id: event.session_id.clone(),
             at: row.at.clone(),
             at_us,
-            reason: closed.reason.clone(),
+            reason: summary_text(&closed.reason),
         }),
         EventBody::Request(_) | EventBody::Result(_) | EventBody::Purged(_) => None,
     }
