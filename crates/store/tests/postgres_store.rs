@@ -294,7 +294,15 @@ fn dropping_the_store_closes_its_connection() {
     );
     assert_eq!(b.scalar(&sessions), "1");
     drop(store);
-    assert_eq!(b.scalar(&sessions), "0");
+    // The server ends the session on the client's Terminate, a moment after it is sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.scalar(&sessions) != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the connection outlived the store"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -309,4 +317,37 @@ fn debug_output_has_no_password() {
     );
     let parsed = sluice_store::StoreUrl::parse(&b.url()).unwrap();
     assert!(!format!("{parsed:?}").contains(password));
+}
+
+#[test]
+fn a_lock_held_too_long_is_unavailable_after_the_lock_timeout() {
+    let b = Arc::new(PostgresBackend::new());
+    let store = b.open();
+    // Another session holds the table.
+    let holder = {
+        let b = Arc::clone(&b);
+        thread::spawn(move || {
+            b.execute(
+                "BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(7); COMMIT;",
+            )
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.scalar(
+        "SELECT count(*) FROM pg_locks WHERE relation = 'api_keys'::regclass \
+         AND mode = 'AccessExclusiveLock' AND granted",
+    ) != "1"
+    {
+        assert!(Instant::now() < deadline, "the lock was not taken");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let err = store.insert_api_key(&key("k", "n")).unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "waited for the lock timeout"
+    );
+    holder.join().unwrap();
+    store.insert_api_key(&key("k", "n")).unwrap();
 }
