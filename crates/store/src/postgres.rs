@@ -10,9 +10,14 @@
 //! what one store reads back verifies exactly as what the other does.
 //!
 //! Where the two must differ:
-//! - PostgreSQL text cannot hold a NUL character. Inputs with one in a stored string are
-//!   refused with [`StoreError::InvalidInput`]; lookups by such a string find nothing, as
-//!   they would in SQLite where no stored key has one.
+//! - PostgreSQL text cannot hold a NUL character. A NUL in a string kept in a column of
+//!   its own (an API key's id, name or subject; an event's session id or hashes; a
+//!   checkpoint's key id or signature) is refused with [`StoreError::InvalidInput`]. In an
+//!   event's body it is escaped JSON and kept exactly; in a session summary (an index for
+//!   listing, never verified) it is shown as U+FFFD. Lookups by a string with a NUL find
+//!   nothing, as they would in SQLite where nothing stored has one.
+//! - Checkpoints are listed in the order their ids were drawn, which with several gateways
+//!   writing at once may differ from the order they committed.
 //! - Concurrency is PostgreSQL's: writes are transactions at `READ COMMITTED`, uniqueness
 //!   is the constraints' (a race between two gateways still ends in
 //!   [`StoreError::Duplicate`]), and `purge_sessions` locks the events against writers for
