@@ -1,10 +1,12 @@
-//! Sluice's persistence: the [`Store`] interface, the embedded SQLite store, and its schema
-//! migrations.
+//! Sluice's persistence: the [`Store`] interface, its two backends (the embedded SQLite
+//! store and the PostgreSQL store), and their schema migrations.
 //!
 //! Everything Sluice keeps across restarts goes through [`Store`], so the gateway does not
-//! care whether it runs on the embedded SQLite file (the default, one gateway instance) or,
-//! later, on PostgreSQL (several instances sharing state). Callers obtain one with
-//! [`open_store`] from the config's `store:` URL and hold it as `Arc<dyn Store>`.
+//! care whether it runs on the embedded SQLite file (the default, one gateway instance) or
+//! on PostgreSQL (several instances sharing state). Callers obtain one with [`open_store`]
+//! from the config's `store:` URL and hold it as `Arc<dyn Store>`. Both backends give the
+//! same results and errors for the same calls; the few differences are in `postgres.rs`'s
+//! docs.
 //!
 //! Layout:
 //! - `lib.rs`: the [`Store`] trait and the records it stores ([`ApiKeyRow`], [`RevokeOutcome`]);
@@ -12,22 +14,35 @@
 //!   events and checkpoints are stored as `sluice-audit` defines them;
 //! - `error.rs`: [`StoreError`], with the operation and database in every error, and
 //!   [`StoreError::is_unavailable`] to tell "could not reach the database" from the rest;
-//! - `migrations/`: the versioned schema ([`migrations::MIGRATIONS`]), one `.sql` file each;
+//! - `rows.rs`: what a stored row means, shared by the backends: how events are encoded
+//!   before writing and how keys, events, summaries and checkpoints are rebuilt from their
+//!   columns, and the input the store refuses;
+//! - `migrations/`: the versioned schema, one `.sql` file each: SQLite's
+//!   ([`migrations::MIGRATIONS`]) and, under the same versions, PostgreSQL's in
+//!   `migrations/postgres/` ([`migrations::POSTGRES_MIGRATIONS`]);
 //! - `sqlite.rs`: [`SqliteStore`], connection settings and the SQL for each operation;
 //!   `sqlite/audit.rs` has the audit trail's;
+//! - `postgres.rs`: [`PostgresStore`], URL checks, error classification and API keys;
+//!   `postgres/worker.rs` the thread that owns its connection, `postgres/migrate.rs` its
+//!   migrations under an advisory lock, `postgres/audit.rs` the audit trail's SQL;
 //! - `url.rs`: [`StoreUrl`] parsing and [`open_store`].
 //!
-//! Every store call is synchronous and short. Async callers should run them on a blocking
-//! thread (`tokio::task::spawn_blocking`) if they are on a hot path.
+//! Every store call is synchronous and short, and may be made from any thread, a tokio
+//! worker's included (the PostgreSQL store runs its client on a thread of its own). Async
+//! callers should run them on a blocking thread (`tokio::task::spawn_blocking`) if they are
+//! on a hot path.
 
 mod audit;
 mod error;
 pub mod migrations;
+mod postgres;
+mod rows;
 mod sqlite;
 mod url;
 
 pub use audit::{SessionEnd, SessionFilter, SessionPrincipal, SessionSummary};
 pub use error::{BoxError, StoreError};
+pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, BUSY_TIMEOUT};
 pub use url::{open_store, redact, StoreUrl};
 

@@ -32,6 +32,7 @@ use rusqlite::{
 
 use crate::error::StoreError;
 use crate::migrations;
+use crate::rows::{json_list, validate_api_key, RawApiKey, API_KEY_COLUMNS};
 use crate::{ApiKeyRow, RevokeOutcome, SessionFilter, SessionSummary, Store};
 
 mod audit;
@@ -148,22 +149,6 @@ impl SqliteStore {
     }
 }
 
-const API_KEY_COLUMNS: &str =
-    "id, name, secret_sha256, subject, roles, groups, created_at, revoked_at";
-
-/// A row as stored, before the JSON columns are decoded (decoding errors are ours, not
-/// rusqlite's, so they happen outside the row callback).
-struct RawApiKey {
-    id: String,
-    name: String,
-    secret_sha256: String,
-    subject: String,
-    roles: String,
-    groups: String,
-    created_at: i64,
-    revoked_at: Option<i64>,
-}
-
 impl RawApiKey {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
@@ -177,54 +162,6 @@ impl RawApiKey {
             revoked_at: r.get(7)?,
         })
     }
-
-    fn decode(self, op: &'static str, db: &str) -> Result<ApiKeyRow, StoreError> {
-        let list = |column: &str, text: &str| -> Result<Vec<String>, StoreError> {
-            serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-                op,
-                db: db.to_owned(),
-                detail: format!(
-                    "api_keys.{column} of key {:?} is not a JSON string array: {e}",
-                    self.id
-                ),
-            })
-        };
-        let roles = list("roles", &self.roles)?;
-        let groups = list("groups", &self.groups)?;
-        Ok(ApiKeyRow {
-            id: self.id,
-            name: self.name,
-            secret_sha256: self.secret_sha256,
-            subject: self.subject,
-            roles,
-            groups,
-            created_at: self.created_at,
-            revoked_at: self.revoked_at,
-        })
-    }
-}
-
-/// Checks what the schema also enforces, to give a readable error instead of a constraint name.
-fn validate(key: &ApiKeyRow) -> Result<(), String> {
-    if key.id.is_empty() {
-        return Err("API key id is empty".into());
-    }
-    if key.name.is_empty() {
-        return Err("API key name is empty".into());
-    }
-    if key.subject.is_empty() {
-        return Err("API key subject is empty".into());
-    }
-    let h = &key.secret_sha256;
-    if h.len() != 64 || !h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err("secret_sha256 must be 64 lowercase hex digits (a SHA-256 digest)".into());
-    }
-    Ok(())
-}
-
-fn to_json(list: &[String]) -> String {
-    // Serialising a slice of strings cannot fail.
-    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
 }
 
 impl Store for SqliteStore {
@@ -234,7 +171,7 @@ impl Store for SqliteStore {
 
     fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         const OP: &str = "insert_api_key";
-        validate(key).map_err(|reason| StoreError::InvalidInput {
+        validate_api_key(key).map_err(|reason| StoreError::InvalidInput {
             op: OP,
             db: self.db.clone(),
             reason,
@@ -274,8 +211,8 @@ impl Store for SqliteStore {
                 key.name,
                 key.secret_sha256,
                 key.subject,
-                to_json(&key.roles),
-                to_json(&key.groups),
+                json_list(&key.roles),
+                json_list(&key.groups),
                 key.created_at,
                 key.revoked_at,
             ])
@@ -445,24 +382,5 @@ mod tests {
         assert_eq!(pragma(&store, "foreign_keys"), "1");
         assert_eq!(pragma(&store, "trusted_schema"), "0");
         assert_eq!(pragma(&store, "busy_timeout"), "5000");
-    }
-
-    #[test]
-    fn validate_rejects_bad_hash() {
-        let mut key = ApiKeyRow {
-            id: "k".into(),
-            name: "n".into(),
-            secret_sha256: "A".repeat(64),
-            subject: "s".into(),
-            roles: vec![],
-            groups: vec![],
-            created_at: 0,
-            revoked_at: None,
-        };
-        assert!(validate(&key).is_err());
-        key.secret_sha256 = "a".repeat(63);
-        assert!(validate(&key).is_err());
-        key.secret_sha256 = "a".repeat(64);
-        assert!(validate(&key).is_ok());
     }
 }

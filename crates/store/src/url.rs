@@ -6,25 +6,45 @@
 //!   directory (resolving against the config file's directory, if wanted, is the caller's job);
 //! - `sqlite:///abs/path.db`: absolute;
 //! - `sqlite::memory:`: a private in-memory database, empty at every open (tests, demos);
-//! - `postgres://...` / `postgresql://...`: recognised, refused as not supported yet.
+//! - `postgres://USER:PASSWORD@HOST:PORT/DATABASE` / `postgresql://...`: a PostgreSQL
+//!   database ([`PostgresStore`]), with libpq's URL parameters as far as the client knows
+//!   them (`connect_timeout`, `application_name`, `options`, `host=/socket/dir`, ...).
+//!   `sslmode=require`, `verify-ca` and `verify-full` are refused as not supported yet
+//!   (the store does not speak TLS); see `postgres.rs`.
 //!
-//! Query strings (`?mode=ro` and the like) are refused rather than silently becoming part of
-//! a file name. Errors never echo a password from the URL.
+//! In sqlite URLs, query strings (`?mode=ro` and the like) are refused rather than silently
+//! becoming part of a file name. Errors never echo a password from the URL, and neither does
+//! a [`StoreUrl`]'s `Debug`.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::StoreError;
+use crate::postgres::{self, PostgresStore};
 use crate::sqlite::SqliteStore;
 use crate::Store;
 
 /// A parsed store URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// An SQLite database file.
     Sqlite(PathBuf),
     /// A private in-memory SQLite database.
     SqliteMemory,
+    /// A PostgreSQL database: the URL as given, password included (checked when parsed, so
+    /// opening fails only on what a connection finds). Shown redacted by `Debug`.
+    Postgres(String),
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            StoreUrl::SqliteMemory => f.write_str("SqliteMemory"),
+            StoreUrl::Postgres(url) => f.debug_tuple("Postgres").field(&redact(url)).finish(),
+        }
+    }
 }
 
 impl StoreUrl {
@@ -58,10 +78,15 @@ impl StoreUrl {
                 }
                 Ok(StoreUrl::Sqlite(PathBuf::from(path)))
             }
-            "postgres" | "postgresql" => Err(StoreError::Unsupported {
-                url: redact(url),
-                reason: "the PostgreSQL store is not supported yet; use sqlite://PATH".to_owned(),
-            }),
+            "postgres" | "postgresql" => {
+                if !rest.starts_with("//") {
+                    return Err(invalid(
+                        "expected postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                    ));
+                }
+                postgres::parse_url(url)?;
+                Ok(StoreUrl::Postgres(url.to_owned()))
+            }
             _ => Err(invalid(
                 "unknown scheme; expected sqlite://PATH, sqlite::memory: or postgres://...",
             )),
@@ -74,6 +99,7 @@ pub fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match StoreUrl::parse(url)? {
         StoreUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
         StoreUrl::SqliteMemory => Ok(Arc::new(SqliteStore::open_in_memory()?)),
+        StoreUrl::Postgres(url) => Ok(Arc::new(PostgresStore::open(&url)?)),
     }
 }
 
@@ -164,10 +190,27 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_not_supported_yet_and_password_is_hidden() {
+    fn parses_postgres_forms_and_hides_the_password() {
         for url in [
             "postgres://sluice:hunter2@db:5432/sluice",
             "postgresql://sluice:hunter2@db/sluice",
+            "PostgreSQL://sluice:hunter2@db/sluice?connect_timeout=2",
+        ] {
+            let parsed = StoreUrl::parse(url).unwrap();
+            assert_eq!(parsed, StoreUrl::Postgres(url.to_owned()));
+            let shown = format!("{parsed:?}");
+            assert!(
+                !shown.contains("hunter2") && shown.contains(":***@db"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn postgres_tls_is_not_supported_yet_and_password_is_hidden() {
+        for url in [
+            "postgres://sluice:hunter2@db:5432/sluice?sslmode=require",
+            "postgresql://sluice:hunter2@db/sluice?sslmode=verify-full",
         ] {
             let err = open_store(url).unwrap_err();
             assert!(matches!(err, StoreError::Unsupported { .. }), "{err:?}");
@@ -175,6 +218,22 @@ mod tests {
             assert!(msg.contains("not supported yet"), "{msg}");
             assert!(!msg.contains("hunter2"), "{msg}");
             assert!(msg.contains("sluice:***@db"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn malformed_postgres_urls_are_invalid() {
+        for bad in [
+            "postgres:db",
+            "postgres://:hunter2@db/sluice",
+            "postgres://sluice:hunter2@db:notaport/sluice",
+        ] {
+            let err = StoreUrl::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, StoreError::InvalidUrl { .. }),
+                "{bad:?} gave {err:?}"
+            );
+            assert!(!err.to_string().contains("hunter2"), "{err}");
         }
     }
 

@@ -1,17 +1,33 @@
-//! The audit trail in the SQLite store: events read back exactly as recorded (so they
-//! verify), session summaries and their filters, checkpoints, and batches that are stored
-//! whole or not at all.
+//! The audit trail on both stores: events read back exactly as recorded (so they verify),
+//! tampering caught by verification, session summaries and their filters, checkpoints,
+//! batches that are stored whole or not at all, and retention.
 
-use std::path::Path;
+#[macro_use]
+mod common;
 
-use rusqlite::Connection;
+use common::Backend;
 use serde_json::json;
 use sluice_audit::{
     verify_against_checkpoints, verify_session, ChainBuilder, ChainHead, CheckpointSigner,
-    Decision, Event, EventBody, LinkProblem, LoginRefused, Protocol, RecordedPrincipal, Request,
-    ResultError, SessionClosed, SessionOpened, StatementResult, Timestamp,
+    Decision, Event, EventBody, LinkProblem, LoginRefused, Protocol, Purged, RecordedPrincipal,
+    Request, ResultError, SessionClosed, SessionOpened, StatementResult, Timestamp,
 };
-use sluice_store::{SessionEnd, SessionFilter, SessionPrincipal, SqliteStore, Store, StoreError};
+use sluice_store::{SessionEnd, SessionFilter, SessionPrincipal, StoreError};
+
+on_both_stores!(
+    a_recorded_session_reads_back_exactly_and_verifies,
+    a_session_written_in_several_batches_continues_its_chain,
+    a_changed_body_in_the_database_fails_verification_at_its_seq,
+    an_unreadable_event_is_reported_corrupt_with_its_place,
+    deleted_and_reordered_events_fail_verification,
+    a_batch_is_stored_whole_or_not_at_all,
+    a_seq_the_store_cannot_hold_is_refused_before_anything_is_written,
+    sessions_are_summarised_and_filtered,
+    session_ids_page_through_every_session_with_events,
+    checkpoints_round_trip_and_the_stored_trail_verifies_against_them,
+    an_empty_store_has_no_trail,
+    purging_removes_expired_sessions_but_keeps_purge_records_and_live_ones,
+);
 
 /// 2026-05-01T09:30:00Z plus `seconds`.
 fn at(seconds: i64) -> Timestamp {
@@ -135,28 +151,12 @@ fn refused_login(session_id: &str, start: i64) -> Event {
     )
 }
 
-fn raw(path: &Path) -> Connection {
-    Connection::open(path).unwrap()
-}
-
-fn count(path: &Path, table: &str) -> i64 {
-    raw(path)
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
-}
-
-#[test]
-fn a_recorded_session_reads_back_exactly_and_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
+fn a_recorded_session_reads_back_exactly_and_verifies(b: &dyn Backend) {
     let events = recorded_session("s1", "agent-7", "orders", 0);
-    SqliteStore::open(&path)
-        .unwrap()
-        .append_events(&events)
-        .unwrap();
+    b.open().append_events(&events).unwrap();
 
-    // Read back by another opening of the file, as `sluice sessions verify` does.
-    let store = SqliteStore::open(&path).unwrap();
+    // Read back by another opening of the database, as `sluice sessions verify` does.
+    let store = b.open();
     let stored = store.session_events("s1").unwrap();
     assert_eq!(stored, events);
     verify_session(&stored).unwrap();
@@ -165,21 +165,24 @@ fn a_recorded_session_reads_back_exactly_and_verifies() {
     assert_eq!(store.last_event("nobody").unwrap(), None);
 
     // The derived columns hold what queries need.
-    let (at_text, at_us, kind): (String, i64, String) = raw(&path)
-        .query_row(
-            "SELECT at, at_us, kind FROM audit_events WHERE session_id = 's1' AND seq = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    let derived = b.scalar(
+        "SELECT at || '|' || at_us || '|' || kind FROM audit_events \
+         WHERE session_id = 's1' AND seq = 1",
+    );
+    assert_eq!(
+        derived,
+        format!(
+            "2026-05-01T09:30:01.000000Z|{}|request",
+            events[1].at.unix_micros()
         )
-        .unwrap();
-    assert_eq!(at_text, "2026-05-01T09:30:01.000000Z");
-    assert_eq!(at_us, events[1].at.unix_micros());
-    assert_eq!(kind, "request");
+    );
+    // The body is kept as serialized, byte for byte.
+    let body = b.scalar("SELECT body FROM audit_events WHERE session_id = 's1' AND seq = 1");
+    assert_eq!(body, serde_json::to_string(&events[1].body).unwrap());
 }
 
-#[test]
-fn a_session_written_in_several_batches_continues_its_chain() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn a_session_written_in_several_batches_continues_its_chain(b: &dyn Backend) {
+    let store = b.open();
     let events = recorded_session("s1", "agent-7", "orders", 0);
     store.append_events(&events[..2]).unwrap();
     // After a restart the writer resumes from the last stored event.
@@ -197,21 +200,17 @@ fn a_session_written_in_several_batches_continues_its_chain() {
     verify_session(&stored).unwrap();
 }
 
-#[test]
-fn a_changed_body_in_the_file_fails_verification_at_its_seq() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let store = SqliteStore::open(&path).unwrap();
+fn a_changed_body_in_the_database_fails_verification_at_its_seq(b: &dyn Backend) {
+    let store = b.open();
     store
         .append_events(&recorded_session("s1", "agent-7", "orders", 0))
         .unwrap();
-    raw(&path)
-        .execute(
-            "UPDATE audit_events SET body = json_set(body, '$.text', 'SELECT 1') \
-             WHERE session_id = 's1' AND seq = 3",
-            [],
-        )
-        .unwrap();
+    b.execute_either(
+        "UPDATE audit_events SET body = json_set(body, '$.text', 'SELECT 1') \
+         WHERE session_id = 's1' AND seq = 3",
+        "UPDATE audit_events SET body = jsonb_set(body::jsonb, '{text}', '\"SELECT 1\"')::text \
+         WHERE session_id = 's1' AND seq = 3",
+    );
     let link = verify_session(&store.session_events("s1").unwrap()).unwrap_err();
     assert_eq!((link.session_id.as_str(), link.seq), ("s1", 3));
     assert!(
@@ -220,21 +219,17 @@ fn a_changed_body_in_the_file_fails_verification_at_its_seq() {
     );
 }
 
-#[test]
-fn an_unreadable_event_is_reported_corrupt_with_its_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let store = SqliteStore::open(&path).unwrap();
+fn an_unreadable_event_is_reported_corrupt_with_its_place(b: &dyn Backend) {
+    let store = b.open();
     store
         .append_events(&recorded_session("s1", "agent-7", "orders", 0))
         .unwrap();
-    raw(&path)
-        .execute(
-            "UPDATE audit_events SET body = json_set(body, '$.smuggled', 1) \
-             WHERE session_id = 's1' AND seq = 2",
-            [],
-        )
-        .unwrap();
+    b.execute_either(
+        "UPDATE audit_events SET body = json_set(body, '$.smuggled', 1) \
+         WHERE session_id = 's1' AND seq = 2",
+        "UPDATE audit_events SET body = (body::jsonb || '{\"smuggled\": 1}')::text \
+         WHERE session_id = 's1' AND seq = 2",
+    );
     let error = store.session_events("s1").unwrap_err();
     assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
     assert!(
@@ -243,11 +238,32 @@ fn an_unreadable_event_is_reported_corrupt_with_its_place() {
     );
 }
 
-#[test]
-fn a_batch_is_stored_whole_or_not_at_all() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let store = SqliteStore::open(&path).unwrap();
+fn deleted_and_reordered_events_fail_verification(b: &dyn Backend) {
+    let store = b.open();
+    store
+        .append_events(&recorded_session("gone", "agent-7", "orders", 0))
+        .unwrap();
+    store
+        .append_events(&recorded_session("swapped", "agent-7", "orders", 0))
+        .unwrap();
+
+    b.execute("DELETE FROM audit_events WHERE session_id = 'gone' AND seq = 2");
+    let link = verify_session(&store.session_events("gone").unwrap()).unwrap_err();
+    assert_eq!((link.session_id.as_str(), link.seq), ("gone", 2));
+    assert_eq!(link.problem, LinkProblem::Missing { found: 3 });
+
+    b.execute(
+        "UPDATE audit_events SET seq = 100 WHERE session_id = 'swapped' AND seq = 2; \
+         UPDATE audit_events SET seq = 2 WHERE session_id = 'swapped' AND seq = 3; \
+         UPDATE audit_events SET seq = 3 WHERE session_id = 'swapped' AND seq = 100;",
+    );
+    let link = verify_session(&store.session_events("swapped").unwrap()).unwrap_err();
+    assert_eq!((link.session_id.as_str(), link.seq), ("swapped", 2));
+    assert_eq!(link.problem, LinkProblem::Renumbered { recorded_as: 3 });
+}
+
+fn a_batch_is_stored_whole_or_not_at_all(b: &dyn Backend) {
+    let store = b.open();
     let first = recorded_session("s1", "agent-7", "orders", 0);
     store.append_events(&first[..3]).unwrap();
 
@@ -264,8 +280,8 @@ fn a_batch_is_stored_whole_or_not_at_all() {
         other => panic!("expected Duplicate, got {other:?}"),
     }
     assert_eq!(store.session_events("s2").unwrap(), []);
-    assert_eq!(count(&path, "audit_events"), 3);
-    assert_eq!(count(&path, "audit_sessions"), 1);
+    assert_eq!(b.count("audit_events"), 3);
+    assert_eq!(b.count("audit_sessions"), 1);
 
     // The same within one batch: the second event at a position undoes the first too.
     let mut twice = first[3..5].to_vec();
@@ -274,7 +290,7 @@ fn a_batch_is_stored_whole_or_not_at_all() {
         store.append_events(&twice),
         Err(StoreError::Duplicate { .. })
     ));
-    assert_eq!(count(&path, "audit_events"), 3);
+    assert_eq!(b.count("audit_events"), 3);
 
     // Nothing was left half-done: the rest of the session still goes in.
     store.append_events(&first[3..]).unwrap();
@@ -282,9 +298,8 @@ fn a_batch_is_stored_whole_or_not_at_all() {
     store.append_events(&[]).unwrap();
 }
 
-#[test]
-fn a_seq_the_store_cannot_hold_is_refused_before_anything_is_written() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn a_seq_the_store_cannot_hold_is_refused_before_anything_is_written(b: &dyn Backend) {
+    let store = b.open();
     let mut events = recorded_session("s1", "agent-7", "orders", 0);
     events[5].seq = u64::MAX;
     let error = store.append_events(&events).unwrap_err();
@@ -295,9 +310,8 @@ fn a_seq_the_store_cannot_hold_is_refused_before_anything_is_written() {
     assert_eq!(store.session_events("s1").unwrap(), []);
 }
 
-#[test]
-fn sessions_are_summarised_and_filtered() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn sessions_are_summarised_and_filtered(b: &dyn Backend) {
+    let store = b.open();
     let mut events = recorded_session("s-early", "agent-7", "orders", 0);
     events.extend(recorded_session("s-billing", "agent-8", "billing", 100));
     events.push(refused_login("s-refused", 150));
@@ -393,9 +407,8 @@ fn sessions_are_summarised_and_filtered() {
     assert_eq!(all[3].events, 6);
 }
 
-#[test]
-fn session_ids_page_through_every_session_with_events() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn session_ids_page_through_every_session_with_events(b: &dyn Backend) {
+    let store = b.open();
     for id in ["c", "a", "e", "b", "d"] {
         store.append_events(&[refused_login(id, 0)]).unwrap();
     }
@@ -412,13 +425,21 @@ fn session_ids_page_through_every_session_with_events() {
         store.session_ids(Some("e"), 2).unwrap(),
         Vec::<String>::new()
     );
+
+    // Ids sort in byte order on both stores, whatever a database's collation.
+    for id in ["é", "B"] {
+        store.append_events(&[refused_login(id, 0)]).unwrap();
+    }
+    assert_eq!(
+        store.session_ids(None, 10).unwrap(),
+        ["B", "a", "b", "c", "d", "e", "é"]
+    );
+    assert_eq!(store.session_ids(Some("B"), 1).unwrap(), ["a"]);
+    assert_eq!(store.session_ids(Some("e"), 5).unwrap(), ["é"]);
 }
 
-#[test]
-fn checkpoints_round_trip_and_the_stored_trail_verifies_against_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let store = SqliteStore::open(&path).unwrap();
+fn checkpoints_round_trip_and_the_stored_trail_verifies_against_them(backend: &dyn Backend) {
+    let store = backend.open();
     let signer = CheckpointSigner::generate();
     let a = recorded_session("a", "agent-7", "orders", 0);
     let b = recorded_session("b", "agent-8", "billing", 10);
@@ -431,7 +452,7 @@ fn checkpoints_round_trip_and_the_stored_trail_verifies_against_them() {
     store.put_checkpoint(&late).unwrap();
     drop(store);
 
-    let store = SqliteStore::open(&path).unwrap();
+    let store = backend.open();
     let checkpoints = store.checkpoints().unwrap();
     assert_eq!(checkpoints, [early, late]);
     let mut events = Vec::new();
@@ -445,12 +466,7 @@ fn checkpoints_round_trip_and_the_stored_trail_verifies_against_them() {
     assert_eq!(verified.unsigned_events, 0);
 
     // A cut-off tail passes the chain but not the checkpoint.
-    raw(&path)
-        .execute(
-            "DELETE FROM audit_events WHERE session_id = 'a' AND seq = 5",
-            [],
-        )
-        .unwrap();
+    backend.execute("DELETE FROM audit_events WHERE session_id = 'a' AND seq = 5");
     let events: Vec<Event> = ["a", "b"]
         .iter()
         .flat_map(|id| store.session_events(id).unwrap())
@@ -459,10 +475,59 @@ fn checkpoints_round_trip_and_the_stored_trail_verifies_against_them() {
     assert!(error.to_string().contains("session a"), "{error}");
 }
 
-#[test]
-fn an_empty_store_has_no_trail() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn an_empty_store_has_no_trail(b: &dyn Backend) {
+    let store = b.open();
     assert_eq!(store.checkpoints().unwrap(), []);
     assert_eq!(store.session_ids(None, 10).unwrap(), Vec::<String>::new());
     assert_eq!(store.list_sessions(&SessionFilter::default()).unwrap(), []);
+}
+
+fn purging_removes_expired_sessions_but_keeps_purge_records_and_live_ones(b: &dyn Backend) {
+    let store = b.open();
+    let mut events = recorded_session("old", "agent-7", "orders", 0);
+    events.extend(recorded_session("old-live", "agent-8", "orders", 10));
+    events.extend(recorded_session("recent", "agent-7", "billing", 100));
+    events.push(refused_login("old-refused", 20));
+    events.push(ChainBuilder::new("purge-record").append(
+        at(5),
+        EventBody::Purged(Purged {
+            before: at(3),
+            sessions: 4,
+        }),
+    ));
+    store.append_events(&events).unwrap();
+
+    // Expired: every event before at(50). Kept: a purge record, a live session.
+    let removed = store
+        .purge_sessions(at(50), &["old-live".to_owned(), "no-such".to_owned()])
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(
+        store.session_ids(None, 10).unwrap(),
+        ["old-live", "purge-record", "recent"]
+    );
+    assert_eq!(store.session_events("old").unwrap(), []);
+    let listed: Vec<String> = store
+        .list_sessions(&SessionFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(listed, ["old-live", "recent"]);
+    assert_eq!(b.count("audit_events"), 13);
+    assert_eq!(b.count("audit_sessions"), 2);
+
+    // Nothing more has expired; a session whose last event is at the cut is not before it.
+    assert_eq!(
+        store
+            .purge_sessions(at(50), &["old-live".to_owned()])
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.purge_sessions(at(104), &[]).unwrap(), 1);
+    assert_eq!(
+        store.session_ids(None, 10).unwrap(),
+        ["purge-record", "recent"]
+    );
+    verify_session(&store.session_events("recent").unwrap()).unwrap();
 }

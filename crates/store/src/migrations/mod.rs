@@ -1,17 +1,21 @@
-//! Versioned schema migrations for the SQLite store.
+//! Versioned schema migrations, for both stores.
 //!
-//! [`MIGRATIONS`] is the ordered list of every schema change this binary knows, one `.sql`
-//! file per migration in this directory, compiled in with `include_str!` so a binary never
-//! depends on files beside it. `migrate` runs when a store opens: each pending migration is
-//! applied in its own transaction and recorded in `schema_migrations (version, name,
-//! applied_at)`, so a failure leaves the database at the last complete version.
+//! [`MIGRATIONS`] is the ordered list of every schema change this binary knows for SQLite,
+//! one `.sql` file per migration in this directory; [`POSTGRES_MIGRATIONS`] is the same list
+//! for PostgreSQL, its files in `postgres/`. Both are compiled in with `include_str!` so a
+//! binary never depends on files beside it. `migrate` (here for SQLite, in `postgres.rs` for
+//! PostgreSQL) runs when a store opens: each pending migration is applied in its own
+//! transaction and recorded in `schema_migrations (version, name, applied_at)`, so a failure
+//! leaves the database at the last complete version.
 //!
-//! The version numbers are the store's logical schema version ([`crate::Store::schema_version`]);
-//! a PostgreSQL store will keep its own SQL under the same numbers.
+//! The version numbers are the store's logical schema version ([`crate::Store::schema_version`]):
+//! the two lists have the same versions under the same names, each making the same tables in
+//! its own database's SQL (a test holds them in step), so both stores agree on what version N
+//! means and `check_history` judges either database's history.
 //!
-//! Rules for adding one: append with the next version, never edit or renumber a released
-//! migration (databases in the field have already run it), and keep each file to statements
-//! that are valid inside a transaction.
+//! Rules for adding one: append with the next version to both lists, never edit or renumber
+//! a released migration (databases in the field have already run it), and keep each file to
+//! statements that are valid inside a transaction.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,7 +31,8 @@ pub struct Migration {
     pub version: u32,
     /// Short name, recorded alongside the version to recognise the history on reopen.
     pub name: &'static str,
-    /// SQLite statements, run as one batch inside a transaction.
+    /// The statements (SQLite's or PostgreSQL's, by the list), run as one batch inside a
+    /// transaction.
     pub sql: &'static str,
 }
 
@@ -42,6 +47,21 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "audit",
         sql: include_str!("0002_audit.sql"),
+    },
+];
+
+/// Every migration this binary knows for PostgreSQL: [`MIGRATIONS`]' versions and names,
+/// in PostgreSQL's SQL.
+pub const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "api_keys",
+        sql: include_str!("postgres/0001_api_keys.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sql: include_str!("postgres/0002_audit.sql"),
     },
 ];
 
@@ -136,7 +156,9 @@ fn recorded_migrations(conn: &Connection, db: &str) -> Result<Vec<(u32, String)>
     Ok(out)
 }
 
-fn check_history(
+/// Refuses a recorded history (`(version, name)` pairs) that is newer than `migrations` or
+/// names one of its versions differently.
+pub(crate) fn check_history(
     recorded: &[(u32, String)],
     db: &str,
     migrations: &[Migration],
@@ -190,7 +212,7 @@ fn migration_error(db: &str, m: &Migration, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -221,6 +243,17 @@ mod tests {
                 "migration name {} repeated",
                 m.name
             );
+        }
+    }
+
+    #[test]
+    fn postgres_migrations_mirror_sqlite_ones() {
+        let names = |list: &[Migration]| -> Vec<(u32, &str)> {
+            list.iter().map(|m| (m.version, m.name)).collect()
+        };
+        assert_eq!(names(POSTGRES_MIGRATIONS), names(MIGRATIONS));
+        for m in POSTGRES_MIGRATIONS {
+            assert!(!m.sql.trim().is_empty(), "migration {} is empty", m.version);
         }
     }
 

@@ -8,13 +8,14 @@
 //! durable as a whole once committed, and nothing of it remains after a failure.
 
 use rusqlite::{params, params_from_iter, ErrorCode, OptionalExtension, Row, TransactionBehavior};
-use sluice_audit::{ChainHead, Checkpoint, Event, EventBody, Protocol, Timestamp};
+use sluice_audit::{Checkpoint, Event, EventBody, Timestamp};
 
 use super::{classify, SqliteStore};
-use crate::audit::{SessionEnd, SessionFilter, SessionPrincipal, SessionSummary};
+use crate::audit::{SessionFilter, SessionSummary};
 use crate::error::StoreError;
-
-const EVENT_COLUMNS: &str = "session_id, seq, at, prev_hash, hash, body";
+use crate::rows::{
+    protocol_name, EncodedEvent, RawCheckpoint, RawEvent, RawSummary, EVENT_COLUMNS,
+};
 
 pub(super) fn append_events(store: &SqliteStore, events: &[Event]) -> Result<(), StoreError> {
     const OP: &str = "append_events";
@@ -68,34 +69,6 @@ pub(super) fn append_events(store: &SqliteStore, events: &[Event]) -> Result<(),
     }
     // Dropping the transaction on any error above rolls the whole batch back.
     tx.commit().map_err(store.err(OP))
-}
-
-/// The columns of an event that need converting, converted before anything is written.
-struct EncodedEvent {
-    seq: i64,
-    at: String,
-    body: String,
-}
-
-impl EncodedEvent {
-    fn of(event: &Event) -> Result<Self, String> {
-        if event.session_id.is_empty() {
-            return Err(format!("event seq {} has an empty session id", event.seq));
-        }
-        let seq = i64::try_from(event.seq).map_err(|_| {
-            format!(
-                "event seq {} of session {} is beyond what the store can hold",
-                event.seq, event.session_id
-            )
-        })?;
-        let body = serde_json::to_string(&event.body)
-            .map_err(|e| format!("event seq {seq} of session {}: {e}", event.session_id))?;
-        Ok(Self {
-            seq,
-            at: event.at.to_string(),
-            body,
-        })
-    }
 }
 
 fn is_primary_key_violation(error: &rusqlite::Error) -> bool {
@@ -367,34 +340,6 @@ pub(super) fn purge_sessions(
     Ok(removed)
 }
 
-/// The name a protocol has in the event JSON (`"postgres"`), for the summary's column.
-fn protocol_name(protocol: Protocol) -> String {
-    match serde_json::to_value(protocol) {
-        Ok(serde_json::Value::String(name)) => name,
-        // Protocol is a unit enum with snake_case names: always a string.
-        other => unreachable!("a protocol serializes as a string, not {other:?}"),
-    }
-}
-
-fn corrupt(op: &'static str, db: &str, detail: String) -> StoreError {
-    StoreError::Corrupt {
-        op,
-        db: db.to_owned(),
-        detail,
-    }
-}
-
-/// An event row as stored; decoded outside the row callback so that decoding errors are
-/// the store's, naming the event.
-struct RawEvent {
-    session_id: String,
-    seq: i64,
-    at: String,
-    prev_hash: String,
-    hash: String,
-    body: String,
-}
-
 impl RawEvent {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
@@ -406,47 +351,6 @@ impl RawEvent {
             body: r.get(5)?,
         })
     }
-
-    fn decode(self, op: &'static str, db: &str) -> Result<Event, StoreError> {
-        let place = format!("event seq {} of session {}", self.seq, self.session_id);
-        let seq = u64::try_from(self.seq)
-            .map_err(|_| corrupt(op, db, format!("{place}: a negative seq")))?;
-        let at: Timestamp = self
-            .at
-            .parse()
-            .map_err(|e| corrupt(op, db, format!("{place}: {e}")))?;
-        let body: EventBody = serde_json::from_str(&self.body).map_err(|e| {
-            corrupt(
-                op,
-                db,
-                format!("{place}: the body is not an event body: {e}"),
-            )
-        })?;
-        Ok(Event {
-            session_id: self.session_id,
-            seq,
-            at,
-            prev_hash: self.prev_hash,
-            hash: self.hash,
-            body,
-        })
-    }
-}
-
-struct RawSummary {
-    session_id: String,
-    opened_at: String,
-    status: String,
-    provider: Option<String>,
-    subject: Option<String>,
-    display_name: Option<String>,
-    connection: String,
-    protocol: String,
-    client_addr: String,
-    tls: bool,
-    closed_at: Option<String>,
-    close_reason: Option<String>,
-    events: i64,
 }
 
 impl RawSummary {
@@ -465,71 +369,6 @@ impl RawSummary {
             closed_at: r.get(10)?,
             close_reason: r.get(11)?,
             events: r.get(12)?,
-        })
-    }
-
-    fn decode(self, op: &'static str, db: &str) -> Result<SessionSummary, StoreError> {
-        let place = format!("the summary of session {}", self.session_id);
-        let bad = |what: String| corrupt(op, db, format!("{place}: {what}"));
-        let time = |text: &str| text.parse::<Timestamp>().map_err(|e| bad(e.to_string()));
-        let opened_at = time(&self.opened_at)?;
-        let protocol: Protocol =
-            serde_json::from_value(serde_json::Value::String(self.protocol.clone()))
-                .map_err(|_| bad(format!("unknown protocol {:?}", self.protocol)))?;
-        let principal = match (self.provider, self.subject, self.display_name) {
-            (Some(provider), Some(subject), Some(display_name)) => Some(SessionPrincipal {
-                provider,
-                subject,
-                display_name,
-            }),
-            _ => None,
-        };
-        let reason = self.close_reason.unwrap_or_default();
-        let end = match (self.status.as_str(), &self.closed_at) {
-            ("open", _) => SessionEnd::Open,
-            ("closed", Some(closed_at)) => SessionEnd::Closed {
-                at: time(closed_at)?,
-                reason,
-            },
-            ("login_refused", _) => SessionEnd::LoginRefused { reason },
-            (status, _) => return Err(bad(format!("status {status:?} without its details"))),
-        };
-        Ok(SessionSummary {
-            session_id: self.session_id,
-            opened_at,
-            principal,
-            connection: self.connection,
-            protocol,
-            client_addr: self.client_addr,
-            tls: self.tls,
-            end,
-            events: u64::try_from(self.events).unwrap_or(0),
-        })
-    }
-}
-
-struct RawCheckpoint {
-    id: i64,
-    at: String,
-    key_id: String,
-    heads: String,
-    signature: String,
-}
-
-impl RawCheckpoint {
-    fn decode(self, op: &'static str, db: &str) -> Result<Checkpoint, StoreError> {
-        let place = format!("checkpoint {}", self.id);
-        let at = self
-            .at
-            .parse()
-            .map_err(|e| corrupt(op, db, format!("{place}: {e}")))?;
-        let heads: Vec<ChainHead> = serde_json::from_str(&self.heads)
-            .map_err(|e| corrupt(op, db, format!("{place}: the heads do not read: {e}")))?;
-        Ok(Checkpoint {
-            at,
-            key_id: self.key_id,
-            heads,
-            signature: self.signature,
         })
     }
 }
