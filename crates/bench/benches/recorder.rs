@@ -2,7 +2,8 @@
 //! as the PostgreSQL data path does (a 90-byte statement with its classification, a
 //! one-row result), and the writer chains, stores (one transaction per batch) and
 //! acknowledges them. Timed from the first event queued to the flush that says every one
-//! is durable. Store: SQLite in a temporary folder (the default store).
+//! is durable. Stores: SQLite in a temporary folder (the default store), and PostgreSQL
+//! (a throw-away cluster on this machine, default settings: `synchronous_commit` on).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,13 +54,31 @@ fn request(n: usize) -> Request {
 }
 
 fn writer(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("bench.db")).unwrap());
+    let cluster = sluice_pgcluster::pg::PgCluster::shared();
+    let db = cluster.fresh_database("bench_audit");
+    let postgres = sluice_store::open_store(&cluster.url(&db)).unwrap();
+    let mut group = c.benchmark_group("audit_writer");
+    group.throughput(Throughput::Elements(EVENTS));
+    group.sample_size(10);
+    for (name, store) in [("sqlite", sqlite), ("postgres", postgres)] {
+        bench_store(&mut group, name, store);
+    }
+    group.finish();
+}
+
+fn bench_store(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    store: Arc<dyn Store>,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("bench.db")).unwrap());
     let recorder = runtime.block_on(async {
         Recorder::start(
             store,
@@ -70,10 +89,7 @@ fn writer(c: &mut Criterion) {
             },
         )
     });
-    let mut group = c.benchmark_group("audit_writer");
-    group.throughput(Throughput::Elements(EVENTS));
-    group.sample_size(20);
-    group.bench_function("sqlite", |b| {
+    group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             runtime.block_on(async {
                 let mut total = Duration::ZERO;
@@ -104,7 +120,6 @@ fn writer(c: &mut Criterion) {
             })
         })
     });
-    group.finish();
     runtime.block_on(recorder.shutdown());
 }
 

@@ -22,6 +22,10 @@ const CLEAR_EMAIL: &str = "alice.liddell@wonderland.example";
 /// and an insertable table `t`; its admin API listens on the port returned third, for
 /// principals with role `sluice.admin`.
 fn start(cluster: &PgCluster, extra: &str) -> (Gateway, String, u16) {
+    start_with_store(cluster, extra, "sqlite://./sluice.db")
+}
+
+fn start_with_store(cluster: &PgCluster, extra: &str, store: &str) -> (Gateway, String, u16) {
     static ROLE: std::sync::Once = std::sync::Once::new();
     ROLE.call_once(|| {
         cluster
@@ -48,7 +52,7 @@ fn start(cluster: &PgCluster, extra: &str) -> (Gateway, String, u16) {
         r#"
 listen: {{ postgres: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}" }}
 admins: {{ roles: [sluice.admin] }}
-store: sqlite://./sluice.db
+store: "{store}"
 recording: {{ checkpoint_interval: 200ms }}
 {extra}
 identity:
@@ -563,4 +567,35 @@ fn the_admin_api_serves_the_trail_to_admins_only() {
     let (code, body) = get(admin, "/api/v1/openapi.json", None);
     assert_eq!(code, 200);
     assert!(body.contains("/api/v1/sessions/{id}/verify"));
+}
+
+#[test]
+fn a_postgres_store_records_and_verify_names_a_changed_event() {
+    let cluster = PgCluster::shared();
+    let store_db = cluster.fresh_database("audit_store");
+    let (mut gw, _db, _) = start_with_store(cluster, "", &cluster.url(&store_db));
+    let token = gw.token("agent", "agent");
+    let out = support::psql(cluster.bindir(), &conninfo(&gw), &token, "SELECT email FROM customers");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(gw.terminate().success());
+    // The trail is in PostgreSQL, as the agent saw it, and verifies.
+    let events = exported(&gw);
+    assert_eq!(events.len(), 4, "{events:#?}");
+    assert!(!serde_json::to_string(&events).unwrap().contains(CLEAR_EMAIL));
+    verify(&gw);
+    // A changed request text is named by session and seq.
+    let session = events[0]["session_id"].as_str().unwrap();
+    cluster
+        .execute(
+            &store_db,
+            &format!(
+                "UPDATE audit_events SET body = replace(body, 'SELECT email', 'SELECT 1') \
+                 WHERE session_id = '{session}' AND seq = 1"
+            ),
+        )
+        .unwrap();
+    let out = gw.sluice(&["sessions", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("session {session}, seq 1")) && said.contains("changed"), "{said}");
 }
