@@ -55,8 +55,7 @@ fn request(n: usize) -> Request {
 
 fn writer(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(dir.path().join("bench.db")).unwrap());
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("bench.db")).unwrap());
     let cluster = sluice_pgcluster::pg::PgCluster::shared();
     let db = cluster.fresh_database("bench_audit");
     let postgres = sluice_store::open_store(&cluster.url(&db)).unwrap();
@@ -88,6 +87,7 @@ fn bench_store(
                 ..Default::default()
             },
         )
+        .unwrap()
     });
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {

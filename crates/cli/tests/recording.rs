@@ -575,13 +575,24 @@ fn a_postgres_store_records_and_verify_names_a_changed_event() {
     let store_db = cluster.fresh_database("audit_store");
     let (mut gw, _db, _) = start_with_store(cluster, "", &cluster.url(&store_db));
     let token = gw.token("agent", "agent");
-    let out = support::psql(cluster.bindir(), &conninfo(&gw), &token, "SELECT email FROM customers");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = support::psql(
+        cluster.bindir(),
+        &conninfo(&gw),
+        &token,
+        "SELECT email FROM customers",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(gw.terminate().success());
     // The trail is in PostgreSQL, as the agent saw it, and verifies.
     let events = exported(&gw);
     assert_eq!(events.len(), 4, "{events:#?}");
-    assert!(!serde_json::to_string(&events).unwrap().contains(CLEAR_EMAIL));
+    assert!(!serde_json::to_string(&events)
+        .unwrap()
+        .contains(CLEAR_EMAIL));
     verify(&gw);
     // A changed request text is named by session and seq.
     let session = events[0]["session_id"].as_str().unwrap();
@@ -596,6 +607,10 @@ fn a_postgres_store_records_and_verify_names_a_changed_event() {
         .unwrap();
     let out = gw.sluice(&["sessions", "verify"]);
     assert_eq!(out.status.code(), Some(1));
-    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains(&format!("session {session}, seq 1")) && said.contains("changed"), "{said}");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("session {session}, seq 1")) && said.contains("changed"),
+        "{said}"
+    );
 }

@@ -76,6 +76,12 @@ pub struct Recording {
     /// How often the gateway signs the heads of the chains that grew (default 5s).
     #[serde(default)]
     pub checkpoint_interval: Option<ConfigDuration>,
+    /// When a request counts as recorded: `os` (the default) once the gateway's journal
+    /// has handed it to the operating system, which survives the gateway being killed;
+    /// `disk` once it is also flushed to disk (`fdatasync`), which survives power loss
+    /// and costs a disk flush per batch of statements.
+    #[serde(default)]
+    pub durability: Durability,
     /// What happens to new statements when the store cannot take events: `refuse` (the
     /// default: fail closed) or `continue` (statements run unrecorded, with an error
     /// logged for every event lost).
@@ -91,6 +97,7 @@ impl Default for Recording {
             result_bytes: None,
             retention: None,
             checkpoint_interval: None,
+            durability: Durability::Os,
             on_store_failure: OnStoreFailure::Refuse,
         }
     }
@@ -98,6 +105,15 @@ impl Default for Recording {
 
 fn yes() -> bool {
     true
+}
+
+/// `recording.durability`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    #[default]
+    Os,
+    Disk,
 }
 
 /// `recording.on_store_failure`.

@@ -10,6 +10,8 @@
 //! - [`settings`]: [`RecorderSettings`], result caps, the store-failure policy;
 //! - [`session`]: [`SessionRecorder`], and the durability guarantee it gives;
 //! - [`capture`]: [`ResultCapture`], a result capped for the record;
+//! - `journal`: the append-only file where a batch becomes durable before the store has
+//!   it, so requests cost one `write`, not one store transaction each;
 //! - `queue`: the bounded queue between sessions and the writer, which wakes the writer
 //!   for requests only;
 //! - `writer`: the batching writer thread (sealing, group commit, retries, checkpoints,
@@ -28,6 +30,7 @@
 //!   the order the session recorded it.
 
 pub mod capture;
+mod journal;
 mod queue;
 pub mod session;
 pub mod settings;
@@ -88,28 +91,51 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer on a thread of its own.
+    /// Starts the writer on a thread of its own, after storing what the journal kept from
+    /// before (the gateway stopped before the store had it). Fails if the journal cannot
+    /// be opened or what it kept cannot be stored: a gateway that cannot complete its
+    /// trail does not start.
     pub fn start(
         store: Arc<dyn Store>,
         signer: CheckpointSigner,
         settings: RecorderSettings,
-    ) -> Recorder {
+    ) -> Result<Recorder, String> {
         let queue = Arc::new(queue::Queue::new(settings.queue_capacity));
         let (health_tx, health) = watch::channel(Health::available());
         if settings.on_store_failure == OnStoreFailure::Continue {
             tracing::warn!("recording.on_store_failure is `continue`: if the audit store fails, statements run unrecorded");
         }
-        let state = writer::WriterState::new(store, signer);
+        let journal = match &settings.journal {
+            None => None,
+            Some(path) => Some(
+                journal::Journal::open(path, settings.journal_sync)
+                    .map_err(|e| format!("opening the audit journal {}: {e}", path.display()))?,
+            ),
+        };
+        let mut state = writer::WriterState::new(store, signer, journal);
+        // The trail is whole before anything new is recorded.
+        match state.recover() {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                events = n,
+                "stored the audit events the journal kept from before the last stop"
+            ),
+            Err(e) => {
+                return Err(format!(
+                    "storing what the audit journal kept from before the last stop: {e}"
+                ))
+            }
+        }
         let (thread_queue, thread_settings) = (queue.clone(), settings.clone());
         std::thread::Builder::new()
             .name("sluice-audit-writer".into())
             .spawn(move || writer::run(thread_queue, state, health_tx, thread_settings))
             .expect("starting the audit writer thread");
-        Recorder {
+        Ok(Recorder {
             queue,
             health,
             settings: Arc::new(settings),
-        }
+        })
     }
 
     pub fn settings(&self) -> &RecorderSettings {

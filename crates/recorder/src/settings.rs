@@ -25,6 +25,15 @@ pub struct RecorderSettings {
     /// `retry_backoff_max`.
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
+    /// Where events become durable before the store has them (see the journal module);
+    /// `None`: each batch is durable once the store has committed it.
+    pub journal: Option<std::path::PathBuf>,
+    /// `fdatasync` the journal after every batch (`recording.durability: disk`).
+    pub journal_sync: bool,
+    /// Journaled events wait at most this long for the store...
+    pub store_delay: Duration,
+    /// ...or until this many have gathered.
+    pub store_batch: usize,
 }
 
 impl Default for RecorderSettings {
@@ -39,6 +48,10 @@ impl Default for RecorderSettings {
             on_store_failure: OnStoreFailure::Refuse,
             retry_backoff: Duration::from_millis(50),
             retry_backoff_max: Duration::from_secs(2),
+            journal: None,
+            journal_sync: false,
+            store_delay: Duration::from_millis(100),
+            store_batch: 4096,
         }
     }
 }

@@ -29,11 +29,24 @@ use std::time::Instant;
 use sluice_store::{Store, StoreError};
 use tokio::sync::{oneshot, watch};
 
+use crate::journal::Journal;
 use crate::queue::{Queue, Queued};
 use crate::session::SessionTrack;
 use crate::{now, Health, RecorderSettings};
 
-/// What the writer owns between batches; moved onto a blocking thread for each write.
+/// Why a batch could not be made durable or stored.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the audit journal {path}: {source}")]
+    Journal {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What the writer thread owns.
 pub(crate) struct WriterState {
     store: Arc<dyn Store>,
     signer: CheckpointSigner,
@@ -41,13 +54,23 @@ pub(crate) struct WriterState {
     chains: HashMap<String, ChainBuilder>,
     /// Heads that grew since the last checkpoint.
     unsigned: HashMap<String, ChainHead>,
-    /// Sealed events not yet stored (a failed batch waits here), with their sessions.
+    /// Sealed events not yet durable (a failed batch waits here), with their sessions.
     sealed: Vec<Event>,
     tracks: Vec<Arc<SessionTrack>>,
+    /// Where events become durable first, when there is one (see [`crate::journal`]).
+    journal: Option<Journal>,
+    /// Durable in the journal, not yet in the store.
+    unstored: Vec<Event>,
+    /// When the oldest of `unstored` became durable.
+    unstored_since: Option<Instant>,
 }
 
 impl WriterState {
-    pub(crate) fn new(store: Arc<dyn Store>, signer: CheckpointSigner) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        signer: CheckpointSigner,
+        journal: Option<Journal>,
+    ) -> Self {
         Self {
             store,
             signer,
@@ -55,7 +78,58 @@ impl WriterState {
             unsigned: HashMap::new(),
             sealed: Vec::new(),
             tracks: Vec::new(),
+            journal,
+            unstored: Vec::new(),
+            unstored_since: None,
         }
+    }
+
+    fn journal_error(&self, source: std::io::Error) -> WriteError {
+        WriteError::Journal {
+            path: self
+                .journal
+                .as_ref()
+                .map(|j| j.path().display().to_string())
+                .unwrap_or_default(),
+            source,
+        }
+    }
+
+    /// Moves into the store what the journal kept from before this start (the gateway
+    /// stopped before storing it), skipping events the store already has, then empties
+    /// the journal. The sessions it names are over; their heads are signed next.
+    pub(crate) fn recover(&mut self) -> Result<usize, WriteError> {
+        let Some(journal) = &self.journal else {
+            return Ok(0);
+        };
+        let events = journal.read_back().map_err(|e| self.journal_error(e))?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut last_stored: HashMap<String, Option<u64>> = HashMap::new();
+        let mut missing = Vec::new();
+        for event in events {
+            let last = match last_stored.get(&event.session_id) {
+                Some(last) => *last,
+                None => {
+                    let last = self.store.last_event(&event.session_id)?.map(|e| e.seq);
+                    last_stored.insert(event.session_id.clone(), last);
+                    last
+                }
+            };
+            if last.is_none_or(|last| event.seq > last) {
+                missing.push(event);
+            }
+        }
+        self.store.append_events(&missing)?;
+        for event in &missing {
+            self.unsigned
+                .insert(event.session_id.clone(), ChainHead::of(event));
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.clear().map_err(|e| self.journal_error(e))?;
+        }
+        Ok(missing.len())
     }
 
     /// Appends each event to its session's chain.
@@ -88,20 +162,59 @@ impl WriterState {
         }
     }
 
-    /// Stores the sealed events in one transaction and marks them durable.
-    fn write(&mut self) -> Result<(), StoreError> {
+    /// Makes the sealed events durable (in the journal, or else in the store) and marks
+    /// them so.
+    fn write(&mut self) -> Result<(), WriteError> {
         if self.sealed.is_empty() {
             return Ok(());
         }
-        self.store.append_events(&self.sealed)?;
-        for (event, track) in self.sealed.drain(..).zip(self.tracks.drain(..)) {
-            track.mark_durable(event.seq);
+        match &mut self.journal {
+            Some(journal) => {
+                if let Err(e) = journal.append(&self.sealed) {
+                    return Err(self.journal_error(e));
+                }
+                self.unstored_since.get_or_insert_with(Instant::now);
+                for (event, track) in self.sealed.drain(..).zip(self.tracks.drain(..)) {
+                    track.mark_durable(event.seq);
+                    self.unstored.push(event);
+                }
+            }
+            None => {
+                self.store.append_events(&self.sealed)?;
+                for (event, track) in self.sealed.drain(..).zip(self.tracks.drain(..)) {
+                    track.mark_durable(event.seq);
+                }
+            }
         }
         Ok(())
     }
 
-    /// Signs the heads that grew since the last checkpoint.
-    fn checkpoint(&mut self) -> Result<(), StoreError> {
+    /// Whether journaled events wait for the store.
+    fn unstored(&self) -> usize {
+        self.unstored.len()
+    }
+
+    /// Moves what the journal holds into the store, in one transaction, and empties the
+    /// journal.
+    fn store_unstored(&mut self) -> Result<(), WriteError> {
+        if self.unstored.is_empty() {
+            return Ok(());
+        }
+        self.store.append_events(&self.unstored)?;
+        self.unstored.clear();
+        self.unstored_since = None;
+        if let Some(journal) = &mut self.journal {
+            if let Err(e) = journal.clear() {
+                return Err(self.journal_error(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs the heads that grew since the last checkpoint (once the store has them: a
+    /// signed head must be there for anyone who verifies).
+    fn checkpoint(&mut self) -> Result<(), WriteError> {
+        self.store_unstored()?;
         if self.unsigned.is_empty() {
             return Ok(());
         }
@@ -115,9 +228,10 @@ impl WriterState {
 
     /// Removes sessions whose last event is before `before`, records the purge as a
     /// session of its own, and signs it.
-    fn purge(&mut self, before: Timestamp) -> Result<u64, StoreError> {
+    fn purge(&mut self, before: Timestamp) -> Result<u64, WriteError> {
         // Everything sealed must be stored first: a purge must not race its own backlog.
         self.write()?;
+        self.store_unstored()?;
         let live: Vec<String> = self.chains.keys().cloned().collect();
         let removed = self.store.purge_sessions(before, &live)?;
         if removed == 0 {
@@ -156,13 +270,17 @@ pub(crate) fn run(
     let mut shutdown: Option<oneshot::Sender<()>> = None;
     loop {
         let failing = !health.borrow().available;
-        let wake = if failing {
-            Instant::now()
-        } else if settings.retention.is_some() {
+        let mut wake = if settings.retention.is_some() {
             next_checkpoint.min(next_retention)
         } else {
             next_checkpoint
         };
+        if let Some(since) = state.unstored_since {
+            wake = wake.min(since + settings.store_delay);
+        }
+        if failing {
+            wake = Instant::now();
+        }
         let taken = queue.take(wake, settings.max_batch);
         flushes.extend(taken.flushes);
         if taken.shutdown.is_some() {
@@ -176,6 +294,16 @@ pub(crate) fn run(
 
         state.seal(taken.events);
         let mut outcome = state.write();
+        let due_store = failing
+            || due_checkpoint
+            || !flushes.is_empty()
+            || state.unstored() >= settings.store_batch
+            || state
+                .unstored_since
+                .is_some_and(|since| now >= since + settings.store_delay);
+        if outcome.is_ok() && due_store {
+            outcome = state.store_unstored();
+        }
         if outcome.is_ok() && due_checkpoint {
             outcome = state.checkpoint();
         }
@@ -212,7 +340,7 @@ pub(crate) fn run(
                     let _ = flush.send(Ok(()));
                 }
                 if let Some(ack) = shutdown.take() {
-                    if queue.is_empty() {
+                    if queue.is_empty() && state.unstored() == 0 {
                         let _ = ack.send(());
                         return;
                     }

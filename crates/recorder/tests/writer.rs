@@ -71,7 +71,8 @@ async fn sessions_are_chained_stored_and_signed() {
         store.clone(),
         CheckpointSigner::from_secret_bytes(&signer.secret_bytes()),
         settings(),
-    );
+    )
+    .unwrap();
 
     let a = recorder.open_session(opened("agent-a")).unwrap();
     let b = recorder.open_session(opened("agent-b")).unwrap();
@@ -130,7 +131,8 @@ async fn a_locked_store_refuses_new_requests_until_it_takes_events_again() {
         store.clone(),
         CheckpointSigner::from_secret_bytes(&signer.secret_bytes()),
         settings(),
-    );
+    )
+    .unwrap();
     let session = recorder.open_session(opened("agent")).unwrap();
     recorder.flush().await.unwrap();
 
@@ -196,7 +198,8 @@ async fn continue_lets_requests_through_a_failed_store() {
             on_store_failure: OnStoreFailure::Continue,
             ..settings()
         },
-    );
+    )
+    .unwrap();
     let mut session = recorder.open_session(opened("agent")).unwrap();
     recorder.flush().await.unwrap();
     let other = rusqlite::Connection::open(&path).unwrap();
@@ -243,7 +246,8 @@ async fn retention_purges_old_sessions_and_the_trail_still_verifies() {
             retention_check_interval: Duration::from_millis(50),
             ..settings()
         },
-    );
+    )
+    .unwrap();
     let recent = recorder.open_session(opened("recent")).unwrap();
     recent.request(request("SELECT 'recent'")).unwrap();
     tokio::time::timeout(Duration::from_secs(30), async {
@@ -287,4 +291,81 @@ async fn retention_purges_old_sessions_and_the_trail_still_verifies() {
         signer.public_key()
     )
     .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_journal_requests_are_durable_before_the_store_has_them_and_recovered_after_a_crash()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+    let signer = CheckpointSigner::generate();
+    let journal = dir.path().join("journal");
+    let journaled = || RecorderSettings {
+        journal: Some(journal.clone()),
+        // Long enough that nothing reaches the store on its own during the test.
+        store_delay: Duration::from_secs(600),
+        checkpoint_interval: Duration::from_secs(600),
+        ..settings()
+    };
+    let recorder = Recorder::start(
+        store.clone(),
+        CheckpointSigner::from_secret_bytes(&signer.secret_bytes()),
+        journaled(),
+    )
+    .unwrap();
+    let mut session = recorder.open_session(opened("agent")).unwrap();
+    let seq = session.request(request("SELECT 1")).unwrap();
+    session.wait_durable().await.unwrap();
+    // Durable: in the journal, not yet in the store.
+    assert!(store
+        .session_events(session.session_id())
+        .unwrap()
+        .is_empty());
+    assert!(std::fs::read_to_string(&journal)
+        .unwrap()
+        .contains("SELECT 1"));
+
+    // The gateway dies here (the writer's thread is simply abandoned). A store that had
+    // part of it already (a batch stored just before the crash) is completed, not doubled.
+    let kept: Vec<sluice_audit::Event> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2);
+    store.append_events(&kept[..1]).unwrap();
+    let restarted = Recorder::start(
+        store.clone(),
+        CheckpointSigner::from_secret_bytes(&signer.secret_bytes()),
+        journaled(),
+    )
+    .unwrap();
+    let events = store.session_events(session.session_id()).unwrap();
+    assert_eq!(events.len(), 2, "recovered at start");
+    assert_eq!(events[1].seq, seq);
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap(),
+        "",
+        "emptied once stored"
+    );
+    restarted.shutdown().await;
+    verify(&*store, &signer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_does_not_read_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+    let journal = dir.path().join("journal");
+    std::fs::write(&journal, "garbage\n{\"also\": \"garbage\"}\n").unwrap();
+    let started = Recorder::start(
+        store,
+        CheckpointSigner::generate(),
+        RecorderSettings {
+            journal: Some(journal),
+            ..settings()
+        },
+    );
+    let error = started.err().expect("refused");
+    assert!(error.contains("audit journal"), "{error}");
 }

@@ -137,6 +137,10 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
     outcome
 }
 
+/// The audit journal's file in the data dir: where events are durable before the store
+/// has them (`sluice-recorder`'s journal).
+pub const AUDIT_JOURNAL_FILE: &str = "audit-journal";
+
 /// The audit recorder as `recording:` configures it, or `None` when recording is off.
 fn start_recorder(
     config: &Config,
@@ -160,6 +164,8 @@ fn start_recorder(
             .map(|d| d.0)
             .unwrap_or(defaults.checkpoint_interval),
         retention: recording.retention.map(|d| d.0),
+        journal: Some(config.data_dir().join(AUDIT_JOURNAL_FILE)),
+        journal_sync: recording.durability == sluice_config::Durability::Disk,
         on_store_failure: match recording.on_store_failure {
             sluice_config::OnStoreFailure::Refuse => sluice_recorder::OnStoreFailure::Refuse,
             sluice_config::OnStoreFailure::Continue => sluice_recorder::OnStoreFailure::Continue,
@@ -167,11 +173,9 @@ fn start_recorder(
         ..defaults
     };
     let signer = crate::context::audit_signer(config)?;
-    Ok(Some(sluice_recorder::Recorder::start(
-        store.clone(),
-        signer,
-        settings,
-    )))
+    let recorder = sluice_recorder::Recorder::start(store.clone(), signer, settings)
+        .map_err(anyhow::Error::msg)?;
+    Ok(Some(recorder))
 }
 
 /// Completes when the stop flag is raised.

@@ -335,6 +335,7 @@ pub fn spawn_gateway(
             sluice_audit::CheckpointSigner::generate(),
             RecorderSettings::default(),
         )
+        .unwrap()
     });
     gateway.recorder = recorder.clone();
     let gateway = Arc::new(gateway);
