@@ -191,8 +191,9 @@ pub struct Request {
     /// The request as the agent sent it (SQL text; later a method and path).
     pub text: String,
     /// What the protocol crate made of it (for SQL: the statements and their accesses),
-    /// in that protocol's own shape.
-    pub classification: serde_json::Value,
+    /// in that protocol's own shape. Shared, because a prepared statement's executions
+    /// all carry the same one.
+    pub classification: std::sync::Arc<serde_json::Value>,
     pub decision: Decision,
     /// The rule that decided, as the policy engine names it (`policy p, allow rule 1`);
     /// `None` when no rule did (default deny).

@@ -26,7 +26,7 @@ pub mod event;
 pub mod timestamp;
 pub mod verify;
 
-pub use chain::{event_hash, ChainBuilder, ChainHead, GENESIS_PREV_HASH};
+pub use chain::{event_hash, event_hash_by_value, ChainBuilder, ChainHead, GENESIS_PREV_HASH};
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointSigner, KeyError, PublicKey, Zeroizing,
     CHECKPOINT_CONTEXT,

@@ -102,7 +102,7 @@ fn body() -> impl Strategy<Value = EventBody> {
             |(text, classification, decision, rule, approval_id, parameters)| {
                 EventBody::Request(Request {
                     text,
-                    classification,
+                    classification: classification.into(),
                     decision,
                     rule,
                     approval_id,
@@ -150,6 +150,13 @@ fn chain() -> impl Strategy<Value = Vec<Event>> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn the_direct_hash_is_the_generic_canonical_hash(events in chain()) {
+        for event in &events {
+            prop_assert_eq!(sluice_audit::event_hash(event), sluice_audit::event_hash_by_value(event));
+        }
+    }
 
     #[test]
     fn built_chains_verify_and_survive_json(events in chain()) {

@@ -43,9 +43,9 @@ fn request(n: usize) -> Request {
         text: format!(
             "SELECT abalance FROM pgbench_accounts WHERE aid = {n} /* and a comment to 90 bytes */"
         ),
-        classification: json!([{ "kind": "SelectStmt", "accesses": [
+        classification: std::sync::Arc::new(json!([{ "kind": "SelectStmt", "accesses": [
             { "action": "select", "object": { "table": "public.pgbench_accounts" }, "explicit_only": false }
-        ] }]),
+        ] }])),
         decision: Decision::Allow,
         rule: Some("policy bench-all, allow rule 1".into()),
         approval_id: None,

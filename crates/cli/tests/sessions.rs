@@ -134,7 +134,9 @@ fn session(session_id: &str, subject: &str, connection: &str, opened: Timestamp)
             later(opened, millis),
             EventBody::Request(Request {
                 text: text.into(),
-                classification: json!({ "statements": [{ "tables": ["public.customers"] }] }),
+                classification: std::sync::Arc::new(
+                    json!({ "statements": [{ "tables": ["public.customers"] }] }),
+                ),
                 decision,
                 rule: (decision == Decision::Allow).then(|| "policy readers, allow rule 1".into()),
                 approval_id: None,

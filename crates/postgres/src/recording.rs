@@ -30,7 +30,7 @@ use crate::responses::{Answering, Described, RecordRef};
 #[derive(Debug)]
 pub struct RecordedStatement {
     pub text: String,
-    pub classification: serde_json::Value,
+    pub classification: std::sync::Arc<serde_json::Value>,
     pub rule: Option<String>,
 }
 

@@ -637,12 +637,14 @@ impl Session {
     }
 
     /// The last judged SQL's classification, as recorded.
-    fn judgement_json(&self) -> serde_json::Value {
-        self.judgement
-            .class
-            .as_deref()
-            .map(classification_json)
-            .unwrap_or(serde_json::Value::Null)
+    fn judgement_json(&self) -> Arc<serde_json::Value> {
+        Arc::new(
+            self.judgement
+                .class
+                .as_deref()
+                .map(classification_json)
+                .unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// The allow rules that covered the last judged SQL, as recorded.
@@ -655,7 +657,7 @@ impl Session {
     fn record_request(
         &self,
         text: &str,
-        classification: serde_json::Value,
+        classification: Arc<serde_json::Value>,
         rule: Option<String>,
         parameters: Vec<Option<String>>,
     ) -> Result<Option<RecordRef>, Refusal> {
@@ -720,7 +722,7 @@ impl Session {
             // extended protocol.
             None => self.record_request(
                 &format!("Execute of portal \"{portal}\""),
-                serde_json::Value::Null,
+                Arc::new(serde_json::Value::Null),
                 None,
                 Vec::new(),
             ),

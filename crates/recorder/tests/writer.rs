@@ -36,7 +36,7 @@ fn opened(subject: &str) -> SessionOpened {
 fn request(text: &str) -> Request {
     Request {
         text: text.into(),
-        classification: json!([{ "kind": "SelectStmt" }]),
+        classification: std::sync::Arc::new(json!([{ "kind": "SelectStmt" }])),
         decision: Decision::Allow,
         rule: Some("policy p, allow rule 1".into()),
         approval_id: None,

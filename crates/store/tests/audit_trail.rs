@@ -63,7 +63,7 @@ fn recorded_session(session_id: &str, subject: &str, connection: &str, start: i6
         at(start + 1),
         EventBody::Request(Request {
             text: "SELECT id, email, total FROM orders WHERE total > 12.5".into(),
-            classification: json!({
+            classification: std::sync::Arc::new(json!({
                 "statements": [{
                     "kind": "select",
                     "accesses": [{ "action": "select", "object": "public.orders" }],
@@ -72,7 +72,7 @@ fn recorded_session(session_id: &str, subject: &str, connection: &str, start: i6
                     "big": 18_446_744_073_709_551_615_u64,
                     "note": "naïve “quotes” \u{1F600}",
                 }],
-            }),
+            })),
             decision: Decision::Allow,
             rule: Some("policy readers, allow rule 1".into()),
             approval_id: None,
@@ -105,7 +105,7 @@ fn recorded_session(session_id: &str, subject: &str, connection: &str, start: i6
         at(start + 3),
         EventBody::Request(Request {
             text: "DELETE FROM orders".into(),
-            classification: json!({ "statements": [{ "kind": "delete" }] }),
+            classification: std::sync::Arc::new(json!({ "statements": [{ "kind": "delete" }] })),
             decision: Decision::Deny,
             rule: None,
             approval_id: None,

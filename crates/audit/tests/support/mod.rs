@@ -47,12 +47,12 @@ pub fn psql_session(session_id: &str, start: u32) -> Vec<Event> {
         1,
         EventBody::Request(Request {
             text: "SELECT name, email FROM customers WHERE id < 3".into(),
-            classification: json!({
+            classification: std::sync::Arc::new(json!({
                 "statements": [{"type": "select", "accesses": [
                     {"action": "select", "object": "public.customers"}
                 ]}],
                 "cost": 1.5
-            }),
+            })),
             decision: Decision::Allow,
             rule: Some("policy analysts, allow rule 1".into()),
             approval_id: None,
@@ -79,7 +79,7 @@ pub fn psql_session(session_id: &str, start: u32) -> Vec<Event> {
         3,
         EventBody::Request(Request {
             text: "DELETE FROM customers".into(),
-            classification: json!({"statements": [{"type": "delete"}]}),
+            classification: std::sync::Arc::new(json!({"statements": [{"type": "delete"}]})),
             decision: Decision::Deny,
             rule: None,
             approval_id: None,
@@ -106,7 +106,7 @@ pub fn psql_session(session_id: &str, start: u32) -> Vec<Event> {
         5,
         EventBody::Request(Request {
             text: "UPDATE invoices SET paid = true WHERE id = 9".into(),
-            classification: json!({"statements": [{"type": "update"}]}),
+            classification: std::sync::Arc::new(json!({"statements": [{"type": "update"}]})),
             decision: Decision::Approve,
             rule: Some("policy analysts, approve rule 2".into()),
             approval_id: Some("apr_01J".into()),
