@@ -34,6 +34,8 @@ PGDATA=$WORK/pgdata
 export RUST_LOG=${RUST_LOG:-info} NO_COLOR=1
 
 # shellcheck source=bench/sluice_env.sh
+# The relay itself, as in the figures of bench/README.md; recording has its own benchmark.
+export SLUICE_RECORDING=${SLUICE_RECORDING:-off}
 . "$HERE/sluice_env.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }

@@ -47,6 +47,8 @@ SLUICE_DIR=$WORK/sluice
 RUST_LOG=${RUST_LOG:-info}
 
 # shellcheck source=bench/sluice_env.sh
+# The relay itself, as in the figures of bench/README.md; recording has its own benchmark.
+export SLUICE_RECORDING=${SLUICE_RECORDING:-off}
 . "$HERE/sluice_env.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run as root (PostgreSQL, PgBouncer and Sluice run as $RUN_AS)" >&2; exit 1; }

@@ -35,6 +35,7 @@ PGDATA=$WORK/pgdata
 export RUST_LOG=${RUST_LOG:-info} NO_COLOR=1
 
 # shellcheck source=bench/sluice_env.sh
+export SLUICE_RECORDING=on  # each gateway says for itself
 . "$HERE/sluice_env.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }

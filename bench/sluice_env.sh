@@ -31,6 +31,8 @@ find_sluice_bin() {
 # write_sluice_config BIN: a fresh $SLUICE_DIR owned by $RUN_AS, with a copy of the binary
 # (so $RUN_AS can run it whatever the permissions of the build dir), the upstream password
 # file, the data dir (SQLite store, local issuer key) and sluice.yaml. Echoes the config path.
+# SLUICE_RECORDING=off writes `recording: { enabled: false }` (the data-path and masking
+# benchmarks compare the relay itself; bench/recording_overhead.sh measures recording).
 write_sluice_config() {
   local bin=$1
   rm -rf "$SLUICE_DIR"
@@ -44,6 +46,7 @@ listen:
   postgres: 127.0.0.1:$SLUICE_PORT
 store: sqlite://$SLUICE_DIR/data/sluice.db
 data_dir: $SLUICE_DIR/data
+$( [ "${SLUICE_RECORDING:-on}" = off ] && echo 'recording: { enabled: false }' )
 identity:
   providers:
     - { name: local, local: {} }
