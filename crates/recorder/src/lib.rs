@@ -86,6 +86,8 @@ impl Health {
 #[derive(Clone)]
 pub struct Recorder {
     queue: Arc<queue::Queue>,
+    /// Set when sessions journal their own events (`durability: os`).
+    session_journal: Option<Arc<parking_lot::Mutex<journal::Journal>>>,
     health: watch::Receiver<Health>,
     settings: Arc<RecorderSettings>,
 }
@@ -107,12 +109,14 @@ impl Recorder {
         }
         let journal = match &settings.journal {
             None => None,
-            Some(path) => Some(
+            Some(path) => Some(Arc::new(parking_lot::Mutex::new(
                 journal::Journal::open(path, settings.journal_sync)
                     .map_err(|e| format!("opening the audit journal {}: {e}", path.display()))?,
-            ),
+            ))),
         };
-        let mut state = writer::WriterState::new(store, signer, journal);
+        // A flush to disk is worth sharing among sessions: with `disk` the writer batches.
+        let session_journal = journal.clone().filter(|_| !settings.journal_sync);
+        let mut state = writer::WriterState::new(store, signer, journal, queue.clone());
         // The trail is whole before anything new is recorded.
         match state.recover() {
             Ok(0) => {}
@@ -133,6 +137,7 @@ impl Recorder {
             .expect("starting the audit writer thread");
         Ok(Recorder {
             queue,
+            session_journal,
             health,
             settings: Arc::new(settings),
         })
@@ -148,6 +153,7 @@ impl Recorder {
         let session = SessionRecorder::new(
             sluice_audit::new_session_id(),
             self.queue.clone(),
+            self.session_journal.clone(),
             self.health.clone(),
             self.settings.on_store_failure,
         );
@@ -167,6 +173,7 @@ impl Recorder {
         let session = SessionRecorder::new(
             sluice_audit::new_session_id(),
             self.queue.clone(),
+            self.session_journal.clone(),
             self.health.clone(),
             self.settings.on_store_failure,
         );

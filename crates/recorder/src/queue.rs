@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use sluice_audit::{EventBody, Timestamp};
+use sluice_audit::{Event, EventBody, Timestamp};
 use std::sync::Arc;
 use tokio::sync::{oneshot, Notify};
 
@@ -42,6 +42,8 @@ pub(crate) enum Rejected {
 #[derive(Default)]
 pub(crate) struct Taken {
     pub events: Vec<Queued>,
+    /// Events a session sealed and journaled itself: only the store is still to come.
+    pub sealed: Vec<Event>,
     /// Answered once everything taken with them is durable.
     pub flushes: Vec<oneshot::Sender<Result<(), String>>>,
     /// Write what is taken, sign a last checkpoint, stop.
@@ -87,12 +89,32 @@ impl Queue {
         if state.closed {
             return Err((Rejected::Closed, event));
         }
-        if state.taken.events.len() >= self.capacity {
+        if state.taken.events.len() + state.taken.sealed.len() >= self.capacity {
             return Err((Rejected::Full, event));
         }
         state.taken.events.push(event);
         self.wake(&mut state, urgent);
         Ok(())
+    }
+
+    /// Whether an event would be refused for want of room now.
+    pub(crate) fn is_full(&self) -> bool {
+        let state = self.state.lock();
+        state.closed || state.taken.events.len() + state.taken.sealed.len() >= self.capacity
+    }
+
+    /// Hands the writer an event a session has sealed and journaled: it is durable, and
+    /// waits for the store's next batch without waking anyone. Called with the journal
+    /// locked, so the journal never holds an event the writer cannot see.
+    pub(crate) fn push_sealed(&self, event: Event) {
+        let mut state = self.state.lock();
+        state.taken.sealed.push(event);
+        self.wake(&mut state, false);
+    }
+
+    /// Whether sealed events wait to be taken (the journal holds events not yet stored).
+    pub(crate) fn has_sealed(&self) -> bool {
+        !self.state.lock().taken.sealed.is_empty()
     }
 
     /// Waits until the queue has room (or is closed).
@@ -102,7 +124,7 @@ impl Queue {
         room.as_mut().enable();
         {
             let state = self.state.lock();
-            if state.closed || state.taken.events.len() < self.capacity {
+            if state.closed || state.taken.events.len() + state.taken.sealed.len() < self.capacity {
                 return;
             }
         }
@@ -162,6 +184,7 @@ impl Queue {
             state.urgent = true;
             Taken {
                 events: std::mem::replace(&mut state.taken.events, rest),
+                sealed: std::mem::take(&mut state.taken.sealed),
                 flushes: Vec::new(),
                 shutdown: None,
             }
@@ -177,6 +200,7 @@ impl Queue {
 
     /// Events still waiting (after a shutdown, what was never taken).
     pub(crate) fn is_empty(&self) -> bool {
-        self.state.lock().taken.events.is_empty()
+        let state = self.state.lock();
+        state.taken.events.is_empty() && state.taken.sealed.is_empty()
     }
 }

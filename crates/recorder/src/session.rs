@@ -9,25 +9,41 @@
 //! [`SessionRecorder::request`] before sending it to the resource, and calls
 //! [`SessionRecorder::wait_durable`] before delivering the message that completes a
 //! result (PostgreSQL: CommandComplete, ErrorResponse, ReadyForQuery). That wait returns
-//! once the writer has committed every request the session recorded so far, so no agent
-//! ever holds a complete result whose request is not in the store. The wait is normally
-//! free: the request is committed while the resource is still working on it.
+//! once every request the session recorded so far is durable, so no agent ever holds a
+//! complete result whose request could be lost.
+//!
+//! **Two ways to durable.** With a journal and `durability: os` (the default), a session
+//! seals each event into its chain and appends it to the journal itself, under its chain's
+//! lock: a request is durable when `request` returns, and nothing waits or wakes anyone.
+//! Otherwise (`durability: disk`, whose `fdatasync` is worth sharing among sessions, or
+//! no journal) events are queued and the writer seals and writes them in batches; a
+//! request wakes it, and `wait_durable` waits for it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use sluice_audit::{EventBody, Request, SessionClosed, StatementResult};
+use sluice_audit::{ChainBuilder, EventBody, Request, SessionClosed, StatementResult};
 use tokio::sync::{watch, Notify};
 
+use crate::journal::Journal;
 use crate::queue::{Queue, Queued, Rejected};
 use crate::{now, Health, OnStoreFailure, RecordError};
+
+/// The session's chain, as far as it has gone.
+struct SessionChain {
+    /// The position the next event gets.
+    next_seq: u64,
+    /// The chain itself, when the session seals its own events.
+    builder: ChainBuilder,
+}
 
 /// What the writer and the session share about the session.
 pub(crate) struct SessionTrack {
     pub session_id: String,
-    /// The position the next event gets; held while the event is queued.
-    next_seq: Mutex<u64>,
+    /// Held while an event takes its position and is queued (or sealed and journaled), so
+    /// positions follow queue and journal order.
+    chain: Mutex<SessionChain>,
     /// One past the highest position committed to the store.
     durable: AtomicU64,
     /// One past the position of the last request recorded.
@@ -38,8 +54,11 @@ pub(crate) struct SessionTrack {
 impl SessionTrack {
     pub(crate) fn new(session_id: String) -> Self {
         Self {
+            chain: Mutex::new(SessionChain {
+                next_seq: 0,
+                builder: ChainBuilder::new(session_id.clone()),
+            }),
             session_id,
-            next_seq: Mutex::new(0),
             durable: AtomicU64::new(0),
             requested: AtomicU64::new(0),
             committed: Notify::new(),
@@ -58,6 +77,8 @@ impl SessionTrack {
 pub struct SessionRecorder {
     track: Arc<SessionTrack>,
     queue: Arc<Queue>,
+    /// The journal the session appends its own sealed events to (`durability: os`).
+    journal: Option<Arc<Mutex<Journal>>>,
     health: watch::Receiver<Health>,
     on_failure: OnStoreFailure,
 }
@@ -66,12 +87,14 @@ impl SessionRecorder {
     pub(crate) fn new(
         session_id: String,
         queue: Arc<Queue>,
+        journal: Option<Arc<Mutex<Journal>>>,
         health: watch::Receiver<Health>,
         on_failure: OnStoreFailure,
     ) -> Self {
         Self {
             track: Arc::new(SessionTrack::new(session_id)),
             queue,
+            journal,
             health,
             on_failure,
         }
@@ -90,21 +113,56 @@ impl SessionRecorder {
     /// Queues `body` now, or gives it back with the reason.
     #[allow(clippy::result_large_err)] // as `Queue::push`: the body comes back unboxed
     fn queue_now(&self, body: EventBody, urgent: bool) -> Result<u64, (RecordError, EventBody)> {
-        let mut next = self.track.next_seq.lock();
+        let mut chain = self.track.chain.lock();
+        if let Some(journal) = &self.journal {
+            return self.seal_and_journal(&mut chain, journal, body);
+        }
         let queued = Queued {
             track: self.track.clone(),
-            seq: *next,
+            seq: chain.next_seq,
             at: now(),
             body,
         };
         match self.queue.push(queued, urgent) {
             Ok(()) => {
-                *next += 1;
-                Ok(*next - 1)
+                chain.next_seq += 1;
+                Ok(chain.next_seq - 1)
             }
             Err((Rejected::Full, queued)) => Err((RecordError::QueueFull, queued.body)),
             Err((Rejected::Closed, queued)) => Err((RecordError::Stopped, queued.body)),
         }
+    }
+
+    /// Seals `body` into the chain and appends it to the journal: durable on return. The
+    /// writer gets it for the store's next batch.
+    #[allow(clippy::result_large_err)] // as `queue_now`
+    fn seal_and_journal(
+        &self,
+        chain: &mut SessionChain,
+        journal: &Mutex<Journal>,
+        body: EventBody,
+    ) -> Result<u64, (RecordError, EventBody)> {
+        if self.queue.is_full() {
+            return Err((RecordError::QueueFull, body));
+        }
+        // Sealed on a copy of the chain, kept only once the journal has the event.
+        let mut builder = chain.builder.clone();
+        let event = builder.append(now(), body);
+        let seq = event.seq;
+        let mut journal = journal.lock();
+        if let Err(e) = journal.append(std::slice::from_ref(&event)) {
+            let error = RecordError::Unavailable(format!(
+                "the audit journal {}: {e}",
+                journal.path().display()
+            ));
+            return Err((error, event.body));
+        }
+        self.queue.push_sealed(event);
+        drop(journal);
+        chain.builder = builder;
+        chain.next_seq = seq + 1;
+        self.track.mark_durable(seq);
+        Ok(seq)
     }
 
     /// Queues `body` for the next batch, waiting for room in the queue if need be.

@@ -26,6 +26,7 @@ use sluice_audit::{
 };
 use std::time::Instant;
 
+use parking_lot::Mutex;
 use sluice_store::{Store, StoreError};
 use tokio::sync::{oneshot, watch};
 
@@ -57,8 +58,11 @@ pub(crate) struct WriterState {
     /// Sealed events not yet durable (a failed batch waits here), with their sessions.
     sealed: Vec<Event>,
     tracks: Vec<Arc<SessionTrack>>,
-    /// Where events become durable first, when there is one (see [`crate::journal`]).
-    journal: Option<Journal>,
+    /// Where events become durable first, when there is one (see [`crate::journal`]);
+    /// shared with sessions that journal their own events.
+    journal: Option<Arc<Mutex<Journal>>>,
+    /// The queue, to know whether journaled events still wait to be taken.
+    queue: Arc<Queue>,
     /// Durable in the journal, not yet in the store.
     unstored: Vec<Event>,
     /// When the oldest of `unstored` became durable.
@@ -69,7 +73,8 @@ impl WriterState {
     pub(crate) fn new(
         store: Arc<dyn Store>,
         signer: CheckpointSigner,
-        journal: Option<Journal>,
+        journal: Option<Arc<Mutex<Journal>>>,
+        queue: Arc<Queue>,
     ) -> Self {
         Self {
             store,
@@ -79,6 +84,7 @@ impl WriterState {
             sealed: Vec::new(),
             tracks: Vec::new(),
             journal,
+            queue,
             unstored: Vec::new(),
             unstored_since: None,
         }
@@ -89,7 +95,7 @@ impl WriterState {
             path: self
                 .journal
                 .as_ref()
-                .map(|j| j.path().display().to_string())
+                .map(|j| j.lock().path().display().to_string())
                 .unwrap_or_default(),
             source,
         }
@@ -102,7 +108,8 @@ impl WriterState {
         let Some(journal) = &self.journal else {
             return Ok(0);
         };
-        let events = journal.read_back().map_err(|e| self.journal_error(e))?;
+        let read = journal.lock().read_back();
+        let events = read.map_err(|e| self.journal_error(e))?;
         if events.is_empty() {
             return Ok(0);
         }
@@ -126,8 +133,9 @@ impl WriterState {
             self.unsigned
                 .insert(event.session_id.clone(), ChainHead::of(event));
         }
-        if let Some(journal) = &mut self.journal {
-            journal.clear().map_err(|e| self.journal_error(e))?;
+        if let Some(journal) = &self.journal {
+            let cleared = journal.lock().clear();
+            cleared.map_err(|e| self.journal_error(e))?;
         }
         Ok(missing.len())
     }
@@ -168,9 +176,10 @@ impl WriterState {
         if self.sealed.is_empty() {
             return Ok(());
         }
-        match &mut self.journal {
+        match &self.journal {
             Some(journal) => {
-                if let Err(e) = journal.append(&self.sealed) {
+                let appended = journal.lock().append(&self.sealed);
+                if let Err(e) = appended {
                     return Err(self.journal_error(e));
                 }
                 self.unstored_since.get_or_insert_with(Instant::now);
@@ -194,6 +203,20 @@ impl WriterState {
         self.unstored.len()
     }
 
+    /// Takes events sessions sealed and journaled themselves: durable already, they wait
+    /// for the store's next batch, and their heads for the next checkpoint.
+    fn accept_sealed(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        self.unstored_since.get_or_insert_with(Instant::now);
+        for event in events {
+            self.unsigned
+                .insert(event.session_id.clone(), ChainHead::of(&event));
+            self.unstored.push(event);
+        }
+    }
+
     /// Moves what the journal holds into the store, in one transaction, and empties the
     /// journal.
     fn store_unstored(&mut self) -> Result<(), WriteError> {
@@ -203,9 +226,15 @@ impl WriterState {
         self.store.append_events(&self.unstored)?;
         self.unstored.clear();
         self.unstored_since = None;
-        if let Some(journal) = &mut self.journal {
-            if let Err(e) = journal.clear() {
-                return Err(self.journal_error(e));
+        if let Some(journal) = &self.journal {
+            // Sessions append and hand over under the journal's lock: if nothing waits in
+            // the queue now, the store has everything the journal holds.
+            let mut journal = journal.lock();
+            if !self.queue.has_sealed() {
+                if let Err(e) = journal.clear() {
+                    drop(journal);
+                    return Err(self.journal_error(e));
+                }
             }
         }
         Ok(())
@@ -292,6 +321,7 @@ pub(crate) fn run(
             .retention
             .filter(|_| now >= next_retention && !failing);
 
+        state.accept_sealed(taken.sealed);
         state.seal(taken.events);
         let mut outcome = state.write();
         let due_store = failing

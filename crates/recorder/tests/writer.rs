@@ -294,14 +294,25 @@ async fn retention_purges_old_sessions_and_the_trail_still_verifies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_journal_requests_are_durable_before_the_store_has_them_and_recovered_after_a_crash()
-{
+async fn journaled_by_the_session_durable_before_the_store_and_recovered_after_a_crash() {
+    journaled_then_recovered(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journaled_and_synced_by_the_writer_durable_before_the_store_and_recovered_after_a_crash() {
+    journaled_then_recovered(true).await;
+}
+
+/// `sync` false: sessions seal and journal their own events (`durability: os`); true: the
+/// writer does, with `fdatasync` (`durability: disk`).
+async fn journaled_then_recovered(sync: bool) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
     let signer = CheckpointSigner::generate();
     let journal = dir.path().join("journal");
     let journaled = || RecorderSettings {
         journal: Some(journal.clone()),
+        journal_sync: sync,
         // Long enough that nothing reaches the store on its own during the test.
         store_delay: Duration::from_secs(600),
         checkpoint_interval: Duration::from_secs(600),
