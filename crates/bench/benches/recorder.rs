@@ -101,7 +101,7 @@ fn bench_store(
                     let start = Instant::now();
                     for n in 0..STATEMENTS_PER_SESSION {
                         for session in &sessions {
-                            let seq = session.request(request(n)).unwrap();
+                            let seq = session.request(request(n)).await.unwrap();
                             let mut capture = ResultCapture::new(ResultCaps::default());
                             capture.set_columns(vec!["abalance".into()]);
                             capture.add_row(vec![Some("0".into())], 20);

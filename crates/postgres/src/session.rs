@@ -368,7 +368,7 @@ impl Session {
         match message {
             FrontendMessage::Query { sql } => match self.judge_sql(sql).await {
                 Ok(copies) => {
-                    let record = match self.record_allowed(sql) {
+                    let record = match self.record_allowed(sql).await {
                         Ok(record) => record,
                         Err(refusal) => {
                             return self
@@ -392,7 +392,7 @@ impl Session {
                     }
                 }
                 Err(refusal) => {
-                    let record = self.record_refused(sql, &refusal);
+                    let record = self.record_refused(sql, &refusal).await;
                     self.refuse_simple(refusal, record, server, shared)
                         .await
                         .map_err(lost)?
@@ -425,7 +425,7 @@ impl Session {
                 }
                 Err(refusal) => {
                     self.statements.remove(name);
-                    let record = self.record_refused(sql, &refusal);
+                    let record = self.record_refused(sql, &refusal).await;
                     self.refuse_extended(refusal, record, server, shared)
                         .await
                         .map_err(lost)?;
@@ -502,10 +502,12 @@ impl Session {
                         FrontendMessage::Bind { .. } => "Bind",
                         _ => "Describe",
                     };
-                    let record = self.record_refused(
-                        &format!("{what} of prepared statement \"{statement}\""),
-                        &refusal,
-                    );
+                    let record = self
+                        .record_refused(
+                            &format!("{what} of prepared statement \"{statement}\""),
+                            &refusal,
+                        )
+                        .await;
                     self.refuse_extended(refusal, record, server, shared)
                         .await
                         .map_err(lost)?;
@@ -532,7 +534,7 @@ impl Session {
                     "sluice: the FunctionCall message is not allowed; call functions with SQL"
                         .into(),
                 );
-                let record = self.record_refused("FunctionCall", &refusal);
+                let record = self.record_refused("FunctionCall", &refusal).await;
                 self.refuse_simple(refusal, record, server, shared)
                     .await
                     .map_err(lost)?;
@@ -550,11 +552,10 @@ impl Session {
                 // Over-cautious on purpose: any Execute while a risky statement exists.
                 self.settle_after_sync |= !self.risky_statements.is_empty();
                 let prepared = self.portals.get(portal).cloned().unwrap_or_default();
-                let record = match self.record_execution(
-                    portal,
-                    prepared.record.as_deref(),
-                    &prepared.parameters,
-                ) {
+                let record = match self
+                    .record_execution(portal, prepared.record.as_deref(), &prepared.parameters)
+                    .await
+                {
                     Ok(record) => record,
                     Err(refusal) => {
                         return self
@@ -654,7 +655,7 @@ impl Session {
 
     /// Records an allowed request about to be sent. An error is the refusal to send
     /// instead: a request that cannot be recorded does not run.
-    fn record_request(
+    async fn record_request(
         &self,
         text: &str,
         classification: Arc<serde_json::Value>,
@@ -672,7 +673,7 @@ impl Session {
             approval_id: None,
             parameters,
         };
-        match recording.request(request) {
+        match recording.request(request).await {
             Ok(seq) => Ok(Some(RecordRef {
                 seq,
                 sent: std::time::Instant::now(),
@@ -689,7 +690,7 @@ impl Session {
     }
 
     /// Records the SQL just judged and allowed.
-    fn record_allowed(&self, sql: &str) -> Result<Option<RecordRef>, Refusal> {
+    async fn record_allowed(&self, sql: &str) -> Result<Option<RecordRef>, Refusal> {
         if self.recording.is_none() {
             return Ok(None);
         }
@@ -699,10 +700,11 @@ impl Session {
             self.judgement_rule(),
             Vec::new(),
         )
+        .await
     }
 
     /// Records one execution of a portal.
-    fn record_execution(
+    async fn record_execution(
         &self,
         portal: &str,
         statement: Option<&RecordedStatement>,
@@ -712,25 +714,31 @@ impl Session {
             return Ok(None);
         }
         match statement {
-            Some(statement) => self.record_request(
-                &statement.text,
-                statement.classification.clone(),
-                statement.rule.clone(),
-                parameters.to_vec(),
-            ),
+            Some(statement) => {
+                self.record_request(
+                    &statement.text,
+                    statement.classification.clone(),
+                    statement.rule.clone(),
+                    parameters.to_vec(),
+                )
+                .await
+            }
             // A cursor declared in SQL (its DECLARE was judged) fetched through the
             // extended protocol.
-            None => self.record_request(
-                &format!("Execute of portal \"{portal}\""),
-                Arc::new(serde_json::Value::Null),
-                None,
-                Vec::new(),
-            ),
+            None => {
+                self.record_request(
+                    &format!("Execute of portal \"{portal}\""),
+                    Arc::new(serde_json::Value::Null),
+                    None,
+                    Vec::new(),
+                )
+                .await
+            }
         }
     }
 
     /// Records a refused request. The refusal stands whether or not it could be recorded.
-    fn record_refused(&self, text: &str, refusal: &Refusal) -> Option<RecordRef> {
+    async fn record_refused(&self, text: &str, refusal: &Refusal) -> Option<RecordRef> {
         let recording = self.recording.as_ref()?;
         let request = sluice_audit::Request {
             text: text.to_string(),
@@ -744,7 +752,7 @@ impl Session {
             approval_id: None,
             parameters: Vec::new(),
         };
-        match recording.request(request) {
+        match recording.request(request).await {
             Ok(seq) => Some(RecordRef {
                 seq,
                 sent: std::time::Instant::now(),

@@ -30,6 +30,9 @@ use crate::journal::Journal;
 use crate::queue::{Queue, Queued, Rejected};
 use crate::{now, Health, OnStoreFailure, RecordError};
 
+/// How long a request waits for room in a full queue before it is refused.
+pub const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The session's chain, as far as it has gone.
 struct SessionChain {
     /// The position the next event gets.
@@ -196,9 +199,13 @@ impl SessionRecorder {
     /// Records a request (allowed or not) before it is sent on; returns its position,
     /// which its result names. An error means it cannot be recorded and, allowed or not,
     /// must not run: the caller refuses it with the error's text.
-    pub fn request(&self, request: Request) -> Result<u64, RecordError> {
+    ///
+    /// A full queue (the writer is behind) is waited out for up to [`QUEUE_WAIT`], which
+    /// slows the session down to what the trail can take; only a queue that stays full is
+    /// an error.
+    pub async fn request(&self, request: Request) -> Result<u64, RecordError> {
         self.check_available()?;
-        match self.try_record(EventBody::Request(request), true) {
+        match self.queue_waiting(EventBody::Request(request)).await {
             Ok(seq) => {
                 self.track.requested.fetch_max(seq + 1, Ordering::AcqRel);
                 Ok(seq)
@@ -208,6 +215,27 @@ impl SessionRecorder {
                 Ok(u64::MAX)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Queues a request, waiting up to [`QUEUE_WAIT`] for room.
+    async fn queue_waiting(&self, body: EventBody) -> Result<u64, RecordError> {
+        let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+        let mut body = body;
+        loop {
+            match self.queue_now(body, true) {
+                Ok(seq) => return Ok(seq),
+                Err((RecordError::QueueFull, back)) => {
+                    body = back;
+                    if tokio::time::timeout_at(deadline, self.queue.room())
+                        .await
+                        .is_err()
+                    {
+                        return Err(RecordError::QueueFull);
+                    }
+                }
+                Err((e, _)) => return Err(e),
+            }
         }
     }
 

@@ -78,8 +78,8 @@ async fn sessions_are_chained_stored_and_signed() {
     let b = recorder.open_session(opened("agent-b")).unwrap();
     let mut a_results = a.clone();
     for i in 0..50 {
-        let seq = a.request(request(&format!("SELECT {i}"))).unwrap();
-        b.request(request("SELECT 'b'")).unwrap();
+        let seq = a.request(request(&format!("SELECT {i}"))).await.unwrap();
+        b.request(request("SELECT 'b'")).await.unwrap();
         a_results.wait_durable().await.unwrap();
         // Durable means in the store, readable by anyone.
         let stored = store.session_events(a.session_id()).unwrap();
@@ -140,7 +140,7 @@ async fn a_locked_store_refuses_new_requests_until_it_takes_events_again() {
     let other = rusqlite::Connection::open(&path).unwrap();
     other.execute_batch("BEGIN EXCLUSIVE").unwrap();
 
-    let seq = session.request(request("SELECT 1")).unwrap();
+    let seq = session.request(request("SELECT 1")).await.unwrap();
     let mut waiting = session.clone();
     // The store's busy timeout passes, then the writer reports the failure.
     let outcome = tokio::time::timeout(Duration::from_secs(30), waiting.wait_durable())
@@ -151,7 +151,7 @@ async fn a_locked_store_refuses_new_requests_until_it_takes_events_again() {
         "{outcome:?}"
     );
     assert!(!recorder.is_available());
-    let refused = session.request(request("SELECT 2")).unwrap_err();
+    let refused = session.request(request("SELECT 2")).await.unwrap_err();
     assert!(
         refused
             .to_string()
@@ -170,7 +170,7 @@ async fn a_locked_store_refuses_new_requests_until_it_takes_events_again() {
     })
     .await
     .expect("the recorder recovers");
-    session.request(request("SELECT 3")).unwrap();
+    session.request(request("SELECT 3")).await.unwrap();
     session.close("client left").await;
     recorder.shutdown().await;
     let events = store.session_events(session.session_id()).unwrap();
@@ -204,7 +204,7 @@ async fn continue_lets_requests_through_a_failed_store() {
     recorder.flush().await.unwrap();
     let other = rusqlite::Connection::open(&path).unwrap();
     other.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    session.request(request("SELECT 1")).unwrap();
+    session.request(request("SELECT 1")).await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), session.wait_durable())
         .await
         .unwrap()
@@ -212,6 +212,7 @@ async fn continue_lets_requests_through_a_failed_store() {
     assert!(!recorder.is_available());
     session
         .request(request("SELECT 2"))
+        .await
         .expect("continue: requests go on");
     other.execute_batch("ROLLBACK").unwrap();
 }
@@ -249,7 +250,7 @@ async fn retention_purges_old_sessions_and_the_trail_still_verifies() {
     )
     .unwrap();
     let recent = recorder.open_session(opened("recent")).unwrap();
-    recent.request(request("SELECT 'recent'")).unwrap();
+    recent.request(request("SELECT 'recent'")).await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), async {
         while !store.session_events(&"0".repeat(32)).unwrap().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -325,7 +326,7 @@ async fn journaled_then_recovered(sync: bool) {
     )
     .unwrap();
     let mut session = recorder.open_session(opened("agent")).unwrap();
-    let seq = session.request(request("SELECT 1")).unwrap();
+    let seq = session.request(request("SELECT 1")).await.unwrap();
     session.wait_durable().await.unwrap();
     // Durable: in the journal, not yet in the store.
     assert!(store
