@@ -59,6 +59,25 @@ struct Shared {
     /// Requests sent and not yet answered; kept only when the session masks or records
     /// results.
     responses: ResponseTracker,
+    copy_in: CopyInSyncs,
+}
+
+/// The resource ignores Sync in copy-in mode: no ReadyForQuery answers those Syncs, so
+/// the sync points the client half counts must not include them, or anything waiting for
+/// the resource to catch up (settle, refusal bookkeeping) would wait forever. Whether a
+/// Sync is ignored depends on whether the resource entered copy-in (its
+/// CopyInResponse), which may come before or after the Sync: both halves keep this
+/// together under the shared lock.
+#[derive(Default)]
+struct CopyInSyncs {
+    /// A COPY FROM STDIN was sent and the client has not ended its data (CopyDone or
+    /// CopyFail) nor sent another statement.
+    pending: bool,
+    /// The resource said CopyInResponse for it.
+    entered: bool,
+    /// Syncs sent while `pending` and before `entered`, counted as sync points: the
+    /// resource's CopyInResponse credits them as answered.
+    uncredited: u64,
 }
 
 /// What the session knows of a prepared statement (and of the portals bound from it).
@@ -142,6 +161,11 @@ pub struct Session {
     last_judged_risky: bool,
     /// Extended-protocol statements that call such functions.
     risky_statements: std::collections::HashSet<String>,
+    /// Statements and portals that are `COPY ... FROM STDIN` (see [`CopyInSyncs`]).
+    copy_in_statements: std::collections::HashSet<String>,
+    copy_in_portals: std::collections::HashSet<String>,
+    /// The SQL judged last reads COPY data from the client.
+    last_judged_copy_in: bool,
     /// A risky statement was executed: settle at the next Sync.
     settle_after_sync: bool,
     /// The sync point to wait for before reading the client's next message.
@@ -208,6 +232,9 @@ impl Session {
             role_changed: false,
             last_judged_risky: false,
             risky_statements: Default::default(),
+            copy_in_statements: Default::default(),
+            copy_in_portals: Default::default(),
+            last_judged_copy_in: false,
             settle_after_sync: false,
             settle_at: None,
             ready: None,
@@ -385,6 +412,7 @@ impl Session {
                             record,
                         },
                     );
+                    self.statement_sent(shared, self.last_judged_copy_in);
                     server.write_all(&frame.raw).await.map_err(lost)?;
                     self.sync_points += 1;
                     if self.last_judged_risky {
@@ -420,6 +448,11 @@ impl Session {
                     } else {
                         self.risky_statements.remove(name);
                     }
+                    if self.last_judged_copy_in {
+                        self.copy_in_statements.insert(name.to_string());
+                    } else {
+                        self.copy_in_statements.remove(name);
+                    }
                     self.track(shared, Request::Parse);
                     server.write_all(&frame.raw).await.map_err(lost)?;
                 }
@@ -437,6 +470,13 @@ impl Session {
                 name: statement,
             } => {
                 if let Some(prepared) = self.statements.get(statement).cloned() {
+                    if let FrontendMessage::Bind { portal, .. } = message {
+                        if self.copy_in_statements.contains(statement) {
+                            self.copy_in_portals.insert(portal.to_string());
+                        } else if !self.copy_in_portals.is_empty() {
+                            self.copy_in_portals.remove(portal);
+                        }
+                    }
                     // Requests are tracked before they are written: a large message goes
                     // straight to the socket, and its answer may come back at once.
                     match message {
@@ -522,8 +562,19 @@ impl Session {
             FrontendMessage::Sync => {
                 self.discard_until_sync = false;
                 self.track(shared, Request::Sync);
+                let answered = {
+                    let mut shared = shared.lock();
+                    let copy = &mut shared.copy_in;
+                    if copy.pending && !copy.entered {
+                        copy.uncredited += 1;
+                    }
+                    // Ignored by the resource: no ReadyForQuery will come for it.
+                    !(copy.pending && copy.entered)
+                };
                 server.write_all(&frame.raw).await.map_err(lost)?;
-                self.sync_points += 1;
+                if answered {
+                    self.sync_points += 1;
+                }
                 if std::mem::take(&mut self.settle_after_sync) {
                     self.settle_at = Some(self.sync_points);
                 }
@@ -573,6 +624,7 @@ impl Session {
                         record,
                     },
                 );
+                self.statement_sent(shared, self.copy_in_portals.contains(portal));
                 server.write_all(&frame.raw).await.map_err(lost)?
             }
             FrontendMessage::Close { .. } => {
@@ -581,6 +633,7 @@ impl Session {
             }
             FrontendMessage::CopyDone | FrontendMessage::CopyFail => {
                 self.track(shared, Request::CopyEnd);
+                shared.lock().copy_in.pending = false;
                 server.write_all(&frame.raw).await.map_err(lost)?
             }
             FrontendMessage::Flush | FrontendMessage::CopyData => {
@@ -634,6 +687,18 @@ impl Session {
     fn track(&self, shared: &Mutex<Shared>, request: Request) {
         if self.tracking {
             shared.lock().responses.push(request);
+        }
+    }
+
+    /// A statement (a Query, or an Execute) goes to the resource: a COPY window before it
+    /// is over, and a new one opens if this one reads COPY data from the client.
+    fn statement_sent(&self, shared: &Mutex<Shared>, copy_in: bool) {
+        let mut shared = shared.lock();
+        if copy_in || shared.copy_in.pending {
+            shared.copy_in = CopyInSyncs {
+                pending: copy_in,
+                ..Default::default()
+            };
         }
     }
 
@@ -806,6 +871,7 @@ impl Session {
                     sluice_core::Action::Procedural | sluice_core::Action::Call
                 )
         }) && !accesses().any(|a| a.action == sluice_core::Action::CopyIn);
+        self.last_judged_copy_in = accesses().any(|a| a.action == sluice_core::Action::CopyIn);
         // The resource may end up with either path (a SET LOCAL ends with its transaction,
         // a rollback undoes a SET), so names resolve in both from now on.
         let mut path = self.search_path.clone();
@@ -1471,6 +1537,26 @@ fn unmaskable_copy(statement: &StatementClass, masking: &Masking) -> Option<Stri
 }
 
 impl ServerRelay<'_> {
+    /// The resource entered copy-in: the Syncs sent since the COPY began will get no
+    /// ReadyForQuery; count them as answered.
+    fn credit_ignored_syncs(&mut self) {
+        let credit = {
+            let mut shared = self.shared.lock();
+            let copy = &mut shared.copy_in;
+            copy.entered = true;
+            std::mem::take(&mut copy.uncredited)
+        };
+        if credit > 0 {
+            self.ready_seen += credit;
+            self.ready.send_replace(self.ready_seen);
+            let ready_seen = self.ready_seen;
+            self.shared
+                .lock()
+                .pending
+                .retain(|p| p.sync_point > ready_seen);
+        }
+    }
+
     /// Forwards one message from the resource (into the client's buffer; the caller
     /// flushes), or its replacement. An error means the client is gone.
     async fn forward(
@@ -1480,6 +1566,9 @@ impl ServerRelay<'_> {
     ) -> Result<(), End> {
         if frame.tag == b'S' {
             lexical_parameter_check(frame.body())?;
+        }
+        if frame.tag == b'G' {
+            self.credit_ignored_syncs();
         }
         let (answering, copy_plan) = if self.tracking {
             let mut guard = self.shared.lock();

@@ -640,3 +640,46 @@ async fn futures_collect(stream: tokio_postgres::CopyOutStream) -> Vec<bytes::By
     }
     out
 }
+
+/// The resource ignores Sync while in copy-in, so those Syncs get no ReadyForQuery. The
+/// gateway's count of what the resource has answered must not fall behind because of
+/// them: a later statement that calls a function waits for that count (settle), and
+/// would wait forever.
+#[test]
+fn a_function_call_after_copy_in_over_the_extended_protocol_does_not_hang() {
+    let f = Fixture::start();
+    let token = f.token("agent", &["all"]);
+    f.rt.block_on(async {
+        use futures_util::SinkExt;
+        let client = f.connect(&token).await.unwrap();
+        for round in 0..2 {
+            let sink = client
+                .copy_in("COPY orders (customer_id, total) FROM STDIN")
+                .await
+                .unwrap();
+            let mut sink = Box::pin(sink);
+            sink.send(bytes::Bytes::from_static(b"1\t1.00\n"))
+                .await
+                .unwrap();
+            assert_eq!(sink.as_mut().finish().await.unwrap(), 1);
+            let called = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                client.query("SELECT public.bump_totals()", &[]),
+            )
+            .await;
+            assert!(
+                called.is_ok(),
+                "round {round}: the call after COPY FROM hung"
+            );
+            called.unwrap().unwrap();
+            let rows = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                client.query("SELECT count(*) FROM orders", &[]),
+            )
+            .await
+            .expect("the statement after it hung")
+            .unwrap();
+            assert!(rows[0].get::<_, i64>(0) >= 4);
+        }
+    });
+}
