@@ -460,6 +460,17 @@ fn after_sigkill_every_acknowledged_statement_is_in_the_store() {
         missing.is_empty(),
         "acknowledged but not recorded: {missing:?}"
     );
+    // The sessions the kill cut off are closed at the restart, saying why.
+    let closes: Vec<&str> = events
+        .iter()
+        .filter(|e| e["body"]["kind"] == "session_closed")
+        .filter_map(|e| e["body"]["reason"].as_str())
+        .collect();
+    assert_eq!(closes.len(), 3, "{closes:?}");
+    assert!(
+        closes.iter().all(|r| r.contains("killed or crashed")),
+        "{closes:?}"
+    );
     let rows: usize = cluster
         .query_scalar(&db, "SELECT count(*) FROM t")
         .unwrap()

@@ -130,6 +130,13 @@ impl Recorder {
                 ))
             }
         }
+        if settings.close_orphans_at_start {
+            match state.close_orphans() {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(sessions = n, "closed the sessions the last run left open"),
+                Err(e) => return Err(format!("closing the sessions the last run left open: {e}")),
+            }
+        }
         let (thread_queue, thread_settings) = (queue.clone(), settings.clone());
         std::thread::Builder::new()
             .name("sluice-audit-writer".into())

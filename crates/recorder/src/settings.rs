@@ -30,6 +30,10 @@ pub struct RecorderSettings {
     pub journal: Option<std::path::PathBuf>,
     /// `fdatasync` the journal after every batch (`recording.durability: disk`).
     pub journal_sync: bool,
+    /// At start, close the sessions the store still holds as open: right when this
+    /// gateway is the store's only writer (SQLite), wrong when several share it (their
+    /// open sessions may be running).
+    pub close_orphans_at_start: bool,
     /// Journaled events wait at most this long for the store...
     pub store_delay: Duration,
     /// ...or until this many have gathered.
@@ -50,6 +54,7 @@ impl Default for RecorderSettings {
             retry_backoff_max: Duration::from_secs(2),
             journal: None,
             journal_sync: false,
+            close_orphans_at_start: false,
             store_delay: Duration::from_millis(100),
             store_batch: 4096,
         }

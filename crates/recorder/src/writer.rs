@@ -101,6 +101,38 @@ impl WriterState {
         }
     }
 
+    /// Closes, with a `session_closed` event saying so, every session the store still
+    /// holds as open: at start, with this gateway the only one writing the store, no
+    /// session can be running, so those are sessions the last run never closed (it was
+    /// killed or crashed). Returns how many.
+    pub(crate) fn close_orphans(&mut self) -> Result<usize, WriteError> {
+        let open: Vec<String> = self
+            .store
+            .list_sessions(&sluice_store::SessionFilter::default())?
+            .into_iter()
+            .filter(|s| s.end == sluice_store::SessionEnd::Open)
+            .map(|s| s.session_id)
+            .collect();
+        let mut closes = Vec::new();
+        for session_id in &open {
+            let Some(last) = self.store.last_event(session_id)? else {
+                continue;
+            };
+            let mut chain = ChainBuilder::resume(&last);
+            let close = chain.append(
+                now(),
+                EventBody::SessionClosed(sluice_audit::SessionClosed {
+                    reason: "the gateway stopped without closing the session (killed or crashed); closed at the next start".into(),
+                }),
+            );
+            self.unsigned
+                .insert(close.session_id.clone(), ChainHead::of(&close));
+            closes.push(close);
+        }
+        self.store.append_events(&closes)?;
+        Ok(closes.len())
+    }
+
     /// Moves into the store what the journal kept from before this start (the gateway
     /// stopped before storing it), skipping events the store already has, then empties
     /// the journal. The sessions it names are over; their heads are signed next.

@@ -166,6 +166,8 @@ fn start_recorder(
         retention: recording.retention.map(|d| d.0),
         journal: Some(config.data_dir().join(AUDIT_JOURNAL_FILE)),
         journal_sync: recording.durability == sluice_config::Durability::Disk,
+        // One gateway per SQLite file: what it finds open at start, its last run left open.
+        close_orphans_at_start: config.store.starts_with("sqlite:"),
         on_store_failure: match recording.on_store_failure {
             sluice_config::OnStoreFailure::Refuse => sluice_recorder::OnStoreFailure::Refuse,
             sluice_config::OnStoreFailure::Continue => sluice_recorder::OnStoreFailure::Continue,
