@@ -192,6 +192,11 @@ impl ResponseTracker {
         {
             self.enter_copy_in();
         }
+        // ReadyForQuery: any COPY has ended; a client that never sent CopyDone or CopyFail
+        // (the COPY failed first) leaves no copy-in state behind.
+        if tag == b'Z' {
+            self.copy_in = false;
+        }
         let Some(front) = self.pending.front() else {
             return if tag == b'E' {
                 Ok(Answering::Nothing)
@@ -202,6 +207,11 @@ impl ResponseTracker {
                 })
             };
         };
+        // A Sync can fail too (the implicit commit: a deferred constraint, a serialization
+        // failure): its ErrorResponse comes before its ReadyForQuery and skips nothing.
+        if tag == b'E' && *front == Request::Sync {
+            return Ok(Answering::Other);
+        }
         if tag == b'E' && !matches!(front, Request::Query { .. }) {
             // The failed request and everything after it up to Sync are skipped.
             let failed = self.pending.pop_front();
@@ -427,6 +437,22 @@ mod tests {
         assert!(matches!(t.on_response(b'E'), Ok(Answering::Execute { .. })));
         assert_eq!(t.on_response(b'Z'), Ok(Answering::Other));
         assert_eq!(t.on_response(b'Z'), Ok(Answering::Other));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_failed_implicit_commit_answers_the_sync_and_skips_nothing() {
+        let mut t = ResponseTracker::default();
+        for r in [Request::Parse, bind(), execute(""), Request::Sync, Request::Parse] {
+            t.push(r);
+        }
+        assert_eq!(t.on_response(b'1'), Ok(Answering::Other));
+        assert!(matches!(t.on_response(b'2'), Ok(Answering::Bind { .. })));
+        assert!(matches!(t.on_response(b'C'), Ok(Answering::Execute { .. })));
+        // The commit at Sync fails: ErrorResponse, then ReadyForQuery for the same Sync.
+        assert_eq!(t.on_response(b'E'), Ok(Answering::Other));
+        assert_eq!(t.on_response(b'Z'), Ok(Answering::Other));
+        assert_eq!(t.on_response(b'1'), Ok(Answering::Other));
         assert!(t.is_empty());
     }
 

@@ -426,6 +426,24 @@ impl Session {
                         .map_err(lost)?
                 }
             },
+            // PostgreSQL refuses to parse a name that exists (only the unnamed statement is
+            // replaced), and the gateway must not let its own picture of the name change
+            // while the resource keeps the old statement.
+            FrontendMessage::Parse { name, sql }
+                if !name.is_empty()
+                    && (self.statements.contains_key(name)
+                        || self.sql_prepared.contains_key(name)) =>
+            {
+                let refusal = Refusal {
+                    code: "42P05",
+                    message: format!("prepared statement \"{name}\" already exists"),
+                    ..Default::default()
+                };
+                let record = self.record_refused(sql, &refusal).await;
+                self.refuse_extended(refusal, record, server, shared)
+                    .await
+                    .map_err(lost)?;
+            }
             FrontendMessage::Parse { name, sql } => match self.judge_sql(sql).await {
                 Ok(mut copies) => {
                     let record = self.recording.as_ref().map(|_| {
@@ -690,6 +708,23 @@ impl Session {
         }
     }
 
+    /// `DEALLOCATE name`, or with an empty name `DEALLOCATE ALL` / `DISCARD ALL`: the
+    /// resource forgets those prepared statements (SQL- and protocol-level share one
+    /// namespace), and so does the gateway.
+    fn forget_prepared(&mut self, name: &str) {
+        if name.is_empty() {
+            self.statements.retain(|n, _| n.is_empty());
+            self.sql_prepared.clear();
+            self.risky_statements.retain(|n| n.is_empty());
+            self.copy_in_statements.retain(|n| n.is_empty());
+        } else {
+            self.statements.remove(name);
+            self.sql_prepared.remove(name);
+            self.risky_statements.remove(name);
+            self.copy_in_statements.remove(name);
+        }
+    }
+
     /// A statement (a Query, or an Execute) goes to the resource: a COPY window before it
     /// is over, and a new one opens if this one reads COPY data from the client.
     fn statement_sent(&self, shared: &Mutex<Shared>, copy_in: bool) {
@@ -922,6 +957,9 @@ impl Session {
         self.user_in_path = user_in_path;
         self.role_changed = role_changed;
         for statement in &class.statements {
+            if let Some(name) = &statement.deallocates {
+                self.forget_prepared(name);
+            }
             if let Some(name) = &statement.prepares {
                 self.sql_prepared.insert(name.clone(), statement.clone());
             }

@@ -414,3 +414,46 @@ fn predicates_on_a_masked_column_through_a_view_are_refused_when_the_policy_says
     );
     assert_eq!(msgs.iter().filter(|m| m.tag == b'D').count(), 2);
 }
+
+/// A Parse of a name that exists fails in PostgreSQL, which keeps the old statement; the
+/// gateway refuses it the same way, so its picture of what the name runs (and so what it
+/// masks and records) cannot be swapped for the new text.
+#[test]
+fn parsing_an_existing_name_again_cannot_swap_what_it_runs() {
+    let f = Fixture::start();
+    let token = f.token("agent-3", &["other-masks"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    let mut batch = raw::parse("s1", "COPY customers (name) TO STDOUT");
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    c.read_until(b'Z');
+    let mut batch = raw::parse("s1", "SELECT 1");
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    let answer = c.read_until(b'Z');
+    let error = answer.iter().find(|m| m.tag == b'E').expect("refused");
+    assert_eq!(error.code(), "42P05", "{}", error.message());
+    let mut batch = raw::bind("", "s1");
+    batch.extend(raw::execute(""));
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    let rows: Vec<String> = c
+        .read_until(b'Z')
+        .into_iter()
+        .filter(|m| m.tag == b'd')
+        .map(|m| String::from_utf8_lossy(&m.body).to_string())
+        .collect();
+    assert!(!rows.is_empty());
+    for clear in ["Ada Lovelace", "Alan Turing", "Grace Hopper"] {
+        assert!(rows.iter().all(|r| !r.contains(clear)), "{clear} in {rows:?}");
+    }
+    // DEALLOCATE frees the name, in the gateway as in the resource.
+    c.send(b'Q', &cstr("DEALLOCATE s1"));
+    assert_eq!(raw::tags(&c.read_until(b'Z')), "CZ");
+    let mut batch = raw::parse("s1", "SELECT 1");
+    batch.extend(raw::bind("", "s1"));
+    batch.extend(raw::execute(""));
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    assert_eq!(raw::tags(&c.read_until(b'Z')), "12DCZ");
+}

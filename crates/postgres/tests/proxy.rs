@@ -683,3 +683,27 @@ fn a_function_call_after_copy_in_over_the_extended_protocol_does_not_hang() {
         }
     });
 }
+
+/// A Sync whose implicit commit fails (a deferred constraint) answers with ErrorResponse
+/// then ReadyForQuery; a session that tracks responses (every recorded one) must take it.
+#[test]
+fn a_commit_that_fails_at_sync_is_relayed_and_the_session_goes_on() {
+    let f = Fixture::start();
+    let token = f.token("agent", &["all"]);
+    let (mut c, _) = RawClient::login(f.port, &token);
+    c.send(
+        b'Q',
+        &raw::cstr("CREATE TABLE deferred_unique (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)"),
+    );
+    c.read_until(b'Z');
+    let mut batch = raw::parse("", "INSERT INTO deferred_unique VALUES (1), (1)");
+    batch.extend(raw::bind("", ""));
+    batch.extend(raw::execute(""));
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    let answer = c.read_until(b'Z');
+    assert_eq!(raw::tags(&answer), "12CEZ");
+    assert_eq!(answer[3].code(), "23505");
+    c.send(b'Q', &raw::cstr("SELECT count(*) FROM deferred_unique"));
+    assert_eq!(raw::tags(&c.read_until(b'Z')), "TDCZ");
+}

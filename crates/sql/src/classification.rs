@@ -29,6 +29,10 @@ pub struct StatementClass {
     /// `EXECUTE name`: cannot be judged alone; the session must substitute the accesses of
     /// the statement it prepared under that name.
     pub executes: Option<String>,
+    /// `DEALLOCATE name` (`Some(name)`) or `DEALLOCATE ALL` / `DISCARD ALL` (`Some("")`):
+    /// prepared statements the session must forget, SQL- and protocol-level alike (they
+    /// share one namespace).
+    pub deallocates: Option<String>,
     /// Whether the statement changes `search_path`, and to what, so the session resolves
     /// later names as the resource will.
     pub search_path_change: Option<SearchPathChange>,

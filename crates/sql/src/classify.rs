@@ -75,6 +75,7 @@ fn classify_statement(
         accesses: Vec::new(),
         prepares: None,
         executes: None,
+        deallocates: None,
         search_path_change: None,
         copy_out: None,
         flows: ValueFlows::default(),
@@ -207,13 +208,19 @@ fn classify_statement(
         // SET CONSTRAINTS only changes when the transaction checks its own constraints.
         "ConstraintsSetStmt" => extra.push(Access::new(Action::Transaction, Object::None)),
         "DeallocateStmt" | "ClosePortalStmt" | "FetchStmt" | "DiscardStmt" => {
-            // DISCARD ALL resets every setting, search_path included.
+            // DISCARD ALL resets every setting, search_path included, and deallocates
+            // every prepared statement.
             let discard_target = fields.get("target").and_then(Value::as_i64).unwrap_or(0) as i32;
             if kind == "DiscardStmt"
                 && pg_query::protobuf::DiscardMode::try_from(discard_target)
                     == Ok(pg_query::protobuf::DiscardMode::DiscardAll)
             {
                 class.search_path_change = Some(SearchPathChange::Reset);
+                class.deallocates = Some(String::new());
+            }
+            if kind == "DeallocateStmt" {
+                // No name: DEALLOCATE ALL.
+                class.deallocates = Some(str_field(fields, "name").to_string());
             }
             extra.push(Access::new(Action::Transaction, Object::None));
         }
