@@ -443,7 +443,13 @@ mod tests {
     #[test]
     fn a_failed_implicit_commit_answers_the_sync_and_skips_nothing() {
         let mut t = ResponseTracker::default();
-        for r in [Request::Parse, bind(), execute(""), Request::Sync, Request::Parse] {
+        for r in [
+            Request::Parse,
+            bind(),
+            execute(""),
+            Request::Sync,
+            Request::Parse,
+        ] {
             t.push(r);
         }
         assert_eq!(t.on_response(b'1'), Ok(Answering::Other));

@@ -445,7 +445,10 @@ fn parsing_an_existing_name_again_cannot_swap_what_it_runs() {
         .collect();
     assert!(!rows.is_empty());
     for clear in ["Ada Lovelace", "Alan Turing", "Grace Hopper"] {
-        assert!(rows.iter().all(|r| !r.contains(clear)), "{clear} in {rows:?}");
+        assert!(
+            rows.iter().all(|r| !r.contains(clear)),
+            "{clear} in {rows:?}"
+        );
     }
     // DEALLOCATE frees the name, in the gateway as in the resource.
     c.send(b'Q', &cstr("DEALLOCATE s1"));

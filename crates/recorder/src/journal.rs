@@ -26,6 +26,9 @@ pub(crate) struct Journal {
     path: PathBuf,
     file: File,
     sync: bool,
+    /// Its length after the last whole append: a failed write is cut back to it, so a
+    /// torn line never sits before the next one.
+    len: u64,
     buffer: Vec<u8>,
 }
 
@@ -40,10 +43,12 @@ impl Journal {
             options.mode(0o600);
         }
         let file = options.open(path)?;
+        let len = file.metadata()?.len();
         Ok(Journal {
             path: path.to_path_buf(),
             file,
             sync,
+            len,
             buffer: Vec::new(),
         })
     }
@@ -91,16 +96,26 @@ impl Journal {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             self.buffer.push(b'\n');
         }
-        self.file.write_all(&self.buffer)?;
-        if self.sync {
-            self.file.sync_data()?;
+        let written = self.file.write_all(&self.buffer).and_then(|()| {
+            if self.sync {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Nothing of a failed batch stays (a full disk may have taken half of it).
+            let _ = self.file.set_len(self.len);
+            return Err(e);
         }
+        self.len += self.buffer.len() as u64;
         Ok(())
     }
 
     /// Empties the journal: the store has everything it held.
     pub(crate) fn clear(&mut self) -> std::io::Result<()> {
         self.file.set_len(0)?;
+        self.len = 0;
         if self.sync {
             self.file.sync_data()?;
         }

@@ -88,6 +88,8 @@ pub struct Recorder {
     queue: Arc<queue::Queue>,
     /// Set when sessions journal their own events (`durability: os`).
     session_journal: Option<Arc<parking_lot::Mutex<journal::Journal>>>,
+    /// Sessions opened and not yet closed in the store (retention spares them).
+    live: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
     health: watch::Receiver<Health>,
     settings: Arc<RecorderSettings>,
 }
@@ -116,7 +118,9 @@ impl Recorder {
         };
         // A flush to disk is worth sharing among sessions: with `disk` the writer batches.
         let session_journal = journal.clone().filter(|_| !settings.journal_sync);
-        let mut state = writer::WriterState::new(store, signer, journal, queue.clone());
+        let live = Arc::new(parking_lot::Mutex::new(std::collections::HashSet::new()));
+        let mut state =
+            writer::WriterState::new(store, signer, journal, queue.clone(), live.clone());
         // The trail is whole before anything new is recorded.
         match state.recover() {
             Ok(0) => {}
@@ -145,6 +149,7 @@ impl Recorder {
         Ok(Recorder {
             queue,
             session_journal,
+            live,
             health,
             settings: Arc::new(settings),
         })
@@ -165,13 +170,18 @@ impl Recorder {
             self.settings.on_store_failure,
         );
         session.check_available()?;
+        // Live before its first event exists, so retention can never see it half-there.
+        self.live.lock().insert(session.session_id().to_string());
         match session.try_record(EventBody::SessionOpened(opened), true) {
             Ok(_) => Ok(session),
             Err(e) if self.settings.on_store_failure == OnStoreFailure::Continue => {
                 tracing::error!(error = %e, "session opening not recorded (on_store_failure: continue)");
                 Ok(session)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.live.lock().remove(session.session_id());
+                Err(e)
+            }
         }
     }
 

@@ -97,10 +97,16 @@ impl Queue {
         Ok(())
     }
 
-    /// Whether an event would be refused for want of room now.
-    pub(crate) fn is_full(&self) -> bool {
+    /// Whether an event would be refused now, and why.
+    pub(crate) fn refuses(&self) -> Option<Rejected> {
         let state = self.state.lock();
-        state.closed || state.taken.events.len() + state.taken.sealed.len() >= self.capacity
+        if state.closed {
+            Some(Rejected::Closed)
+        } else if state.taken.events.len() + state.taken.sealed.len() >= self.capacity {
+            Some(Rejected::Full)
+        } else {
+            None
+        }
     }
 
     /// Hands the writer an event a session has sealed and journaled: it is durable, and
@@ -153,12 +159,15 @@ impl Queue {
     }
 
     fn wake(&self, state: &mut State, urgent: bool) {
+        let mut notify = urgent;
         if urgent {
             state.urgent = true;
         } else if state.lazy_deadline.is_none() {
             state.lazy_deadline = Some(Instant::now() + LAZY_DELAY);
+            // A writer asleep until its next checkpoint must learn of the new deadline.
+            notify = true;
         }
-        if urgent && state.writer_waiting {
+        if notify && state.writer_waiting {
             self.writer.notify_one();
         }
     }

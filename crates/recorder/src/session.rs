@@ -145,8 +145,10 @@ impl SessionRecorder {
         journal: &Mutex<Journal>,
         body: EventBody,
     ) -> Result<u64, (RecordError, EventBody)> {
-        if self.queue.is_full() {
-            return Err((RecordError::QueueFull, body));
+        match self.queue.refuses() {
+            Some(Rejected::Full) => return Err((RecordError::QueueFull, body)),
+            Some(Rejected::Closed) => return Err((RecordError::Stopped, body)),
+            None => {}
         }
         // Sealed on a copy of the chain, kept only once the journal has the event.
         let mut builder = chain.builder.clone();

@@ -67,6 +67,8 @@ pub(crate) struct WriterState {
     unstored: Vec<Event>,
     /// When the oldest of `unstored` became durable.
     unstored_since: Option<Instant>,
+    /// Sessions opened and not yet closed in the store: retention never purges them.
+    live: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 impl WriterState {
@@ -75,6 +77,7 @@ impl WriterState {
         signer: CheckpointSigner,
         journal: Option<Arc<Mutex<Journal>>>,
         queue: Arc<Queue>,
+        live: Arc<Mutex<std::collections::HashSet<String>>>,
     ) -> Self {
         Self {
             store,
@@ -87,7 +90,43 @@ impl WriterState {
             queue,
             unstored: Vec::new(),
             unstored_since: None,
+            live,
         }
+    }
+
+    /// Stores `events` in one transaction. If the store says some are there already (a
+    /// commit whose answer was lost, then retried), those are dropped, by position, and
+    /// the rest stored. Sessions whose close is now stored stop being live.
+    fn store_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        match self.store.append_events(events) {
+            Err(StoreError::Duplicate { .. }) => {
+                let mut last: HashMap<&str, Option<u64>> = HashMap::new();
+                for event in events {
+                    if !last.contains_key(event.session_id.as_str()) {
+                        let stored = self.store.last_event(&event.session_id)?.map(|e| e.seq);
+                        last.insert(&event.session_id, stored);
+                    }
+                }
+                let missing: Vec<Event> = events
+                    .iter()
+                    .filter(|e| last[e.session_id.as_str()].is_none_or(|l| e.seq > l))
+                    .cloned()
+                    .collect();
+                tracing::warn!(
+                    stored = events.len() - missing.len(),
+                    "the store already had part of a batch (a commit whose answer was lost); storing the rest"
+                );
+                self.store.append_events(&missing)?;
+            }
+            other => other?,
+        }
+        let mut live = self.live.lock();
+        for event in events {
+            if matches!(event.body, EventBody::SessionClosed(_)) {
+                live.remove(&event.session_id);
+            }
+        }
+        Ok(())
     }
 
     fn journal_error(&self, source: std::io::Error) -> WriteError {
@@ -221,7 +260,7 @@ impl WriterState {
                 }
             }
             None => {
-                self.store.append_events(&self.sealed)?;
+                self.store_events(&self.sealed)?;
                 for (event, track) in self.sealed.drain(..).zip(self.tracks.drain(..)) {
                     track.mark_durable(event.seq);
                 }
@@ -255,7 +294,7 @@ impl WriterState {
         if self.unstored.is_empty() {
             return Ok(());
         }
-        self.store.append_events(&self.unstored)?;
+        self.store_events(&self.unstored)?;
         self.unstored.clear();
         self.unstored_since = None;
         if let Some(journal) = &self.journal {
@@ -293,7 +332,13 @@ impl WriterState {
         // Everything sealed must be stored first: a purge must not race its own backlog.
         self.write()?;
         self.store_unstored()?;
-        let live: Vec<String> = self.chains.keys().cloned().collect();
+        let live: Vec<String> = self
+            .live
+            .lock()
+            .iter()
+            .chain(self.chains.keys())
+            .cloned()
+            .collect();
         let removed = self.store.purge_sessions(before, &live)?;
         if removed == 0 {
             return Ok(0);

@@ -381,3 +381,91 @@ async fn a_journal_that_does_not_read_stops_the_start() {
     let error = started.err().expect("refused");
     assert!(error.contains("audit journal"), "{error}");
 }
+
+fn session_journal(dir: &std::path::Path) -> RecorderSettings {
+    RecorderSettings {
+        journal: Some(dir.join("journal")),
+        ..settings()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_spares_a_session_that_is_still_open_whoever_seals_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+    let signer = CheckpointSigner::generate();
+    let recorder = Recorder::start(
+        store.clone(),
+        CheckpointSigner::from_secret_bytes(&signer.secret_bytes()),
+        RecorderSettings {
+            retention: Some(Duration::from_millis(300)),
+            retention_check_interval: Duration::from_millis(50),
+            ..session_journal(dir.path())
+        },
+    )
+    .unwrap();
+    let session = recorder.open_session(opened("idle")).unwrap();
+    session.request(request("SELECT 1")).await.unwrap();
+    // Idle well past the retention, still connected.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    session.request(request("SELECT 2")).await.unwrap();
+    session.close("client left").await;
+    recorder.shutdown().await;
+    let seqs: Vec<u64> = store
+        .session_events(session.session_id())
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [0, 1, 2, 3]);
+    verify(&*store, &signer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_after_shutdown_is_refused_not_spun_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+    let recorder = Recorder::start(
+        store,
+        CheckpointSigner::generate(),
+        session_journal(dir.path()),
+    )
+    .unwrap();
+    let session = recorder.open_session(opened("late")).unwrap();
+    recorder.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(5), session.close("client left"))
+        .await
+        .expect("close after shutdown returns");
+    let refused =
+        tokio::time::timeout(Duration::from_secs(5), session.request(request("SELECT 1")))
+            .await
+            .expect("a request after shutdown returns");
+    assert_eq!(refused, Err(RecordError::Stopped));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_after_idle_wakes_the_writer_before_the_queue_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+    let recorder = Recorder::start(
+        store,
+        CheckpointSigner::generate(),
+        RecorderSettings {
+            queue_capacity: 8,
+            checkpoint_interval: Duration::from_secs(30),
+            ..session_journal(dir.path())
+        },
+    )
+    .unwrap();
+    let session = recorder.open_session(opened("bursty")).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Without a wake-up the writer sleeps toward its checkpoint, 30 s away: the eighth
+    // request waits out QUEUE_WAIT (5 s) for room and is refused.
+    for i in 0..24 {
+        session
+            .request(request(&format!("SELECT {i}")))
+            .await
+            .unwrap();
+    }
+    recorder.shutdown().await;
+}

@@ -149,8 +149,10 @@ connections:
         let issuer = LocalIssuer::load_or_create(dir.path()).unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(dir.path().join("sluice.db")).unwrap());
+        // Recording as `sluice serve` does by default: sessions journal their own events.
+        let journal = dir.path().join("audit-journal");
         let (rt, port, stop, recorder) =
-            spawn_gateway(&config, issuer.clone(), Some(store.clone()));
+            spawn_gateway(&config, issuer.clone(), Some((store.clone(), journal)));
         Fixture {
             cluster,
             db,
@@ -304,13 +306,14 @@ connections:
     }
 }
 
-/// Runs a gateway for `config`, trusting tokens from `issuer`, recording into `store`, on
+/// Runs a gateway for `config`, trusting tokens from `issuer`, recording (into a store, with
+/// a journal) when given, on
 /// its own runtime and a free port; it stops when the returned sender is dropped or sent
 /// to.
 pub fn spawn_gateway(
     config: &sluice_config::Config,
     issuer: LocalIssuer,
-    store: Option<Arc<dyn Store>>,
+    recording: Option<(Arc<dyn Store>, PathBuf)>,
 ) -> (
     tokio::runtime::Runtime,
     u16,
@@ -328,12 +331,15 @@ pub fn spawn_gateway(
         .enable_all()
         .build()
         .unwrap();
-    let recorder = store.map(|store| {
+    let recorder = recording.map(|(store, journal)| {
         let _entered = rt.enter();
         Recorder::start(
             store,
             sluice_audit::CheckpointSigner::generate(),
-            RecorderSettings::default(),
+            RecorderSettings {
+                journal: Some(journal),
+                ..RecorderSettings::default()
+            },
         )
         .unwrap()
     });
