@@ -119,6 +119,34 @@ pub async fn verify(
     }))
 }
 
+/// Every recorded event at or after `since` (all of them without it), exactly as stored,
+/// ordered by time, then session and position: what `sessions export` and
+/// `/api/v1/sessions/export` write.
+pub fn events_since(
+    store: &dyn Store,
+    since: Option<sluice_audit::Timestamp>,
+) -> Result<Vec<sluice_audit::Event>, sluice_store::StoreError> {
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let ids = store.session_ids(after.as_deref(), PAGE)?;
+        for id in &ids {
+            events.extend(
+                store
+                    .session_events(id)?
+                    .into_iter()
+                    .filter(|e| since.is_none_or(|since| e.at >= since)),
+            );
+        }
+        match ids.last() {
+            Some(last) if ids.len() == PAGE => after = Some(last.clone()),
+            _ => break,
+        }
+    }
+    events.sort_by(|a, b| (a.at, &a.session_id, a.seq).cmp(&(b.at, &b.session_id, b.seq)));
+    Ok(events)
+}
+
 pub async fn export(
     State(state): State<Arc<AdminState>>,
     headers: HeaderMap,
@@ -126,27 +154,7 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
     let since = since(query.since.as_deref())?;
-    let events = blocking(&state.store, move |s| {
-        let mut events = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let ids = s.session_ids(after.as_deref(), PAGE)?;
-            for id in &ids {
-                events.extend(
-                    s.session_events(id)?
-                        .into_iter()
-                        .filter(|e| since.is_none_or(|since| e.at >= since)),
-                );
-            }
-            match ids.last() {
-                Some(last) if ids.len() == PAGE => after = Some(last.clone()),
-                _ => break,
-            }
-        }
-        events.sort_by(|a, b| (a.at, &a.session_id, a.seq).cmp(&(b.at, &b.session_id, b.seq)));
-        Ok(events)
-    })
-    .await?;
+    let events = blocking(&state.store, move |s| events_since(s, since)).await?;
     let mut body = String::new();
     for event in &events {
         body.push_str(
