@@ -10,6 +10,8 @@
 //! - [`views`]: the JSON shapes the API and the command line share;
 //! - [`since`]: how `since` is read (RFC 3339 or a duration back from now);
 //! - [`openapi`]: the OpenAPI document at `/api/v1/openapi.json`;
+//! - [`tls`]: the admin listener over TLS (the config's `tls`), handshakes off the
+//!   accept path;
 //! - `error`: errors in HTTP terms, always `{"error": "..."}`.
 //!
 //! Architecture invariants:
@@ -25,6 +27,7 @@ mod error;
 pub mod openapi;
 pub mod sessions;
 pub mod since;
+pub mod tls;
 pub mod views;
 
 use std::sync::Arc;

@@ -12,6 +12,11 @@ use sluice_pgcluster::pg::PgCluster;
 use support::{free_port, raw_login, read_message, Gateway};
 
 fn start(cluster: &PgCluster, extra: &str) -> Gateway {
+    start_with_admin(cluster, extra, free_port())
+}
+
+/// With the admin listener on `admin` (loopback), for principals with role `all`.
+fn start_with_admin(cluster: &PgCluster, extra: &str, admin: u16) -> Gateway {
     static ROLE: std::sync::Once = std::sync::Once::new();
     ROLE.call_once(|| cluster.create_role("gw_svc", "gw-password", true).unwrap());
     let db = cluster.fresh_database("gateway");
@@ -20,7 +25,8 @@ fn start(cluster: &PgCluster, extra: &str) -> Gateway {
     let port = free_port();
     let config = format!(
         r#"
-listen: {{ postgres: "127.0.0.1:{port}" }}
+listen: {{ postgres: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}" }}
+admins: {{ roles: [all] }}
 store: sqlite://./sluice.db
 {extra}
 identity:
@@ -153,4 +159,57 @@ fn sigterm_lets_running_statements_finish_then_closes_sessions() {
     );
     let status = gw.child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn with_tls_configured_the_admin_api_is_served_over_tls_only() {
+    let cluster = PgCluster::shared();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("gw.pem"), dir.path().join("gw-key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let admin = free_port();
+    let gw = start_with_admin(
+        cluster,
+        &format!(
+            "tls: {{ cert: {}, key: {} }}",
+            cert_path.display(),
+            key_path.display()
+        ),
+        admin,
+    );
+    let token = token(&gw);
+    let curl = |url: &str, verify: bool| {
+        let mut command = Command::new("curl");
+        command.args([
+            "-s",
+            "-o",
+            "/dev/stderr",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ]);
+        if verify {
+            command.arg("--cacert").arg(&cert_path);
+        }
+        command
+            .args(["-H", &format!("Authorization: Bearer {token}"), url])
+            .output()
+            .unwrap()
+    };
+    let https = curl(&format!("https://localhost:{admin}/api/v1/sessions"), true);
+    assert_eq!(
+        String::from_utf8_lossy(&https.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&https.stderr)
+    );
+    // Not in the clear: a plain HTTP request gets no answer.
+    let plain = curl(&format!("http://127.0.0.1:{admin}/api/v1/sessions"), false);
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    // And a client that does not trust the certificate refuses the listener.
+    let untrusted = curl(&format!("https://localhost:{admin}/healthz"), false);
+    assert!(!untrusted.status.success());
 }

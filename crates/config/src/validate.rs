@@ -75,14 +75,6 @@ fn listeners(c: &mut Collector<'_>) {
                     "listen.{name} is {sock}, off loopback, but `tls` is not configured; tokens travel as passwords, so listeners off loopback need TLS"
                 ),
             ),
-            // The admin listener serves plain HTTP (TLS for it is not built yet) and its
-            // callers send bearer tokens, which also open data-path sessions.
-            Ok(sock) if name == "admin" && !is_loopback(sock.ip()) => c.at(
-                addr,
-                format!(
-                    "listen.admin is {sock}, off loopback, but the admin listener does not serve TLS yet and its callers send bearer tokens; bind it to loopback (put a TLS proxy in front to reach it from elsewhere)"
-                ),
-            ),
             Ok(_) => {}
         }
     }

@@ -182,15 +182,3 @@ fn mask_predicates_defaults_to_allow_and_takes_refuse() {
     let message = errors(&text).to_string();
     assert!(message.contains("sluice.yaml:"), "{message}");
 }
-
-#[test]
-fn an_admin_listener_off_loopback_is_refused_even_with_tls() {
-    let yaml = "listen: { admin: \"0.0.0.0:8470\" }\ntls: { cert: c.pem, key: k.pem }\nidentity: { providers: [ { name: local, local: {} } ] }\n";
-    let error = sluice_config::load_str(yaml, std::path::Path::new("sluice.yaml"))
-        .expect_err("refused")
-        .to_string();
-    assert!(
-        error.contains("listen.admin") && error.contains("does not serve TLS"),
-        "{error}"
-    );
-}

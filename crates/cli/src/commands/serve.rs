@@ -89,14 +89,33 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         let listener = tokio::net::TcpListener::bind(&admin.value)
             .await
             .with_context(|| format!("binding the admin listener on {}", admin.value))?;
-        tracing::info!(address = %admin.value, "admin listener ready");
         let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .context("admin listener")
-        });
+        match &config.tls {
+            // Callers send bearer tokens: with `tls` configured the admin API is served
+            // over TLS only, as every other listener.
+            Some(tls) => {
+                let server = sluice_postgres::tls::server_config(&tls.cert, &tls.key)
+                    .context("loading the TLS certificate for the admin listener")?;
+                let listener = sluice_admin::tls::TlsListener::new(listener, server)
+                    .context("starting the admin listener")?;
+                tracing::info!(address = %admin.value, tls = true, "admin listener ready");
+                tasks.spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                        .context("admin listener")
+                });
+            }
+            None => {
+                tracing::info!(address = %admin.value, tls = false, "admin listener ready");
+                tasks.spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                        .context("admin listener")
+                });
+            }
+        }
     }
     if let Some(address) = &config.listen.postgres {
         let mut gateway = sluice_postgres::PgGateway::from_config(
