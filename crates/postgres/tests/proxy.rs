@@ -707,3 +707,43 @@ fn a_commit_that_fails_at_sync_is_relayed_and_the_session_goes_on() {
     c.send(b'Q', &raw::cstr("SELECT count(*) FROM deferred_unique"));
     assert_eq!(raw::tags(&c.read_until(b'Z')), "TDCZ");
 }
+
+/// A large result reaches the client whole while its record keeps the first 1,000 rows,
+/// marked truncated, with every row and byte counted (the rows past the cap are relayed
+/// in blocks, counted without being read).
+#[test]
+fn a_large_result_is_recorded_capped_and_counted_in_both_protocols() {
+    let f = Fixture::start();
+    let token = f.token("agent", &["all"]);
+    let sql = "SELECT g, repeat('x', 20) FROM generate_series(1, 5000) g";
+    let (mut c, _) = RawClient::login(f.port, &token);
+    c.send(b'Q', &raw::cstr(sql));
+    let simple = c.read_until(b'Z');
+    let mut batch = raw::parse("", sql);
+    batch.extend(raw::bind("", ""));
+    batch.extend(raw::execute(""));
+    batch.extend(raw::sync());
+    c.send_raw(&batch);
+    let extended = c.read_until(b'Z');
+    for answer in [&simple, &extended] {
+        assert_eq!(answer.iter().filter(|m| m.tag == b'D').count(), 5000);
+    }
+    let results: Vec<serde_json::Value> = f
+        .recorded_results()
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .filter(|r: &serde_json::Value| r["row_count"] == 5000)
+        .collect();
+    assert_eq!(results.len(), 2, "one record per protocol");
+    for result in &results {
+        assert_eq!(result["truncated"], true);
+        assert_eq!(result["rows"].as_array().unwrap().len(), 1000);
+        assert_eq!(result["rows"][999][0], "1000");
+        let wire: u64 = simple
+            .iter()
+            .filter(|m| m.tag == b'D')
+            .map(|m| m.body.len() as u64 + 5)
+            .sum();
+        assert!(result["bytes"].as_u64().unwrap() >= wire, "{result}");
+    }
+}
