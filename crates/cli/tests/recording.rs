@@ -22,10 +22,16 @@ const CLEAR_EMAIL: &str = "alice.liddell@wonderland.example";
 /// and an insertable table `t`; its admin API listens on the port returned third, for
 /// principals with role `sluice.admin`.
 fn start(cluster: &PgCluster, extra: &str) -> (Gateway, String, u16) {
-    start_with_store(cluster, extra, "sqlite://./sluice.db")
+    start_with_store(cluster, extra, "sqlite://./sluice.db", "")
 }
 
-fn start_with_store(cluster: &PgCluster, extra: &str, store: &str) -> (Gateway, String, u16) {
+/// `recording` adds keys to the `recording:` block (`, durability: disk`).
+fn start_with_store(
+    cluster: &PgCluster,
+    extra: &str,
+    store: &str,
+    recording: &str,
+) -> (Gateway, String, u16) {
     static ROLE: std::sync::Once = std::sync::Once::new();
     ROLE.call_once(|| {
         cluster
@@ -53,7 +59,7 @@ fn start_with_store(cluster: &PgCluster, extra: &str, store: &str) -> (Gateway, 
 listen: {{ postgres: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}" }}
 admins: {{ roles: [sluice.admin] }}
 store: "{store}"
-recording: {{ checkpoint_interval: 200ms }}
+recording: {{ checkpoint_interval: 200ms{recording} }}
 {extra}
 identity:
   providers:
@@ -584,7 +590,7 @@ fn the_admin_api_serves_the_trail_to_admins_only() {
 fn a_postgres_store_records_and_verify_names_a_changed_event() {
     let cluster = PgCluster::shared();
     let store_db = cluster.fresh_database("audit_store");
-    let (mut gw, _db, _) = start_with_store(cluster, "", &cluster.url(&store_db));
+    let (mut gw, _db, _) = start_with_store(cluster, "", &cluster.url(&store_db), "");
     let token = gw.token("agent", "agent");
     let out = support::psql(
         cluster.bindir(),
@@ -624,4 +630,49 @@ fn a_postgres_store_records_and_verify_names_a_changed_event() {
         said.contains(&format!("session {session}, seq 1")) && said.contains("changed"),
         "{said}"
     );
+}
+
+#[test]
+fn durability_disk_records_through_the_writer_and_recording_off_records_nothing() {
+    let cluster = PgCluster::shared();
+    let (mut disk, _, _) =
+        start_with_store(cluster, "", "sqlite://./sluice.db", ", durability: disk");
+    let token = disk.token("agent", "agent");
+    let out = support::psql(
+        cluster.bindir(),
+        &conninfo(&disk),
+        &token,
+        "SELECT id FROM customers",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(disk.terminate().success());
+    let kinds: Vec<String> = exported(&disk)
+        .iter()
+        .map(|e| e["body"]["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["session_opened", "request", "result", "session_closed"]
+    );
+    verify(&disk);
+
+    let (mut off, _, _) = start_with_store(cluster, "", "sqlite://./sluice.db", ", enabled: false");
+    let token = off.token("agent", "agent");
+    let out = support::psql(
+        cluster.bindir(),
+        &conninfo(&off),
+        &token,
+        "SELECT id FROM customers",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(off.terminate().success());
+    assert!(exported(&off).is_empty());
 }
