@@ -55,25 +55,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-rm -rf "$WORK"; mkdir -p "$PGDATA" "$WORK/sock" "$WORK/pgbouncer"; chmod 755 "$WORK"
-chown "$RUN_AS": "$PGDATA" "$WORK/sock" "$WORK/pgbouncer"; chmod 700 "$PGDATA"
-as_run_as "$PGBIN/initdb" -D "$PGDATA" -U "$RUN_AS" --auth-local=trust --auth-host=scram-sha-256 \
-  -E UTF8 --locale=C >"$WORK/initdb.log" 2>&1 || { echo "initdb failed ($WORK/initdb.log)" >&2; exit 1; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$WORK/sock'
-password_encryption = 'scram-sha-256'
-EOF
-setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --init-groups -- "$PGBIN/postgres" -D "$PGDATA" >"$WORK/postgres.log" 2>&1 &
-PG_PID=$!
-psql_local() { as_run_as "$PGBIN/psql" -h "$WORK/sock" -p "$PG_PORT" -v ON_ERROR_STOP=1 -Atq "$@"; }
-for _ in $(seq 1 100); do
-  psql_local -d postgres -c 'select 1' >/dev/null 2>&1 && break
-  kill -0 "$PG_PID" 2>/dev/null || { echo "postgres exited" >&2; PG_PID=""; exit 1; }
-  sleep 0.2
-done
-psql_local -d postgres -c "create role bench login password 'benchpw'" -c "create database bench owner bench" || exit 1
+start_bench_postgres "$WORK/pgbouncer"
 psql_local -d bench -U bench -c "
   CREATE TABLE people AS SELECT g AS id, 'Person number ' || g AS name,
     'user' || g || '@example.com' AS email, '4111111111111111' AS card,

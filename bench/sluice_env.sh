@@ -2,7 +2,8 @@
 # PostgreSQL benchmarks (binary, config, token). Not meant to be run on its own.
 #
 # Needs: RUN_AS, PG_PORT, SLUICE_PORT, SLUICE_DIR set by the caller.
-# Provides: as_run_as, ensure_run_as, find_sluice_bin, write_sluice_config, issue_bench_token.
+# Provides: as_run_as, ensure_run_as, find_sluice_bin, write_sluice_config, issue_bench_token,
+# start_bench_postgres, psql_local.
 
 SLUICE_REPO=${SLUICE_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 
@@ -77,3 +78,27 @@ EOF
 issue_bench_token() {
   (cd "$SLUICE_DIR" && as_run_as "$SLUICE_DIR/bin/sluice" -c "$1" token issue --subject bench --roles bench --ttl 24h)
 }
+
+# start_bench_postgres: a fresh $WORK (any extra folders named as arguments are made too,
+# owned by $RUN_AS) and a throw-away PostgreSQL in $PGDATA from $PGBIN as $RUN_AS, on
+# 127.0.0.1:$PG_PORT (scram-sha-256) and a socket in $WORK/sock, with role bench / benchpw
+# and database bench. Sets PG_PID; exits the script if PostgreSQL does not come up.
+start_bench_postgres() {
+  rm -rf "$WORK"; mkdir -p "$PGDATA" "$WORK/sock" "$@"; chmod 755 "$WORK"
+  chown "$RUN_AS": "$PGDATA" "$WORK/sock" "$@"; chmod 700 "$PGDATA"
+  as_run_as "$PGBIN/initdb" -D "$PGDATA" -U "$RUN_AS" --auth-local=trust --auth-host=scram-sha-256 \
+    -E UTF8 --locale=C >"$WORK/initdb.log" 2>&1 || { echo "initdb failed ($WORK/initdb.log)" >&2; exit 1; }
+  printf '%s\n' "listen_addresses = '127.0.0.1'" "port = $PG_PORT" "unix_socket_directories = '$WORK/sock'" \
+    "password_encryption = 'scram-sha-256'" "max_connections = 100" >>"$PGDATA/postgresql.conf"
+  setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --init-groups -- "$PGBIN/postgres" -D "$PGDATA" >"$WORK/postgres.log" 2>&1 &
+  PG_PID=$!
+  for _ in $(seq 1 100); do
+    psql_local -d postgres -c 'select 1' >/dev/null 2>&1 && break
+    kill -0 "$PG_PID" 2>/dev/null || { echo "postgres exited" >&2; PG_PID=""; exit 1; }
+    sleep 0.2
+  done
+  psql_local -d postgres -c "create role bench login password 'benchpw'" -c "create database bench owner bench" || exit 1
+}
+
+# psql_local ARGS: psql as $RUN_AS over the benchmark PostgreSQL's socket.
+psql_local() { as_run_as "$PGBIN/psql" -h "$WORK/sock" -p "$PG_PORT" -v ON_ERROR_STOP=1 -Atq "$@"; }

@@ -586,24 +586,25 @@ fn the_admin_api_serves_the_trail_to_admins_only() {
     assert!(body.contains("/api/v1/sessions/{id}/verify"));
 }
 
-#[test]
-fn a_postgres_store_records_and_verify_names_a_changed_event() {
-    let cluster = PgCluster::shared();
-    let store_db = cluster.fresh_database("audit_store");
-    let (mut gw, _db, _) = start_with_store(cluster, "", &cluster.url(&store_db), "");
+/// Runs `sql` through `gw` with psql as an agent, expecting success, then stops the
+/// gateway (so everything it recorded is written and signed).
+fn one_statement_then_stop(cluster: &PgCluster, gw: &mut Gateway, sql: &str) {
     let token = gw.token("agent", "agent");
-    let out = support::psql(
-        cluster.bindir(),
-        &conninfo(&gw),
-        &token,
-        "SELECT email FROM customers",
-    );
+    let out = support::psql(cluster.bindir(), &conninfo(gw), &token, sql);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(gw.terminate().success());
+}
+
+#[test]
+fn a_postgres_store_records_and_verify_names_a_changed_event() {
+    let cluster = PgCluster::shared();
+    let store_db = cluster.fresh_database("audit_store");
+    let (mut gw, _db, _) = start_with_store(cluster, "", &cluster.url(&store_db), "");
+    one_statement_then_stop(cluster, &mut gw, "SELECT email FROM customers");
     // The trail is in PostgreSQL, as the agent saw it, and verifies.
     let events = exported(&gw);
     assert_eq!(events.len(), 4, "{events:#?}");
@@ -637,19 +638,7 @@ fn durability_disk_records_through_the_writer_and_recording_off_records_nothing(
     let cluster = PgCluster::shared();
     let (mut disk, _, _) =
         start_with_store(cluster, "", "sqlite://./sluice.db", ", durability: disk");
-    let token = disk.token("agent", "agent");
-    let out = support::psql(
-        cluster.bindir(),
-        &conninfo(&disk),
-        &token,
-        "SELECT id FROM customers",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(disk.terminate().success());
+    one_statement_then_stop(cluster, &mut disk, "SELECT id FROM customers");
     let kinds: Vec<String> = exported(&disk)
         .iter()
         .map(|e| e["body"]["kind"].as_str().unwrap().to_string())
@@ -661,18 +650,6 @@ fn durability_disk_records_through_the_writer_and_recording_off_records_nothing(
     verify(&disk);
 
     let (mut off, _, _) = start_with_store(cluster, "", "sqlite://./sluice.db", ", enabled: false");
-    let token = off.token("agent", "agent");
-    let out = support::psql(
-        cluster.bindir(),
-        &conninfo(&off),
-        &token,
-        "SELECT id FROM customers",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(off.terminate().success());
+    one_statement_then_stop(cluster, &mut off, "SELECT id FROM customers");
     assert!(exported(&off).is_empty());
 }
