@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::thread;
 
-use common::Backend;
+use common::{key, Backend};
 use sluice_store::migrations::{latest_version, MIGRATIONS};
 use sluice_store::{ApiKeyRow, RevokeOutcome, Store, StoreError};
 
@@ -25,24 +25,6 @@ on_both_stores!(
     concurrent_reads_from_threads,
     two_stores_on_one_database_see_each_other,
 );
-
-fn key(id: &str, name: &str, created_at: i64) -> ApiKeyRow {
-    ApiKeyRow {
-        id: id.to_owned(),
-        name: name.to_owned(),
-        secret_sha256: format!("{:0>64}", hex_of(id)),
-        subject: format!("agent:{name}"),
-        roles: vec!["reader".to_owned(), "sluice.user".to_owned()],
-        groups: vec!["team-a".to_owned()],
-        created_at,
-        revoked_at: None,
-    }
-}
-
-/// A lowercase-hex stand-in for a digest, distinct per id.
-fn hex_of(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
 
 /// `version:name:applied_at` of each recorded migration, in order.
 fn migration_rows(b: &dyn Backend) -> Vec<String> {

@@ -5,27 +5,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::key;
 use rusqlite::Connection;
 use sluice_store::migrations::{latest_version, MIGRATIONS};
-use sluice_store::{open_store, ApiKeyRow, SqliteStore, Store, StoreError};
-
-fn key(id: &str, name: &str, created_at: i64) -> ApiKeyRow {
-    ApiKeyRow {
-        id: id.to_owned(),
-        name: name.to_owned(),
-        secret_sha256: format!("{:0>64}", hex_of(id)),
-        subject: format!("agent:{name}"),
-        roles: vec!["reader".to_owned(), "sluice.user".to_owned()],
-        groups: vec!["team-a".to_owned()],
-        created_at,
-        revoked_at: None,
-    }
-}
-
-/// A lowercase-hex stand-in for a digest, distinct per id.
-fn hex_of(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
+use sluice_store::{open_store, SqliteStore, Store, StoreError};
 
 fn raw(path: &Path) -> Connection {
     Connection::open(path).unwrap()

@@ -147,6 +147,7 @@ impl Backend for PostgresBackend {
 }
 
 /// One `#[test]` per store for each listed `fn(&dyn Backend)` of the test file.
+#[allow(unused_macros)] // sqlite_store.rs uses only the fixtures
 macro_rules! on_both_stores {
     ($($test:ident),+ $(,)?) => {
         mod sqlite {
@@ -167,4 +168,23 @@ macro_rules! on_both_stores {
             )+
         }
     };
+}
+
+/// An API key row with everything filled in, distinct per id.
+pub fn key(id: &str, name: &str, created_at: i64) -> sluice_store::ApiKeyRow {
+    sluice_store::ApiKeyRow {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        secret_sha256: format!("{:0>64}", hex_of(id)),
+        subject: format!("agent:{name}"),
+        roles: vec!["reader".to_owned(), "sluice.user".to_owned()],
+        groups: vec!["team-a".to_owned()],
+        created_at,
+        revoked_at: None,
+    }
+}
+
+/// A lowercase-hex stand-in for a digest, distinct per id.
+pub fn hex_of(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
 }
