@@ -4,6 +4,7 @@
 //! not a silently ignored setting. Items that validation may need to point at later carry
 //! their source position ([`Spanned`]).
 
+pub use sluice_core::{ApprovalMode, Subjects};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -139,24 +140,6 @@ pub struct Listen {
 pub struct Tls {
     pub cert: PathBuf,
     pub key: PathBuf,
-}
-
-/// A set of principals by subject, role or group (any one suffices).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Subjects {
-    #[serde(default)]
-    pub subjects: Vec<String>,
-    #[serde(default)]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
-
-impl Subjects {
-    pub fn is_empty(&self) -> bool {
-        self.subjects.is_empty() && self.roles.is_empty() && self.groups.is_empty()
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -351,24 +334,6 @@ impl Rule {
             || self.mode.is_some()
             || self.timeout.is_some()
             || self.min_approvals.is_some()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApprovalMode {
-    /// The statement waits for a decision.
-    Hold,
-    /// Refused at once; once approved, may be run once within the grant window.
-    Ticket,
-}
-
-impl ApprovalMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApprovalMode::Hold => "hold",
-            ApprovalMode::Ticket => "ticket",
-        }
     }
 }
 

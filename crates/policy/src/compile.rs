@@ -298,8 +298,6 @@ impl PolicySet {
 
     /// Whether `principal` may approve requests held by a rule naming `approvers`.
     pub fn is_approver(approvers: &Subjects, principal: &Principal) -> bool {
-        approvers.subjects.contains(&principal.subject)
-            || approvers.roles.iter().any(|r| principal.has_role(r))
-            || approvers.groups.iter().any(|g| principal.in_group(g))
+        approvers.contains(principal)
     }
 }

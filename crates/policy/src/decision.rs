@@ -53,7 +53,6 @@ impl std::fmt::Display for RuleRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct Approval {
     pub rule: RuleRef,
-    #[serde(serialize_with = "ser_subjects")]
     pub approvers: Subjects,
     pub mode: ApprovalMode,
     #[serde(with = "secs")]
@@ -143,15 +142,6 @@ pub struct Verdict {
     pub decision: Decision,
     pub masks: Vec<MaskSpec>,
     pub limits: EffectiveLimits,
-}
-
-fn ser_subjects<S: serde::Serializer>(s: &Subjects, ser: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct;
-    let mut st = ser.serialize_struct("Subjects", 3)?;
-    st.serialize_field("subjects", &s.subjects)?;
-    st.serialize_field("roles", &s.roles)?;
-    st.serialize_field("groups", &s.groups)?;
-    st.end()
 }
 
 mod secs {

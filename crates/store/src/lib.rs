@@ -10,6 +10,7 @@
 //!
 //! Layout:
 //! - `lib.rs`: the [`Store`] trait and the records it stores ([`ApiKeyRow`], [`RevokeOutcome`]);
+//! - `approvals.rs`: approval requests and decisions ([`ApprovalRecord`], [`DecideOutcome`]);
 //! - `audit.rs`: the audit trail's listing records ([`SessionSummary`], [`SessionFilter`]);
 //!   events and checkpoints are stored as `sluice-audit` defines them;
 //! - `error.rs`: [`StoreError`], with the operation and database in every error, and
@@ -32,6 +33,7 @@
 //! callers should run them on a blocking thread (`tokio::task::spawn_blocking`) if they are
 //! on a hot path.
 
+mod approvals;
 mod audit;
 mod error;
 pub mod migrations;
@@ -40,6 +42,9 @@ mod rows;
 mod sqlite;
 mod url;
 
+use sluice_core::ApprovalStatus;
+
+pub use approvals::{ApprovalDecision, ApprovalFilter, ApprovalRecord, DecideOutcome};
 pub use audit::{SessionEnd, SessionFilter, SessionPrincipal, SessionSummary};
 pub use error::{BoxError, StoreError};
 pub use postgres::PostgresStore;
@@ -132,4 +137,59 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         before: sluice_audit::Timestamp,
         keep: &[String],
     ) -> Result<u64, StoreError>;
+
+    /// Records a new approval request. It must be `pending` with no decisions;
+    /// [`StoreError::Duplicate`] if its id is taken, [`StoreError::InvalidInput`] if the
+    /// id, fingerprint or connection is empty, `min_approvals` is 0, or it is not pending.
+    fn insert_approval(&self, record: &ApprovalRecord) -> Result<(), StoreError>;
+
+    /// The request with this id, with its decisions; `None` if there is none.
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// The requests `filter` matches, newest first (by `requested_at`, then id descending),
+    /// each with its decisions.
+    fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRecord>, StoreError>;
+
+    /// Records one approver's decision, in one transaction with the status change it
+    /// causes (see [`DecideOutcome`]). A request pending past its `expires_at` (compared
+    /// with `decision.at`) is expired instead and nothing is recorded. Approvals are
+    /// counted by distinct approver (provider and subject).
+    fn decide_approval(
+        &self,
+        id: &str,
+        decision: &ApprovalDecision,
+    ) -> Result<DecideOutcome, StoreError>;
+
+    /// Ends a request that is still pending with `to` (`expired` or `withdrawn`) at `at`.
+    /// Returns the request as it stands afterwards, whether or not this call changed it
+    /// (a decision recorded first wins); `None` if there is none.
+    /// [`StoreError::InvalidInput`] if `to` is neither.
+    fn resolve_approval(
+        &self,
+        id: &str,
+        to: ApprovalStatus,
+        at: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// Redeems an approved ticket: the oldest `approved` ticket-mode request of this
+    /// requester (provider and subject) for this connection and fingerprint whose grant
+    /// has not run out at `at` becomes `redeemed` at `at`, and is returned. `None` when
+    /// there is none; each ticket is redeemed once, however many callers race for it.
+    fn redeem_ticket(
+        &self,
+        provider: &str,
+        subject: &str,
+        connection: &str,
+        fingerprint: &str,
+        at: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// Expires every request still pending whose `expires_at` is at or before `now`, and
+    /// returns them as they now stand (for the expiry notifications).
+    fn expire_due(&self, now: i64) -> Result<Vec<ApprovalRecord>, StoreError>;
+
+    /// Withdraws every pending `hold` request (their sessions died with the gateway that
+    /// held them) at `at`, and returns them as they now stand. Tickets are left alone:
+    /// they do not wait on a session.
+    fn withdraw_pending_holds(&self, at: i64) -> Result<Vec<ApprovalRecord>, StoreError>;
 }
