@@ -83,23 +83,7 @@ pub(crate) fn event(event: &crate::Event, out: &mut impl Write) -> io::Result<()
                 b.scalar(&v.connection)?;
                 b.kind("session_opened")?;
                 b.key("principal")?;
-                {
-                    let p = &v.principal;
-                    let mut q = Obj::open(&mut *b.out)?;
-                    q.key("display_name")?;
-                    q.scalar(&p.display_name)?;
-                    q.key("groups")?;
-                    q.scalar(&p.groups)?;
-                    q.key("provider")?;
-                    q.scalar(&p.provider)?;
-                    q.key("roles")?;
-                    q.scalar(&p.roles)?;
-                    q.key("subject")?;
-                    q.scalar(&p.subject)?;
-                    q.key("token_id")?;
-                    q.scalar(&p.token_id)?;
-                    q.close()?;
-                }
+                principal(&v.principal, &mut *b.out)?;
                 b.key("protocol")?;
                 b.scalar(&v.protocol)?;
                 b.key("tls")?;
@@ -175,6 +159,26 @@ pub(crate) fn event(event: &crate::Event, out: &mut impl Write) -> io::Result<()
                 b.key("sessions")?;
                 b.scalar(&v.sessions)?;
             }
+            EventBody::ApprovalDecided(v) => {
+                b.key("approval_id")?;
+                b.scalar(&v.approval_id)?;
+                b.key("approver")?;
+                principal(&v.approver, &mut *b.out)?;
+                b.key("decided_at")?;
+                b.scalar(&v.decided_at)?;
+                b.kind("approval_decided")?;
+                b.key("reason")?;
+                b.scalar(&v.reason)?;
+                b.key("verdict")?;
+                b.scalar(&v.verdict)?;
+            }
+            EventBody::ApprovalResolved(v) => {
+                b.key("approval_id")?;
+                b.scalar(&v.approval_id)?;
+                b.kind("approval_resolved")?;
+                b.key("status")?;
+                b.scalar(&v.status)?;
+            }
         }
         b.close()?;
     }
@@ -185,6 +189,23 @@ pub(crate) fn event(event: &crate::Event, out: &mut impl Write) -> io::Result<()
     o.key("session_id")?;
     o.scalar(&event.session_id)?;
     o.close()
+}
+
+fn principal(p: &crate::RecordedPrincipal, out: &mut impl Write) -> io::Result<()> {
+    let mut q = Obj::open(out)?;
+    q.key("display_name")?;
+    q.scalar(&p.display_name)?;
+    q.key("groups")?;
+    q.scalar(&p.groups)?;
+    q.key("provider")?;
+    q.scalar(&p.provider)?;
+    q.key("roles")?;
+    q.scalar(&p.roles)?;
+    q.key("subject")?;
+    q.scalar(&p.subject)?;
+    q.key("token_id")?;
+    q.scalar(&p.token_id)?;
+    q.close()
 }
 
 /// An object being written with its keys in the order given (the caller's job: sorted).

@@ -52,6 +52,8 @@ pub enum EventBody {
     Result(StatementResult),
     SessionClosed(SessionClosed),
     Purged(Purged),
+    ApprovalDecided(ApprovalDecided),
+    ApprovalResolved(ApprovalResolved),
 }
 
 /// The name of an [`EventBody`] variant, for a store's `kind` column and for filtering.
@@ -64,6 +66,8 @@ pub enum EventKind {
     Result,
     SessionClosed,
     Purged,
+    ApprovalDecided,
+    ApprovalResolved,
 }
 
 impl EventBody {
@@ -75,18 +79,22 @@ impl EventBody {
             EventBody::Result(_) => EventKind::Result,
             EventBody::SessionClosed(_) => EventKind::SessionClosed,
             EventBody::Purged(_) => EventKind::Purged,
+            EventBody::ApprovalDecided(_) => EventKind::ApprovalDecided,
+            EventBody::ApprovalResolved(_) => EventKind::ApprovalResolved,
         }
     }
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::SessionOpened,
         EventKind::LoginRefused,
         EventKind::Request,
         EventKind::Result,
         EventKind::SessionClosed,
         EventKind::Purged,
+        EventKind::ApprovalDecided,
+        EventKind::ApprovalResolved,
     ];
 
     /// The same name `"kind"` has in an event's JSON.
@@ -98,6 +106,8 @@ impl EventKind {
             EventKind::Result => "result",
             EventKind::SessionClosed => "session_closed",
             EventKind::Purged => "purged",
+            EventKind::ApprovalDecided => "approval_decided",
+            EventKind::ApprovalResolved => "approval_resolved",
         }
     }
 }
@@ -243,6 +253,33 @@ pub struct ResultError {
 pub struct SessionClosed {
     /// Why: the client left, the token expired, the gateway shut down, an error.
     pub reason: String,
+}
+
+/// An approver's decision on an approval this session asked for. The session records it
+/// when it learns of it: when its held statement's wait ends, or when it redeems a ticket
+/// (every decision of the ticket then), so each session's chain is written by that session
+/// alone. `decided_at` is when the approver decided; the event's `at`, when the session
+/// recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecided {
+    pub approval_id: String,
+    pub approver: RecordedPrincipal,
+    pub verdict: sluice_core::Verdict,
+    /// The approver's reason.
+    pub reason: String,
+    pub decided_at: crate::Timestamp,
+}
+
+/// How an approval this session asked for ended for it: `approved` (a held statement runs
+/// next), `denied`, `expired`, `withdrawn` (the session left while it waited) or `redeemed`
+/// (a ticket's statement runs next). The statement that runs under an approval is recorded
+/// after this as a request of its own, allowed, with the approval's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalResolved {
+    pub approval_id: String,
+    pub status: sluice_core::ApprovalStatus,
 }
 
 /// Retention removed every session whose last event was before `before`. Recorded as a

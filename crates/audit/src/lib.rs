@@ -32,8 +32,9 @@ pub use checkpoint::{
     CHECKPOINT_CONTEXT,
 };
 pub use event::{
-    new_session_id, Decision, Event, EventBody, EventKind, LoginRefused, Protocol, Purged,
-    RecordedPrincipal, Request, ResultError, SessionClosed, SessionOpened, StatementResult,
+    new_session_id, ApprovalDecided, ApprovalResolved, Decision, Event, EventBody, EventKind,
+    LoginRefused, Protocol, Purged, RecordedPrincipal, Request, ResultError, SessionClosed,
+    SessionOpened, StatementResult,
 };
 pub use timestamp::{Timestamp, TimestampError};
 pub use verify::{

@@ -6,10 +6,12 @@ mod support;
 use proptest::prelude::*;
 use serde_json::Value;
 use sluice_audit::{
-    verify_against_checkpoints, verify_session, ChainBuilder, ChainHead, CheckpointSigner,
-    Decision, Event, EventBody, LoginRefused, Protocol, Purged, RecordedPrincipal, Request,
-    ResultError, SessionClosed, SessionOpened, StatementResult, Timestamp, VerifyError,
+    verify_against_checkpoints, verify_session, ApprovalDecided, ApprovalResolved, ChainBuilder,
+    ChainHead, CheckpointSigner, Decision, Event, EventBody, LoginRefused, Protocol, Purged,
+    RecordedPrincipal, Request, ResultError, SessionClosed, SessionOpened, StatementResult,
+    Timestamp, VerifyError,
 };
+use sluice_core::ApprovalStatus;
 use support::{at, mutations};
 
 /// Any text, escapes and non-ASCII included, kept short.
@@ -135,7 +137,43 @@ fn body() -> impl Strategy<Value = EventBody> {
     let closed = text().prop_map(|reason| EventBody::SessionClosed(SessionClosed { reason }));
     let purged = (timestamp(), any::<u64>())
         .prop_map(|(before, sessions)| EventBody::Purged(Purged { before, sessions }));
-    prop_oneof![opened, refused, request, result, closed, purged]
+    let decided = (
+        (text(), text(), text()),
+        prop::collection::vec(text(), 0..3),
+        prop::option::of(text()),
+        (text(), any::<bool>(), text(), timestamp()),
+    )
+        .prop_map(
+            |((provider, subject, display_name), roles, token_id, (id, approve, reason, at))| {
+                EventBody::ApprovalDecided(ApprovalDecided {
+                    approval_id: id,
+                    approver: RecordedPrincipal {
+                        provider,
+                        subject,
+                        display_name,
+                        groups: roles.iter().rev().cloned().collect(),
+                        roles,
+                        token_id,
+                    },
+                    verdict: if approve {
+                        sluice_core::Verdict::Approve
+                    } else {
+                        sluice_core::Verdict::Deny
+                    },
+                    reason,
+                    decided_at: at,
+                })
+            },
+        );
+    let resolved = (text(), prop::sample::select(ApprovalStatus::ALL.to_vec())).prop_map(
+        |(approval_id, status)| {
+            EventBody::ApprovalResolved(ApprovalResolved {
+                approval_id,
+                status,
+            })
+        },
+    );
+    prop_oneof![opened, refused, request, result, closed, purged, decided, resolved]
 }
 
 fn chain() -> impl Strategy<Value = Vec<Event>> {

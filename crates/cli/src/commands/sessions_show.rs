@@ -136,5 +136,22 @@ pub(crate) fn print_event(event: &Event) {
             "{head}  purged   {} sessions that ended before {}",
             purged.sessions, purged.before
         ),
+        EventBody::ApprovalDecided(decided) => println!(
+            "{head}  {}  approval {} by {} ({}) at {}: {}",
+            if decided.verdict == sluice_core::Verdict::Approve {
+                "approved"
+            } else {
+                "denied  "
+            },
+            decided.approval_id,
+            decided.approver.subject,
+            decided.approver.display_name,
+            decided.decided_at,
+            decided.reason
+        ),
+        EventBody::ApprovalResolved(resolved) => println!(
+            "{head}  approval {} {}",
+            resolved.approval_id, resolved.status
+        ),
     }
 }

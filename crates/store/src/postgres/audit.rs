@@ -117,7 +117,11 @@ fn summary_change(event: &Event, row: &EncodedEvent) -> Option<SummaryChange> {
             at_us,
             reason: summary_text(&closed.reason),
         }),
-        EventBody::Request(_) | EventBody::Result(_) | EventBody::Purged(_) => None,
+        EventBody::Request(_)
+        | EventBody::Result(_)
+        | EventBody::Purged(_)
+        | EventBody::ApprovalDecided(_)
+        | EventBody::ApprovalResolved(_) => None,
     }
 }
 

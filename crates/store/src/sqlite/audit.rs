@@ -140,7 +140,11 @@ fn update_summary(
             )?
             .execute(params![event.session_id, row.at, at_us, closed.reason])?;
         }
-        EventBody::Request(_) | EventBody::Result(_) | EventBody::Purged(_) => {}
+        EventBody::Request(_)
+        | EventBody::Result(_)
+        | EventBody::Purged(_)
+        | EventBody::ApprovalDecided(_)
+        | EventBody::ApprovalResolved(_) => {}
     }
     Ok(())
 }
