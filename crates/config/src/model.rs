@@ -41,6 +41,9 @@ pub struct Config {
     /// The audit trail of sessions (DESIGN.md §6): on by default.
     #[serde(default)]
     pub recording: Recording,
+    /// Just-in-time approval (DESIGN.md §5): grants, the console's address, webhooks.
+    #[serde(default)]
+    pub approvals: Approvals,
     pub identity: Identity,
     #[serde(default)]
     pub connections: Vec<Spanned<Connection>>,
@@ -102,6 +105,43 @@ impl Default for Recording {
             on_store_failure: OnStoreFailure::Refuse,
         }
     }
+}
+
+/// `approvals:`: how approved tickets last, where approvers decide, who is told.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approvals {
+    /// How long an approved ticket may be redeemed, from its approval (default 15m).
+    #[serde(default)]
+    pub grant_window: Option<ConfigDuration>,
+    /// The address approvers reach the admin API and console at, for the links agents and
+    /// webhooks carry (default: `http://` or `https://` and `listen.admin`).
+    #[serde(default)]
+    pub console_url: Option<String>,
+    /// Told of every request, decision and expiry.
+    #[serde(default)]
+    pub webhooks: Vec<Spanned<Webhook>>,
+}
+
+/// One webhook receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// `https://...` (plain `http://` only on loopback).
+    pub url: String,
+    /// `slack` (an incoming-webhook message with approve/deny links) or `json` (the event
+    /// as JSON, signed with `secret`).
+    pub format: WebhookFormat,
+    /// The HMAC-SHA256 key of the `X-Sluice-Signature` header; required for `json`.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    Slack,
+    Json,
 }
 
 fn yes() -> bool {

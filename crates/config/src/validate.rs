@@ -46,6 +46,7 @@ pub fn validate(config: &Config) -> Result<(), Diagnostics> {
     providers(&mut c);
     let kinds = connections(&mut c);
     policies(&mut c, &kinds);
+    approvals(&mut c);
     if c.found.is_empty() {
         Ok(())
     } else {
@@ -78,6 +79,51 @@ fn listeners(c: &mut Collector<'_>) {
             Ok(_) => {}
         }
     }
+}
+
+fn approvals(c: &mut Collector<'_>) {
+    let approvals = &c.config.approvals;
+    if let Some(url) = &approvals.console_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            c.file(format!(
+                "approvals.console_url `{url}` must be an http:// or https:// URL"
+            ));
+        }
+    }
+    for hook in &approvals.webhooks {
+        let v = &hook.value;
+        if !(v.url.starts_with("https://") || is_loopback_url(&v.url)) {
+            c.at(
+                hook,
+                format!(
+                    "approvals webhook `{}` must be an https:// URL (plain http only on loopback)",
+                    v.url
+                ),
+            );
+        }
+        if v.format == crate::model::WebhookFormat::Json && v.secret.is_none() {
+            c.at(
+                hook,
+                format!(
+                    "approvals webhook `{}`: format json needs a `secret` to sign it with",
+                    v.url
+                ),
+            );
+        }
+    }
+}
+
+/// `http://127.x.x.x`, `http://localhost` or `http://[::1]`, with or without a port.
+fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(is_loopback)
 }
 
 fn is_loopback(ip: IpAddr) -> bool {

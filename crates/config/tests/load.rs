@@ -182,3 +182,35 @@ fn mask_predicates_defaults_to_allow_and_takes_refuse() {
     let message = errors(&text).to_string();
     assert!(message.contains("sluice.yaml:"), "{message}");
 }
+
+#[test]
+fn approvals_take_a_grant_window_console_and_webhooks() {
+    let text = GOOD.to_string()
+        + r#"approvals:
+  grant_window: 30m
+  console_url: https://sluice.example.com
+  webhooks:
+    - { url: "https://hooks.slack.com/services/T/B/X", format: slack }
+    - { url: "http://127.0.0.1:9000/hook", format: json, secret: { env: HOOK_KEY } }
+"#;
+    let config = load_str(&text, Path::new("x.yaml")).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        config.approvals.grant_window.map(|d| d.0),
+        Some(std::time::Duration::from_secs(1800))
+    );
+    assert_eq!(config.approvals.webhooks.len(), 2);
+    assert!(config.approvals.webhooks[1].value.secret.is_some());
+
+    let d = errors(&(GOOD.to_string()
+        + "approvals:\n  webhooks:\n    - { url: \"http://hooks.example.com/x\", format: slack }\n"));
+    assert!(d.0[0].message.contains("must be an https:// URL"), "{d}");
+    assert_eq!(d.0[0].line, 33, "{d}");
+    let d = errors(&(GOOD.to_string()
+        + "approvals:\n  webhooks:\n    - { url: \"https://h.example.com/x\", format: json }\n"));
+    assert!(d.0[0].message.contains("needs a `secret`"), "{d}");
+    let d = errors(
+        &(GOOD.to_string()
+            + "approvals:\n  webhooks:\n    - { url: \"https://h.example.com/x\", format: xml }\n"),
+    );
+    assert!(d.0[0].message.contains("slack"), "{d}");
+}
