@@ -14,6 +14,8 @@
 //!   or is only read by a condition;
 //! - [`functions`]: the reviewed lists of built-in functions that a read rule covers and of
 //!   dangerous ones that need a rule naming them;
+//! - [`normalize`]: a statement's normalized text (parse tree printed back), what approval
+//!   tickets are matched on;
 //! - [`position`]: where a syntax error is, for refusals that point at it;
 //! - [`search_path`]: how unqualified names are resolved;
 //! - [`view`]: which base column each column of a view shows, for masking;
@@ -28,6 +30,7 @@ pub mod classify;
 pub mod error;
 pub mod flow;
 pub mod functions;
+pub mod normalize;
 pub mod position;
 pub mod search_path;
 pub mod view;
@@ -40,6 +43,7 @@ pub use classification::{
 pub use classify::classify;
 pub use error::ClassifyError;
 pub use flow::{ColumnFlow, Usage, ValueFlows, Via};
+pub use normalize::normalized_text;
 pub use position::syntax_error_position;
 pub use search_path::SearchPath;
 pub use sluice_core::{Access, Object};
