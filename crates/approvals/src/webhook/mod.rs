@@ -1,0 +1,237 @@
+//! Webhooks: every request, decision, expiry and withdrawal, told to the configured
+//! receivers without ever holding up a statement or a decision.
+//!
+//! [`Webhooks::announce`] puts an [`Announcement`] on a bounded queue and returns; a
+//! dispatcher task turns it into one delivery per receiver, each a task of its own that
+//! retries with exponential backoff (a receiver that is down does not delay the others).
+//! A full queue drops the announcement with an error logged: the data path never waits on
+//! a webhook. Two payloads: [`slack`] (an incoming-webhook message with approve and deny
+//! links to the console) and [`signed_json`] (the announcement itself, signed with
+//! HMAC-SHA256 so the receiver knows it came from the gateway).
+
+pub mod signed_json;
+pub mod slack;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::view::{ApprovalView, DecisionView};
+
+/// Announcements waiting for the dispatcher; beyond this they are dropped (and logged).
+const QUEUE: usize = 1024;
+/// Deliveries in flight at once, across receivers.
+const IN_FLIGHT: usize = 32;
+
+/// What happened to an approval request, as every receiver is told.
+#[derive(Debug, Clone, Serialize)]
+pub struct Announcement {
+    /// `approval.requested`, `approval.decided`, `approval.expired` or
+    /// `approval.withdrawn`.
+    pub event: &'static str,
+    /// The request as it stands after the event.
+    pub approval: ApprovalView,
+    /// For `approval.decided`: the decision just recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionView>,
+    /// When the gateway announced it (RFC 3339).
+    pub at: String,
+}
+
+/// Which payload a receiver takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    Slack,
+    Json,
+}
+
+/// One receiver.
+#[derive(Clone)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub format: WebhookFormat,
+    /// The signing key of `json` receivers.
+    pub secret: Option<Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookTarget")
+            .field("url", &self.url)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How deliveries are retried: `attempts` in all, waiting `first_backoff` after the first
+/// failure and twice as long after each next one, at most `max_backoff`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// For each attempt.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 8,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1));
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// The gateway's webhooks: a handle to the queue, cheap to clone.
+#[derive(Clone, Default)]
+pub struct Webhooks {
+    queue: Option<mpsc::Sender<Announcement>>,
+}
+
+impl Webhooks {
+    /// No receivers: announcements go nowhere.
+    pub fn none() -> Self {
+        Webhooks { queue: None }
+    }
+
+    /// Starts the dispatcher for `targets` (none: same as [`Webhooks::none`]). Must be
+    /// called inside a tokio runtime.
+    pub fn start(targets: Vec<WebhookTarget>, retry: RetryPolicy) -> Self {
+        if targets.is_empty() {
+            return Webhooks::none();
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let client = reqwest::Client::builder()
+            .timeout(retry.timeout)
+            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        tokio::spawn(dispatch(rx, targets, client, retry));
+        Webhooks { queue: Some(tx) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_none()
+    }
+
+    /// Queues `announcement` for every receiver; never waits.
+    pub fn announce(&self, announcement: Announcement) {
+        let Some(queue) = &self.queue else { return };
+        if let Err(e) = queue.try_send(announcement) {
+            let (event, id) = match &e {
+                mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a) => {
+                    (a.event, a.approval.id.clone())
+                }
+            };
+            tracing::error!(event, approval = %id, "webhook announcement dropped: the queue is full or stopped");
+        }
+    }
+}
+
+async fn dispatch(
+    mut rx: mpsc::Receiver<Announcement>,
+    targets: Vec<WebhookTarget>,
+    client: reqwest::Client,
+    retry: RetryPolicy,
+) {
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(announcement) = rx.recv().await {
+        for target in &targets {
+            let request = match target.format {
+                WebhookFormat::Slack => slack::payload(&announcement),
+                WebhookFormat::Json => {
+                    signed_json::payload(&announcement, target.secret.as_deref().unwrap_or(&[]))
+                }
+            };
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let (client, url) = (client.clone(), target.url.clone());
+            tokio::spawn(async move {
+                deliver(&client, &url, request, retry).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// What one receiver is sent: a JSON body and its headers, the same on every attempt.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+    /// For the log.
+    pub event: &'static str,
+    pub approval: String,
+}
+
+async fn deliver(client: &reqwest::Client, url: &str, out: Outgoing, retry: RetryPolicy) {
+    for attempt in 1..=retry.attempts.max(1) {
+        let mut request = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(out.body.clone());
+        for (name, value) in &out.headers {
+            request = request.header(*name, value);
+        }
+        let failure = match request.send().await {
+            Ok(response) if response.status().is_success() => {
+                tracing::debug!(url, event = out.event, approval = %out.approval, attempt, "webhook delivered");
+                return;
+            }
+            Ok(response) => {
+                let status = response.status();
+                // A receiver that says the request itself is wrong will not change its
+                // mind; a timeout, a rate limit or a server error may pass.
+                if status.is_client_error()
+                    && status != reqwest::StatusCode::REQUEST_TIMEOUT
+                    && status != reqwest::StatusCode::TOO_MANY_REQUESTS
+                {
+                    tracing::error!(url, event = out.event, approval = %out.approval, %status, "webhook refused by its receiver; not retried");
+                    return;
+                }
+                format!("status {status}")
+            }
+            Err(e) => e.to_string(),
+        };
+        if attempt == retry.attempts.max(1) {
+            tracing::error!(url, event = out.event, approval = %out.approval, attempts = attempt, error = %failure, "webhook not delivered; giving up");
+            return;
+        }
+        let wait = retry.backoff(attempt);
+        tracing::warn!(url, event = out.event, approval = %out.approval, attempt, error = %failure, retry_in = ?wait, "webhook delivery failed; retrying");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RetryPolicy;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let retry = RetryPolicy {
+            attempts: 10,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            timeout: Duration::from_secs(1),
+        };
+        let waits: Vec<_> = (1..=5).map(|n| retry.backoff(n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+    }
+}
