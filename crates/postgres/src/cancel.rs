@@ -24,9 +24,16 @@ pub struct CancelTarget {
     pub secret: i32,
 }
 
+/// A registered session: where its cancels go upstream, and how its relay hears of them
+/// (a statement held for approval is not upstream yet; the relay withdraws it).
+struct Registered {
+    target: CancelTarget,
+    requests: tokio::sync::watch::Sender<u64>,
+}
+
 #[derive(Default, Clone)]
 pub struct CancelRegistry {
-    sessions: Arc<Mutex<HashMap<(i32, i32), CancelTarget>>>,
+    sessions: Arc<Mutex<HashMap<(i32, i32), Registered>>>,
 }
 
 impl CancelRegistry {
@@ -37,20 +44,28 @@ impl CancelRegistry {
         loop {
             let key = (rng.random_range(1..i32::MAX), rng.random::<i32>());
             if let std::collections::hash_map::Entry::Vacant(slot) = sessions.entry(key) {
-                slot.insert(target);
+                let (requests, heard) = tokio::sync::watch::channel(0);
+                slot.insert(Registered { target, requests });
                 return CancelKey {
                     pid: key.0,
                     secret: key.1,
+                    requests: heard,
                     registry: self.clone(),
                 };
             }
         }
     }
 
-    /// Forwards a client's cancel request, if it names a live session.
+    /// Forwards a client's cancel request, if it names a live session, and tells that
+    /// session's relay.
     pub async fn cancel(&self, pid: i32, secret: i32) -> bool {
-        let Some(target) = self.sessions.lock().get(&(pid, secret)).copied() else {
-            return false;
+        let target = {
+            let sessions = self.sessions.lock();
+            let Some(registered) = sessions.get(&(pid, secret)) else {
+                return false;
+            };
+            registered.requests.send_modify(|n| *n += 1);
+            registered.target
         };
         send_cancel(target).await.is_ok()
     }
@@ -77,6 +92,8 @@ pub async fn send_cancel(target: CancelTarget) -> std::io::Result<()> {
 pub struct CancelKey {
     pub pid: i32,
     pub secret: i32,
+    /// Counts the cancel requests made with this key.
+    pub requests: tokio::sync::watch::Receiver<u64>,
     registry: CancelRegistry,
 }
 

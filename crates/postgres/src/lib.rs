@@ -80,6 +80,8 @@ pub struct PgGateway {
     pub mask_hash_key: Arc<[u8]>,
     /// Records sessions into the audit trail; `None` when recording is off.
     pub recorder: Option<sluice_recorder::Recorder>,
+    /// Just-in-time approval. Without it, statements that need approval are refused.
+    pub approvals: Option<Arc<sluice_approvals::Broker>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +186,7 @@ impl PgGateway {
             catalogs,
             mask_hash_key: Arc::from(&mask_hash_key[..]),
             recorder: None,
+            approvals: None,
         })
     }
 }

@@ -34,7 +34,11 @@ use crate::protocol::frontend::{self, FrontendMessage};
 use crate::recording::{bind_values, classification_json, RecordedStatement, ResultRecording};
 use crate::responses::{Answering, RecordRef, Request, ResponseTracker};
 use crate::upstream::MAX_BACKEND_MESSAGE;
+
+mod approval;
+
 use crate::PgGateway;
+use approval::Sought;
 
 /// Settings that change how statement text is read (encoding, string-literal escapes).
 const LEXICAL_SETTINGS: &[&str] = &[
@@ -87,8 +91,13 @@ struct Prepared {
     copy: Option<Arc<CopyOut>>,
     /// How each execution is recorded, when the session records.
     record: Option<Arc<RecordedStatement>>,
-    /// A portal's bound parameter values, for its executions' records.
+    /// A portal's bound parameter values, for its executions' records and approvals.
     parameters: Arc<Vec<Option<String>>>,
+    /// Executions need this approval first.
+    approval: Option<Arc<ApprovalNeeded>>,
+    /// A portal's approval, once granted: its further Executes (after PortalSuspended)
+    /// continue the same execution.
+    approved: Option<String>,
 }
 
 /// The classification and deciding rules of the SQL judged last, for its request event.
@@ -96,6 +105,51 @@ struct Prepared {
 struct Judgement {
     class: Option<Arc<sluice_sql::Classification>>,
     rules: Vec<String>,
+}
+
+/// How one statement was judged, when it may run at all.
+enum StatementJudgement {
+    /// By these allow rules (none for what is always allowed).
+    Allowed(Vec<sluice_policy::RuleRef>),
+    /// Once approved.
+    NeedsApproval {
+        approval: sluice_policy::Approval,
+        /// `delete on public.orders requires approval`
+        reason: String,
+        /// As a refusal would put it: `sluice: ... (policy p, approve rule 1)`.
+        message: String,
+    },
+}
+
+/// A string that may run: what it needs and what it changes.
+struct Judged {
+    copies: Vec<Arc<CopyOut>>,
+    effects: Effects,
+    /// Its statements run once this approval is granted.
+    approval: Option<ApprovalNeeded>,
+}
+
+/// What a string changes in the session once it runs (see [`Session::apply`]).
+struct Effects {
+    search_path: SearchPath,
+    user_in_path: bool,
+    role_changed: bool,
+    /// Statements that prepare or deallocate SQL-level prepared statements.
+    statements: Vec<StatementClass>,
+}
+
+/// What the session knows of SQL that needs approval before it runs.
+#[derive(Debug, Clone)]
+struct ApprovalNeeded {
+    approval: sluice_policy::Approval,
+    reason: String,
+    message: String,
+    /// The SQL as the agent sent it.
+    text: String,
+    /// Its normalized text, for a ticket's fingerprint.
+    normalized: String,
+    /// Its classification as recorded (null when the session is not recorded).
+    classification: Arc<serde_json::Value>,
 }
 
 /// What a session that masks results needs.
@@ -114,8 +168,10 @@ struct Refusal {
     position: Option<u32>,
     /// The policy rule that decided, for the record.
     rule: Option<String>,
-    /// The decision was `approve` (refused until approvals exist).
+    /// The decision was `approve` (recorded as such when no approval could be asked for).
     approval: bool,
+    /// What to do about it (psql shows it as `HINT:`).
+    hint: Option<String>,
 }
 
 impl Refusal {
@@ -172,6 +228,15 @@ pub struct Session {
     settle_at: Option<u64>,
     /// ReadyForQuery messages the resource has sent, from the other half.
     ready: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Messages the client sent while a statement of its was held for approval, to be
+    /// handled once the hold ends.
+    backlog: VecDeque<Frame>,
+    /// The approval a statement of this session waits on, withdrawn if the session ends
+    /// meanwhile.
+    held: Option<String>,
+    /// Messages for the client from the gateway itself (an approval's NoticeResponse),
+    /// written by the other half between the resource's messages.
+    notices: Option<tokio::sync::mpsc::UnboundedSender<Bytes>>,
 }
 
 /// How a session ended, for the log.
@@ -238,6 +303,9 @@ impl Session {
             settle_after_sync: false,
             settle_at: None,
             ready: None,
+            backlog: VecDeque::new(),
+            held: None,
+            notices: None,
         }
     }
 
@@ -285,6 +353,8 @@ impl Session {
         let tracking = self.tracking;
         let (ready_tx, ready_rx) = tokio::sync::watch::channel(0u64);
         self.ready = Some(ready_rx);
+        let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
+        self.notices = Some(notices_tx);
         let end = {
             let relay_in = self.client_to_server(&mut client_r, &mut server_w, &shared);
             let relay = ServerRelay {
@@ -302,13 +372,24 @@ impl Session {
                     copy: None,
                 }),
             };
-            let relay_out =
-                server_to_client(&mut server_r, &mut client_w, relay, expires_at, closing);
+            let relay_out = server_to_client(
+                &mut server_r,
+                &mut client_w,
+                relay,
+                expires_at,
+                closing,
+                notices,
+            );
             tokio::select! {
                 end = relay_in => end,
                 end = relay_out => end,
             }
         };
+        // The session ended while a statement waited for approval (the token expired,
+        // the gateway is shutting down, the resource left): the request is withdrawn.
+        if let Some(id) = self.held.take() {
+            self.withdraw_held(&id).await;
+        }
         if let End::Fatal {
             notice: Some(notice),
             ..
@@ -339,7 +420,12 @@ impl Session {
         shared: &Mutex<Shared>,
     ) -> End {
         loop {
-            let frame = match client.next().await {
+            // Messages the client sent while a statement of its was held come first.
+            let next = match self.backlog.pop_front() {
+                Some(frame) => Ok(frame),
+                None => client.next().await,
+            };
+            let frame = match next {
                 Ok(frame) => frame,
                 Err(FrameError::Closed) => return End::ClientLeft,
                 Err(e) => {
@@ -350,7 +436,10 @@ impl Session {
                     })
                 }
             };
-            match self.handle_client_frame(&frame, server, shared).await {
+            match self
+                .handle_client_frame(&frame, client, server, shared)
+                .await
+            {
                 Ok(Continue::Yes) => {}
                 Ok(Continue::Terminate) => {
                     let _ = server.flush().await;
@@ -363,7 +452,10 @@ impl Session {
                     return end;
                 }
             }
-            if !client.has_buffered_frame() && server.flush().await.is_err() {
+            if !client.has_buffered_frame()
+                && self.backlog.is_empty()
+                && server.flush().await.is_err()
+            {
                 return End::ServerLeft;
             }
         }
@@ -374,6 +466,7 @@ impl Session {
     async fn handle_client_frame(
         &mut self,
         frame: &Frame,
+        client: &mut FrameReader<ReadHalf<BoxIo>>,
         server: &mut BufWriter<WriteHalf<BoxIo>>,
         shared: &Mutex<Shared>,
     ) -> Result<Continue, Refusal> {
@@ -394,8 +487,26 @@ impl Session {
         };
         match message {
             FrontendMessage::Query { sql } => match self.judge_sql(sql).await {
-                Ok(copies) => {
-                    let record = match self.record_allowed(sql).await {
+                Ok(judged) => {
+                    let approval_id = match &judged.approval {
+                        None => None,
+                        Some(needed) => match self.seek_approval(needed, &[], client, server).await
+                        {
+                            Sought::Granted(id) => Some(id),
+                            Sought::Refused { refusal, record } => {
+                                return self
+                                    .refuse_simple(refusal, record, server, shared)
+                                    .await
+                                    .map(|_| Continue::Yes)
+                                    .map_err(lost);
+                            }
+                            Sought::ClientLeft => return Ok(Continue::Terminate),
+                            Sought::Broken(refusal) => return Err(refusal),
+                        },
+                    };
+                    self.apply(judged.effects);
+                    let copies = judged.copies;
+                    let record = match self.record_allowed(sql, approval_id).await {
                         Ok(record) => record,
                         Err(refusal) => {
                             return self
@@ -445,7 +556,12 @@ impl Session {
                     .map_err(lost)?;
             }
             FrontendMessage::Parse { name, sql } => match self.judge_sql(sql).await {
-                Ok(mut copies) => {
+                Ok(judged) => {
+                    // Parse runs nothing: a statement that needs approval is asked for
+                    // it at each Execute, with the values bound to it.
+                    self.apply(judged.effects);
+                    let mut copies = judged.copies;
+                    let approval = judged.approval.map(Arc::new);
                     let record = self.recording.as_ref().map(|_| {
                         Arc::new(RecordedStatement {
                             text: sql.to_string(),
@@ -458,6 +574,7 @@ impl Session {
                         Prepared {
                             copy: copies.pop(),
                             record,
+                            approval,
                             ..Default::default()
                         },
                     );
@@ -498,10 +615,13 @@ impl Session {
                     // Requests are tracked before they are written: a large message goes
                     // straight to the socket, and its answer may come back at once.
                     match message {
-                        FrontendMessage::Bind { portal, .. } if self.tracking => {
-                            let bound = match self.recording {
-                                Some(_) => bind_values(frame.body()).unwrap_or_default(),
-                                None => Default::default(),
+                        FrontendMessage::Bind { portal, .. }
+                            if self.tracking || prepared.approval.is_some() =>
+                        {
+                            let bound = if self.recording.is_some() || prepared.approval.is_some() {
+                                bind_values(frame.body()).unwrap_or_default()
+                            } else {
+                                Default::default()
                             };
                             let formats = bound.result_formats;
                             self.portals.insert(
@@ -535,7 +655,12 @@ impl Session {
                                     .map_err(lost)?;
                             }
                         }
-                        FrontendMessage::Bind { .. } => {
+                        FrontendMessage::Bind { portal, .. } => {
+                            if !self.portals.is_empty() {
+                                // A portal of that name bound earlier from a statement that
+                                // needs approval is gone.
+                                self.portals.remove(portal);
+                            }
                             server.write_all(&frame.raw).await.map_err(lost)?;
                         }
                         _ => {
@@ -621,8 +746,39 @@ impl Session {
                 // Over-cautious on purpose: any Execute while a risky statement exists.
                 self.settle_after_sync |= !self.risky_statements.is_empty();
                 let prepared = self.portals.get(portal).cloned().unwrap_or_default();
+                let approval_id = match (&prepared.approval, &prepared.approved) {
+                    (None, _) => None,
+                    (Some(_), Some(id)) => Some(id.clone()),
+                    (Some(needed), None) => {
+                        match self
+                            .seek_approval(needed, &prepared.parameters, client, server)
+                            .await
+                        {
+                            Sought::Granted(id) => {
+                                if let Some(bound) = self.portals.get_mut(portal) {
+                                    bound.approved = Some(id.clone());
+                                }
+                                Some(id)
+                            }
+                            Sought::Refused { refusal, record } => {
+                                return self
+                                    .refuse_extended(refusal, record, server, shared)
+                                    .await
+                                    .map(|_| Continue::Yes)
+                                    .map_err(lost);
+                            }
+                            Sought::ClientLeft => return Ok(Continue::Terminate),
+                            Sought::Broken(refusal) => return Err(refusal),
+                        }
+                    }
+                };
                 let record = match self
-                    .record_execution(portal, prepared.record.as_deref(), &prepared.parameters)
+                    .record_execution(
+                        portal,
+                        prepared.record.as_deref(),
+                        &prepared.parameters,
+                        approval_id,
+                    )
                     .await
                 {
                     Ok(record) => record,
@@ -761,6 +917,7 @@ impl Session {
         classification: Arc<serde_json::Value>,
         rule: Option<String>,
         parameters: Vec<Option<String>>,
+        approval_id: Option<String>,
     ) -> Result<Option<RecordRef>, Refusal> {
         let Some(recording) = &self.recording else {
             return Ok(None);
@@ -770,7 +927,7 @@ impl Session {
             classification,
             decision: sluice_audit::Decision::Allow,
             rule,
-            approval_id: None,
+            approval_id,
             parameters,
         };
         match recording.request(request).await {
@@ -789,8 +946,12 @@ impl Session {
         }
     }
 
-    /// Records the SQL just judged and allowed.
-    async fn record_allowed(&self, sql: &str) -> Result<Option<RecordRef>, Refusal> {
+    /// Records the SQL just judged and allowed (under an approval, when it needed one).
+    async fn record_allowed(
+        &self,
+        sql: &str,
+        approval_id: Option<String>,
+    ) -> Result<Option<RecordRef>, Refusal> {
         if self.recording.is_none() {
             return Ok(None);
         }
@@ -799,6 +960,7 @@ impl Session {
             self.judgement_json(),
             self.judgement_rule(),
             Vec::new(),
+            approval_id,
         )
         .await
     }
@@ -809,6 +971,7 @@ impl Session {
         portal: &str,
         statement: Option<&RecordedStatement>,
         parameters: &[Option<String>],
+        approval_id: Option<String>,
     ) -> Result<Option<RecordRef>, Refusal> {
         if self.recording.is_none() {
             return Ok(None);
@@ -820,6 +983,7 @@ impl Session {
                     statement.classification.clone(),
                     statement.rule.clone(),
                     parameters.to_vec(),
+                    approval_id,
                 )
                 .await
             }
@@ -831,6 +995,7 @@ impl Session {
                     Arc::new(serde_json::Value::Null),
                     None,
                     Vec::new(),
+                    None,
                 )
                 .await
             }
@@ -864,9 +1029,11 @@ impl Session {
         }
     }
 
-    /// Judges the SQL of a Query or a Parse: every statement must be allowed, or none runs.
-    /// Returns, when the session masks, the plans of the string's `COPY ... TO STDOUT`s.
-    async fn judge_sql(&mut self, sql: &str) -> Result<Vec<Arc<CopyOut>>, Refusal> {
+    /// Judges the SQL of a Query or a Parse: every statement must be allowed (or, all of
+    /// them under one approve rule, approved), or none runs. Returns, when the session
+    /// masks, the plans of the string's `COPY ... TO STDOUT`s, and what the string changes
+    /// in the session, for [`Session::apply`] once it may run.
+    async fn judge_sql(&mut self, sql: &str) -> Result<Judged, Refusal> {
         self.judgement = Judgement::default();
         let class = self
             .gateway
@@ -884,8 +1051,44 @@ impl Session {
         if self.recording.is_some() {
             self.judgement.class = Some(class.clone());
         }
+        let mut approval: Option<ApprovalNeeded> = None;
         for statement in &class.statements {
-            let rules = self.judge_statement(statement)?;
+            let rules = match self.judge_statement(statement)? {
+                StatementJudgement::Allowed(rules) => rules,
+                StatementJudgement::NeedsApproval {
+                    approval: needed,
+                    reason,
+                    message,
+                } => {
+                    let rule = needed.rule.clone();
+                    match &approval {
+                        None => {
+                            approval = Some(ApprovalNeeded {
+                                approval: needed,
+                                reason,
+                                message,
+                                text: sql.to_string(),
+                                normalized: String::new(),
+                                classification: Arc::new(serde_json::Value::Null),
+                            })
+                        }
+                        Some(first) if first.approval.rule == needed.rule => {}
+                        Some(first) => {
+                            // One approval for statements whose rules name different
+                            // approvers would let either set of approvers pass both.
+                            return Err(Refusal {
+                                rule: Some(first.approval.rule.to_string()),
+                                approval: true,
+                                ..Refusal::policy(format!(
+                                    "sluice: the statements of this string need approval under different rules ({} and {}); send them one at a time",
+                                    first.approval.rule, needed.rule
+                                ))
+                            });
+                        }
+                    }
+                    vec![rule]
+                }
+            };
             if self.recording.is_some() {
                 for rule in rules {
                     let rule = rule.to_string();
@@ -952,17 +1155,22 @@ impl Session {
                 }
             }
         }
-        // Only once the whole string is allowed: remember what it changes.
-        self.search_path = path;
-        self.user_in_path = user_in_path;
-        self.role_changed = role_changed;
-        for statement in &class.statements {
-            if let Some(name) = &statement.deallocates {
-                self.forget_prepared(name);
-            }
-            if let Some(name) = &statement.prepares {
-                self.sql_prepared.insert(name.clone(), statement.clone());
-            }
+        // Remembered once the whole string may run (see `apply`).
+        let effects = Effects {
+            search_path: path,
+            user_in_path,
+            role_changed,
+            statements: class
+                .statements
+                .iter()
+                .filter(|s| s.deallocates.is_some() || s.prepares.is_some())
+                .cloned()
+                .collect(),
+        };
+        if let Some(needed) = &mut approval {
+            needed.normalized = sluice_sql::normalized_text(sql)
+                .map_err(|e| Refusal::policy(format!("sluice: {e}")))?;
+            needed.classification = self.judgement_json();
         }
         let copies = match self.masking {
             Some(_) => class
@@ -972,7 +1180,27 @@ impl Session {
                 .collect(),
             None => Vec::new(),
         };
-        Ok(copies)
+        Ok(Judged {
+            copies,
+            effects,
+            approval,
+        })
+    }
+
+    /// Remembers what a string that may run changes: the search path, the role, SQL-level
+    /// prepared statements.
+    fn apply(&mut self, effects: Effects) {
+        self.search_path = effects.search_path;
+        self.user_in_path = effects.user_in_path;
+        self.role_changed = effects.role_changed;
+        for statement in effects.statements {
+            if let Some(name) = &statement.deallocates {
+                self.forget_prepared(name);
+            }
+            if let Some(name) = &statement.prepares {
+                self.sql_prepared.insert(name.clone(), statement.clone());
+            }
+        }
     }
 
     /// Masks are written against tables, and the policy, which has no catalog, refuses a
@@ -1028,11 +1256,8 @@ impl Session {
         Ok(())
     }
 
-    /// Judges one statement; on allow, the rules that allowed it.
-    fn judge_statement(
-        &self,
-        statement: &StatementClass,
-    ) -> Result<Vec<sluice_policy::RuleRef>, Refusal> {
+    /// Judges one statement: the rules that allowed it, or the approval it needs.
+    fn judge_statement(&self, statement: &StatementClass) -> Result<StatementJudgement, Refusal> {
         // Settings that change how the resource reads statement text: the gateway's parser
         // reads it as UTF-8 with standard-conforming strings, so these stay as they are.
         let lexical = statement.accesses.iter().find_map(|a| match &a.object {
@@ -1072,9 +1297,22 @@ impl Session {
         let verdict = self.login.policy.decide_statement(statement);
         match verdict.decision.client_message() {
             None => match verdict.decision {
-                sluice_policy::Decision::Allow { rules } => Ok(rules),
-                _ => Ok(Vec::new()),
+                sluice_policy::Decision::Allow { rules } => Ok(StatementJudgement::Allowed(rules)),
+                _ => Ok(StatementJudgement::Allowed(Vec::new())),
             },
+            Some(message)
+                if self.gateway.approvals.is_some()
+                    && matches!(verdict.decision, sluice_policy::Decision::Approve { .. }) =>
+            {
+                let sluice_policy::Decision::Approve { reason, approval } = verdict.decision else {
+                    unreachable!("matched above")
+                };
+                Ok(StatementJudgement::NeedsApproval {
+                    approval,
+                    reason,
+                    message: format!("sluice: {message}"),
+                })
+            }
             Some(message) => {
                 tracing::debug!(principal = %self.login.principal.subject, connection = %self.login.connection.name,
                     statement = %statement.text, reason = %message, "statement refused by policy");
@@ -1109,7 +1347,7 @@ impl Session {
             Severity::Error,
             refusal.code,
             &refusal.message,
-            None,
+            refusal.hint.as_deref(),
             refusal.position,
         );
         shared.lock().pending.push_back(PendingRefusal {
@@ -1249,6 +1487,7 @@ async fn server_to_client(
     mut relay: ServerRelay<'_>,
     expires_at: Option<i64>,
     mut closing: tokio::sync::watch::Receiver<bool>,
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
 ) -> End {
     let expiry = async {
         match expires_at {
@@ -1266,6 +1505,12 @@ async fn server_to_client(
     loop {
         let mut frame = tokio::select! {
             frame = server.next() => frame,
+            Some(notice) = notices.recv() => {
+                if client.write_all(&notice).await.is_err() || client.flush().await.is_err() {
+                    return End::ClientLeft;
+                }
+                continue;
+            }
             _ = &mut expiry => {
                 let reason = "sluice: session ended: the token expired; reconnect with a fresh token";
                 let _ = client.write_all(&backend::error_response(Severity::Fatal, "28000", reason, None)).await;

@@ -252,6 +252,26 @@ impl SessionRecorder {
         }
     }
 
+    /// Records what became of an approval the session asked for: each approver's
+    /// decision, then how it ended (`sluice_audit::ApprovalResolved`). Waits for room
+    /// rather than lose them; the statement that runs under the approval is recorded
+    /// after them as a request of its own.
+    pub async fn approval_outcome(
+        &self,
+        decisions: Vec<sluice_audit::ApprovalDecided>,
+        resolved: sluice_audit::ApprovalResolved,
+    ) {
+        let bodies = decisions
+            .into_iter()
+            .map(EventBody::ApprovalDecided)
+            .chain(std::iter::once(EventBody::ApprovalResolved(resolved)));
+        for body in bodies {
+            if let Err(e) = self.record(body).await {
+                tracing::error!(session = %self.session_id(), error = %e, "approval event not recorded");
+            }
+        }
+    }
+
     /// Records the session's end.
     pub async fn close(&self, reason: &str) {
         let body = EventBody::SessionClosed(SessionClosed {
