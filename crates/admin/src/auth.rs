@@ -36,6 +36,20 @@ impl Admins {
 
 /// The caller, once authenticated and found to be an admin.
 pub async fn admin(state: &AdminState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let principal = caller(state, headers).await?;
+    if !state.admins.admits(&principal) {
+        tracing::warn!(principal = %principal.subject, "admin API refused: not an admin");
+        return Err(ApiError::Forbidden(format!(
+            "{} is not an admin of this gateway (`admins` in the config)",
+            principal.subject
+        )));
+    }
+    Ok(principal)
+}
+
+/// The caller, authenticated, whoever they are (approvers use the API with their own
+/// token; what they may see and do is the route's to judge).
+pub async fn caller(state: &AdminState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| {
@@ -58,12 +72,5 @@ pub async fn admin(state: &AdminState, headers: &HeaderMap) -> Result<Principal,
         .authenticate(token)
         .await
         .map_err(|e| ApiError::Unauthenticated(format!("authentication failed: {e}")))?;
-    if !state.admins.admits(&principal) {
-        tracing::warn!(principal = %principal.subject, "admin API refused: not an admin");
-        return Err(ApiError::Forbidden(format!(
-            "{} is not an admin of this gateway (`admins` in the config)",
-            principal.subject
-        )));
-    }
     Ok(principal)
 }

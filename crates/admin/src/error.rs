@@ -14,6 +14,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The request conflicts with the state of what it names (an approval already decided).
+    #[error("{0}")]
+    Conflict(String),
+    /// A part of the gateway this route needs is not running.
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed; the message names the operation, never a credential.
     #[error("{0}")]
     Store(#[from] sluice_store::StoreError),
@@ -26,6 +32,8 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
