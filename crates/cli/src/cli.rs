@@ -43,6 +43,72 @@ pub enum Command {
     /// The audit trail: recorded sessions, their verification, the key that signs them.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// The approver's side of just-in-time approval, through a running gateway's admin API.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Approval requests that concern you (yours, and those you may decide), newest first.
+    List(ApprovalsList),
+    /// One request with its statement and decisions.
+    Show(ApprovalsShow),
+    /// Approve a pending request (exit 0), or say why not (exit 1).
+    Approve(ApprovalsDecide),
+    /// Deny a pending request (exit 0), or say why not (exit 1).
+    Deny(ApprovalsDecide),
+}
+
+/// How to reach a running gateway's admin API.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The admin API's address.
+    #[arg(long, env = "SLUICE_GATEWAY", default_value = "http://127.0.0.1:8470")]
+    pub gateway: String,
+    /// Your own token (or API key); approvals are decided in your name.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// A CA certificate (PEM) to trust for an https gateway, beside the system's.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsList {
+    /// pending (default), approved, denied, expired, withdrawn, redeemed, or all.
+    #[arg(long, default_value = "pending")]
+    pub status: String,
+    #[arg(long)]
+    pub connection: Option<String>,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsShow {
+    /// The request's id (`apr_...`).
+    pub id: String,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsDecide {
+    /// The request's id (`apr_...`).
+    pub id: String,
+    /// Why; every decision carries one.
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! One module per command, as `sluice <command>` names them. Each returns the process exit
 //! code; errors are printed once, here, with their context chain.
 
+mod approvals;
 mod demo;
 mod keys;
 mod policy_check;
@@ -16,7 +17,9 @@ mod token;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, KeysCommand, PolicyCommand, SessionsCommand, TokenCommand};
+use crate::cli::{
+    ApprovalsCommand, Cli, Command, KeysCommand, PolicyCommand, SessionsCommand, TokenCommand,
+};
 
 /// Exit code for errors that are not decisions: bad config, unreachable store, bad usage.
 pub const EXIT_ERROR: u8 = 2;
@@ -37,6 +40,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sessions(SessionsCommand::Show(args)) => sessions_show::run(&cli.config, args),
         Command::Sessions(SessionsCommand::Replay(args)) => sessions_replay::run(&cli.config, args),
         Command::Sessions(SessionsCommand::PublicKey) => sessions_public_key::run(&cli.config),
+        Command::Approvals(ApprovalsCommand::List(args)) => approvals::list(args),
+        Command::Approvals(ApprovalsCommand::Show(args)) => approvals::show(args),
+        Command::Approvals(ApprovalsCommand::Approve(args)) => {
+            approvals::decide(args, sluice_core::Verdict::Approve)
+        }
+        Command::Approvals(ApprovalsCommand::Deny(args)) => {
+            approvals::decide(args, sluice_core::Verdict::Deny)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

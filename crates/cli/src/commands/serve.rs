@@ -61,6 +61,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
     let policies = Arc::new(sluice_policy::PolicySet::compile(config).map_err(anyhow::Error::msg)?);
     let classifier = Arc::new(sluice_sql::Classifier::default());
     let recorder = start_recorder(config, &store)?;
+    let approvals = start_approvals(config, &store).await?;
     let mut tasks = tokio::task::JoinSet::new();
 
     if let Some(admin) = &config.listen.admin {
@@ -78,6 +79,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
             store: store.clone(),
             authenticator: authenticator.clone(),
             admins: sluice_admin::Admins::from_config(config.admins.as_ref()),
+            approvals: Some(approvals.clone()),
         }));
         let app = Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
@@ -127,6 +129,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         .context("setting up the PostgreSQL listener")?;
         gateway.mask_hash_key = crate::context::mask_hash_key(config)?.into();
         gateway.recorder = recorder.clone();
+        gateway.approvals = Some(approvals.clone());
         let listener = tokio::net::TcpListener::bind(&address.value)
             .await
             .with_context(|| format!("binding the postgres listener on {}", address.value))?;
@@ -197,6 +200,67 @@ fn start_recorder(
     let recorder = sluice_recorder::Recorder::start(store.clone(), signer, settings)
         .map_err(anyhow::Error::msg)?;
     Ok(Some(recorder))
+}
+
+/// The approvals broker as `approvals:` configures it, with its webhooks, started: held
+/// requests a previous run left pending are withdrawn (one gateway per SQLite file), and
+/// the expiry sweeper runs.
+async fn start_approvals(
+    config: &Config,
+    store: &Arc<dyn sluice_store::Store>,
+) -> Result<Arc<sluice_approvals::Broker>> {
+    let approvals = &config.approvals;
+    let mut settings = sluice_approvals::BrokerSettings::new(console_url(config));
+    if let Some(window) = approvals.grant_window {
+        settings.grant_window = window.0;
+    }
+    settings.withdraw_holds_at_start = config.store.starts_with("sqlite:");
+    let mut targets = Vec::new();
+    for hook in &approvals.webhooks {
+        let hook = &hook.value;
+        let secret = match &hook.secret {
+            Some(secret) => Some(
+                secret
+                    .resolve()
+                    .with_context(|| format!("the secret of webhook {}", hook.url))?
+                    .expose()
+                    .as_bytes()
+                    .into(),
+            ),
+            None => None,
+        };
+        targets.push(sluice_approvals::WebhookTarget {
+            url: hook.url.clone(),
+            format: match hook.format {
+                sluice_config::WebhookFormat::Slack => sluice_approvals::WebhookFormat::Slack,
+                sluice_config::WebhookFormat::Json => sluice_approvals::WebhookFormat::Json,
+            },
+            secret,
+        });
+    }
+    let webhooks = sluice_approvals::Webhooks::start(targets, Default::default());
+    let broker = sluice_approvals::Broker::new(store.clone(), settings, webhooks);
+    broker
+        .start()
+        .await
+        .context("starting approvals (withdrawing requests a previous run left held)")?;
+    Ok(broker)
+}
+
+/// Where approvers reach the console: `approvals.console_url`, else the admin listener.
+pub fn console_url(config: &Config) -> String {
+    if let Some(url) = &config.approvals.console_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    match &config.listen.admin {
+        Some(admin) => format!("{scheme}://{}", admin.value),
+        None => format!("{scheme}://127.0.0.1:8470"),
+    }
 }
 
 /// Completes when the stop flag is raised.
