@@ -10,22 +10,24 @@
 //!
 //! Layout:
 //! - `lib.rs`: the [`Store`] trait and the records it stores ([`ApiKeyRow`], [`RevokeOutcome`]);
-//! - `approvals.rs`: approval requests and decisions ([`ApprovalRecord`], [`DecideOutcome`]);
+//! - `approvals.rs`: approval requests and decisions ([`ApprovalRecord`], [`DecideOutcome`]),
+//!   and the rule by which a decision resolves a request, the same for both backends;
 //! - `audit.rs`: the audit trail's listing records ([`SessionSummary`], [`SessionFilter`]);
 //!   events and checkpoints are stored as `sluice-audit` defines them;
 //! - `error.rs`: [`StoreError`], with the operation and database in every error, and
 //!   [`StoreError::is_unavailable`] to tell "could not reach the database" from the rest;
-//! - `rows.rs`: what a stored row means, shared by the backends: how events are encoded
-//!   before writing and how keys, events, summaries and checkpoints are rebuilt from their
-//!   columns, and the input the store refuses;
+//! - `rows.rs`: what a stored row means, shared by the backends: how events and approval
+//!   requests are encoded before writing and how keys, events, summaries, checkpoints and
+//!   approval requests are rebuilt from their columns, and the input the store refuses;
 //! - `migrations/`: the versioned schema, one `.sql` file each: SQLite's
 //!   ([`migrations::MIGRATIONS`]) and, under the same versions, PostgreSQL's in
 //!   `migrations/postgres/` ([`migrations::POSTGRES_MIGRATIONS`]);
 //! - `sqlite.rs`: [`SqliteStore`], connection settings and the SQL for each operation;
-//!   `sqlite/audit.rs` has the audit trail's;
+//!   `sqlite/audit.rs` has the audit trail's, `sqlite/approvals.rs` approval requests';
 //! - `postgres.rs`: [`PostgresStore`], URL checks, error classification and API keys;
 //!   `postgres/worker.rs` the thread that owns its connection, `postgres/migrate.rs` its
-//!   migrations under an advisory lock, `postgres/audit.rs` the audit trail's SQL;
+//!   migrations under an advisory lock, `postgres/audit.rs` the audit trail's SQL,
+//!   `postgres/approvals.rs` approval requests';
 //! - `url.rs`: [`StoreUrl`] parsing and [`open_store`].
 //!
 //! Every store call is synchronous and short, and may be made from any thread, a tokio
@@ -152,8 +154,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Records one approver's decision, in one transaction with the status change it
     /// causes (see [`DecideOutcome`]). A request pending past its `expires_at` (compared
-    /// with `decision.at`) is expired instead and nothing is recorded. Approvals are
-    /// counted by distinct approver (provider and subject).
+    /// with `decision.at`) is expired instead, resolved at `decision.at`, and nothing is
+    /// recorded. Approvals are counted by distinct approver (provider and subject).
     fn decide_approval(
         &self,
         id: &str,
@@ -184,12 +186,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at: i64,
     ) -> Result<Option<ApprovalRecord>, StoreError>;
 
-    /// Expires every request still pending whose `expires_at` is at or before `now`, and
-    /// returns them as they now stand (for the expiry notifications).
+    /// Expires every request still pending whose `expires_at` is at or before `now`
+    /// (resolved at `now`), and returns them as they now stand, oldest first (for the
+    /// expiry notifications).
     fn expire_due(&self, now: i64) -> Result<Vec<ApprovalRecord>, StoreError>;
 
     /// Withdraws every pending `hold` request (their sessions died with the gateway that
-    /// held them) at `at`, and returns them as they now stand. Tickets are left alone:
-    /// they do not wait on a session.
+    /// held them) at `at`, and returns them as they now stand, oldest first. Tickets are
+    /// left alone: they do not wait on a session.
     fn withdraw_pending_holds(&self, at: i64) -> Result<Vec<ApprovalRecord>, StoreError>;
 }

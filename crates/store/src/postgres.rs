@@ -1,7 +1,8 @@
 //! The PostgreSQL store: [`PostgresStore`] (`postgres://...`), for several gateway
 //! instances sharing one state. This file has opening (URL, connection settings), error
 //! classification and API keys; `postgres/worker.rs` the thread that owns the connection,
-//! `postgres/migrate.rs` the migrations, `postgres/audit.rs` the audit trail's SQL.
+//! `postgres/migrate.rs` the migrations, `postgres/audit.rs` the audit trail's SQL and
+//! `postgres/approvals.rs` approval requests'.
 //!
 //! It behaves as [`SqliteStore`](crate::SqliteStore) does, method for method: the same
 //! tables under the same migration versions (`migrations/postgres/`), the same errors for
@@ -12,16 +13,19 @@
 //! Where the two must differ:
 //! - PostgreSQL text cannot hold a NUL character. A NUL in a string kept in a column of
 //!   its own (an API key's id, name or subject; an event's session id or hashes; a
-//!   checkpoint's key id or signature) is refused with [`StoreError::InvalidInput`]. In an
-//!   event's body it is escaped JSON and kept exactly; in a session summary (an index for
-//!   listing, never verified) it is shown as U+FFFD. Lookups by a string with a NUL find
-//!   nothing, as they would in SQLite where nothing stored has one.
+//!   checkpoint's key id or signature; an approval request's text columns, an approver's
+//!   provider or subject, a decision's reason) is refused with
+//!   [`StoreError::InvalidInput`]. In an event's body, or a principal stored as JSON, it
+//!   is escaped and kept exactly; in a session summary (an index for listing, never
+//!   verified) it is shown as U+FFFD. Lookups by a string with a NUL find nothing, as they
+//!   would in SQLite where nothing stored has one.
 //! - Checkpoints are listed in the order their ids were drawn, which with several gateways
 //!   writing at once may differ from the order they committed.
 //! - Concurrency is PostgreSQL's: writes are transactions at `READ COMMITTED`, uniqueness
 //!   is the constraints' (a race between two gateways still ends in
-//!   [`StoreError::Duplicate`]), and `purge_sessions` locks the events against writers for
-//!   its transaction, as SQLite's write lock does. Waiting for a lock is bounded by
+//!   [`StoreError::Duplicate`]), `purge_sessions` locks the events against writers for
+//!   its transaction, as SQLite's write lock does, and an approval request's changes lock
+//!   its row (see `postgres/approvals.rs`). Waiting for a lock is bounded by
 //!   [`LOCK_TIMEOUT`](worker::LOCK_TIMEOUT) (SQLite's busy timeout); past it the call is
 //!   [`StoreError::Unavailable`].
 //!
@@ -40,6 +44,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sluice_core::ApprovalStatus;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, Row};
@@ -47,8 +52,12 @@ use tokio_postgres::{Client, Config, Row};
 use crate::error::StoreError;
 use crate::rows::{json_list, validate_api_key, RawApiKey, API_KEY_COLUMNS};
 use crate::url::redact;
-use crate::{ApiKeyRow, RevokeOutcome, SessionFilter, SessionSummary, Store};
+use crate::{
+    ApiKeyRow, ApprovalDecision, ApprovalFilter, ApprovalRecord, DecideOutcome, RevokeOutcome,
+    SessionFilter, SessionSummary, Store,
+};
 
+mod approvals;
 mod audit;
 mod migrate;
 mod worker;
@@ -569,6 +578,54 @@ impl Store for PostgresStore {
         keep: &[String],
     ) -> Result<u64, StoreError> {
         audit::purge_sessions(self, before, keep)
+    }
+
+    fn insert_approval(&self, record: &ApprovalRecord) -> Result<(), StoreError> {
+        approvals::insert_approval(self, record)
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        approvals::approval(self, id)
+    }
+
+    fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRecord>, StoreError> {
+        approvals::list_approvals(self, filter)
+    }
+
+    fn decide_approval(
+        &self,
+        id: &str,
+        decision: &ApprovalDecision,
+    ) -> Result<DecideOutcome, StoreError> {
+        approvals::decide_approval(self, id, decision)
+    }
+
+    fn resolve_approval(
+        &self,
+        id: &str,
+        to: ApprovalStatus,
+        at: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        approvals::resolve_approval(self, id, to, at)
+    }
+
+    fn redeem_ticket(
+        &self,
+        provider: &str,
+        subject: &str,
+        connection: &str,
+        fingerprint: &str,
+        at: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        approvals::redeem_ticket(self, provider, subject, connection, fingerprint, at)
+    }
+
+    fn expire_due(&self, now: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        approvals::expire_due(self, now)
+    }
+
+    fn withdraw_pending_holds(&self, at: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        approvals::withdraw_pending_holds(self, at)
     }
 }
 

@@ -1,15 +1,19 @@
 //! Rows as both backends store them, and their conversion to and from the store's records.
 //!
 //! The SQLite and PostgreSQL stores keep the same columns, so what a row means is decided
-//! once, here: how an event is encoded before anything is written ([`EncodedEvent`]), how a
-//! stored API key, event, session summary or checkpoint is rebuilt from its columns
-//! (`Raw*::decode`), and which inputs the store refuses ([`validate_api_key`]). Each backend
-//! only moves these values in and out of its own rows (`from_row` in `sqlite.rs` and
-//! `sqlite/audit.rs`, the row readers in `postgres.rs`), so an event read back from either
-//! is rebuilt from exactly the columns its hash covers, the same way.
+//! once, here: how an event or an approval request is encoded before anything is written
+//! ([`EncodedEvent`], [`EncodedApproval`]), how a stored API key, event, session summary,
+//! checkpoint or approval request is rebuilt from its columns (`Raw*::decode`), and which
+//! inputs the store refuses ([`validate_api_key`], [`EncodedApproval::of`]). Each backend
+//! only moves these values in and out of its own rows (`from_row` in `sqlite.rs`,
+//! `sqlite/audit.rs` and `sqlite/approvals.rs`, the row readers in `postgres.rs` and
+//! `postgres/*.rs`), so an event read back from either is rebuilt from exactly the columns
+//! its hash covers, the same way.
 
 use sluice_audit::{ChainHead, Checkpoint, Event, EventBody, Protocol, Timestamp};
+use sluice_core::{ApprovalMode, ApprovalStatus, Principal, Subjects, Verdict};
 
+use crate::approvals::{ApprovalDecision, ApprovalRecord};
 use crate::audit::{SessionEnd, SessionPrincipal, SessionSummary};
 use crate::error::StoreError;
 use crate::ApiKeyRow;
@@ -252,6 +256,243 @@ impl RawCheckpoint {
             key_id: self.key_id,
             heads,
             signature: self.signature,
+        })
+    }
+}
+
+/// What [`approvals_query`] orders requests by: newest first (listing).
+pub(crate) const NEWEST_FIRST: &str = "a.requested_at DESC, a.id DESC";
+
+/// What [`approvals_query`] orders requests by: oldest first (expiry and withdrawal).
+pub(crate) const OLDEST_FIRST: &str = "a.requested_at, a.id";
+
+/// A query for requests with their decisions, valid in both databases. `requests` is a
+/// `SELECT * FROM approvals ...` choosing them (its filter and limit in the backend's
+/// placeholders), `order` orders them ([`NEWEST_FIRST`], [`OLDEST_FIRST`]).
+///
+/// One row per decision, [`RawApproval`]'s columns then [`RawDecision`]'s; a request
+/// without decisions gives one row whose decision columns are NULL. A request's rows are
+/// consecutive, its decisions in the order they were recorded, as [`group_approvals`]
+/// expects. Being one statement, it reads a request and its decisions as one transaction
+/// left them.
+pub(crate) fn approvals_query(requests: &str, order: &str) -> String {
+    format!(
+        "SELECT a.id, a.mode, a.status, a.requester, a.connection, a.protocol, a.session_id, \
+         a.statement, a.parameters, a.fingerprint, a.reason, a.rule, a.approvers, \
+         a.min_approvals, a.requested_at, a.expires_at, a.grant_window, a.grant_expires_at, \
+         a.resolved_at, a.redeemed_at, \
+         d.seq, d.approver, d.verdict, d.reason, d.at \
+         FROM ({requests}) a LEFT JOIN approval_decisions d ON d.approval_id = a.id \
+         ORDER BY {order}, d.seq"
+    )
+}
+
+/// Where the decision columns start in an [`approvals_query`] row.
+pub(crate) const DECISION_COLUMNS_AT: usize = 20;
+
+/// The columns of an approval request that need converting, converted (and the request
+/// checked) before anything is written.
+pub(crate) struct EncodedApproval {
+    /// The requester's principal as JSON.
+    pub(crate) requester: String,
+    /// The parameters as a JSON array of strings and nulls.
+    pub(crate) parameters: String,
+    /// The approvers as a JSON `Subjects` object.
+    pub(crate) approvers: String,
+    pub(crate) min_approvals: i64,
+}
+
+impl EncodedApproval {
+    /// Checks a new request (what the schema also enforces, to give a readable error
+    /// instead of a constraint name, and what only a new request must be) and encodes it.
+    pub(crate) fn of(record: &ApprovalRecord) -> Result<Self, String> {
+        let place = || format!("approval request {:?}", record.id);
+        if record.id.is_empty() {
+            return Err("approval request id is empty".into());
+        }
+        if record.connection.is_empty() {
+            return Err(format!("{}: the connection is empty", place()));
+        }
+        if record.fingerprint.is_empty() {
+            return Err(format!("{}: the fingerprint is empty", place()));
+        }
+        if record.min_approvals == 0 {
+            return Err(format!(
+                "{}: min_approvals is 0; a request needs at least one approval",
+                place()
+            ));
+        }
+        if record.status != ApprovalStatus::Pending {
+            return Err(format!(
+                "{}: a new request must be pending, not {}",
+                place(),
+                record.status
+            ));
+        }
+        if !record.decisions.is_empty() {
+            return Err(format!(
+                "{}: a new request has no decisions yet ({} given)",
+                place(),
+                record.decisions.len()
+            ));
+        }
+        if record.resolved_at.is_some()
+            || record.grant_expires_at.is_some()
+            || record.redeemed_at.is_some()
+        {
+            return Err(format!(
+                "{}: a pending request has no resolved_at, grant_expires_at or redeemed_at",
+                place()
+            ));
+        }
+        let json = |what: &str, value: Result<String, serde_json::Error>| {
+            value.map_err(|e| format!("{}: the {what} do not serialize: {e}", place()))
+        };
+        Ok(Self {
+            requester: principal_json(&record.requester)
+                .map_err(|e| format!("{}: {e}", place()))?,
+            parameters: json("parameters", serde_json::to_string(&record.parameters))?,
+            approvers: json("approvers", serde_json::to_string(&record.approvers))?,
+            min_approvals: i64::from(record.min_approvals),
+        })
+    }
+}
+
+/// A principal as the JSON text `approvals.requester` and `approval_decisions.approver`
+/// hold.
+pub(crate) fn principal_json(principal: &Principal) -> Result<String, String> {
+    serde_json::to_string(principal).map_err(|e| format!("the principal does not serialize: {e}"))
+}
+
+/// A row of `approvals` as stored, with its decisions, before its JSON and enumerated
+/// columns are decoded. `requester_provider` and `requester_subject` are not read: they
+/// repeat what `requester` holds, for queries.
+pub(crate) struct RawApproval {
+    pub(crate) id: String,
+    pub(crate) mode: String,
+    pub(crate) status: String,
+    pub(crate) requester: String,
+    pub(crate) connection: String,
+    pub(crate) protocol: String,
+    pub(crate) session_id: Option<String>,
+    pub(crate) statement: String,
+    pub(crate) parameters: String,
+    pub(crate) fingerprint: String,
+    pub(crate) reason: String,
+    pub(crate) rule: String,
+    pub(crate) approvers: String,
+    pub(crate) min_approvals: i64,
+    pub(crate) requested_at: i64,
+    pub(crate) expires_at: i64,
+    pub(crate) grant_window: Option<i64>,
+    pub(crate) grant_expires_at: Option<i64>,
+    pub(crate) resolved_at: Option<i64>,
+    pub(crate) redeemed_at: Option<i64>,
+    /// Filled by [`group_approvals`].
+    pub(crate) decisions: Vec<RawDecision>,
+}
+
+/// A row of `approval_decisions` as stored (its approver's provider and subject, which
+/// repeat what `approver` holds, are not read).
+pub(crate) struct RawDecision {
+    pub(crate) seq: i64,
+    pub(crate) approver: String,
+    pub(crate) verdict: String,
+    pub(crate) reason: String,
+    pub(crate) at: i64,
+}
+
+/// Requests with their decisions from [`approvals_query`]'s rows (a request's rows
+/// consecutive, each with its decision if it has one), in the rows' order.
+pub(crate) fn group_approvals(
+    rows: impl IntoIterator<Item = (RawApproval, Option<RawDecision>)>,
+) -> Vec<RawApproval> {
+    let mut out: Vec<RawApproval> = Vec::new();
+    for (approval, decision) in rows {
+        let current = match out.last_mut() {
+            Some(last) if last.id == approval.id => last,
+            _ => {
+                out.push(approval);
+                out.last_mut().expect("just pushed")
+            }
+        };
+        current.decisions.extend(decision);
+    }
+    out
+}
+
+impl RawApproval {
+    pub(crate) fn decode(self, op: &'static str, db: &str) -> Result<ApprovalRecord, StoreError> {
+        let place = format!("approval request {:?}", self.id);
+        let bad = |what: String| corrupt(op, db, format!("{place}: {what}"));
+        let json = |column: &str, expected: &str, e: serde_json::Error| {
+            bad(format!("approvals.{column} is not {expected}: {e}"))
+        };
+        let mode = ApprovalMode::parse(&self.mode)
+            .ok_or_else(|| bad(format!("unknown mode {:?}", self.mode)))?;
+        let status = ApprovalStatus::parse(&self.status)
+            .ok_or_else(|| bad(format!("unknown status {:?}", self.status)))?;
+        let requester: Principal = serde_json::from_str(&self.requester)
+            .map_err(|e| json("requester", "a principal", e))?;
+        let parameters: Vec<Option<String>> = serde_json::from_str(&self.parameters)
+            .map_err(|e| json("parameters", "an array of strings and nulls", e))?;
+        let approvers: Subjects = serde_json::from_str(&self.approvers)
+            .map_err(|e| json("approvers", "a set of subjects", e))?;
+        let min_approvals = u32::try_from(self.min_approvals)
+            .map_err(|_| bad(format!("impossible min_approvals {}", self.min_approvals)))?;
+        let decisions = self
+            .decisions
+            .into_iter()
+            .map(|d| d.decode(&place, op, db))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ApprovalRecord {
+            id: self.id,
+            mode,
+            status,
+            requester,
+            connection: self.connection,
+            protocol: self.protocol,
+            session_id: self.session_id,
+            statement: self.statement,
+            parameters,
+            fingerprint: self.fingerprint,
+            reason: self.reason,
+            rule: self.rule,
+            approvers,
+            min_approvals,
+            requested_at: self.requested_at,
+            expires_at: self.expires_at,
+            grant_window: self.grant_window,
+            grant_expires_at: self.grant_expires_at,
+            resolved_at: self.resolved_at,
+            redeemed_at: self.redeemed_at,
+            decisions,
+        })
+    }
+}
+
+impl RawDecision {
+    /// `request` names the request it belongs to, for errors.
+    fn decode(
+        self,
+        request: &str,
+        op: &'static str,
+        db: &str,
+    ) -> Result<ApprovalDecision, StoreError> {
+        let bad =
+            |what: String| corrupt(op, db, format!("{request}, decision {}: {what}", self.seq));
+        let verdict = Verdict::parse(&self.verdict)
+            .ok_or_else(|| bad(format!("unknown verdict {:?}", self.verdict)))?;
+        let approver: Principal = serde_json::from_str(&self.approver).map_err(|e| {
+            bad(format!(
+                "approval_decisions.approver is not a principal: {e}"
+            ))
+        })?;
+        Ok(ApprovalDecision {
+            approver,
+            verdict,
+            reason: self.reason,
+            at: self.at,
         })
     }
 }

@@ -1,8 +1,9 @@
 //! The embedded SQLite store: [`SqliteStore`], the default backend (`sqlite://...`). This
-//! file has the connection and API keys; `sqlite/audit.rs` the audit trail's SQL.
+//! file has the connection and API keys; `sqlite/audit.rs` the audit trail's SQL and
+//! `sqlite/approvals.rs` approval requests'.
 //!
 //! One connection behind a mutex. Every call is short (single-row lookups, small writes, one
-//! session's events, one batch of audit events), so serialising them costs little and keeps
+//! session's events, one batch of audit events, one approval request's change), so serialising them costs little and keeps
 //! SQLite's locking out of the picture within one process; other processes on the same file
 //! are handled by WAL and the busy timeout.
 //!
@@ -29,12 +30,17 @@ use parking_lot::Mutex;
 use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior,
 };
+use sluice_core::ApprovalStatus;
 
 use crate::error::StoreError;
 use crate::migrations;
 use crate::rows::{json_list, validate_api_key, RawApiKey, API_KEY_COLUMNS};
-use crate::{ApiKeyRow, RevokeOutcome, SessionFilter, SessionSummary, Store};
+use crate::{
+    ApiKeyRow, ApprovalDecision, ApprovalFilter, ApprovalRecord, DecideOutcome, RevokeOutcome,
+    SessionFilter, SessionSummary, Store,
+};
 
+mod approvals;
 mod audit;
 
 /// How long a call waits for another process's lock before reporting the store unavailable.
@@ -314,6 +320,54 @@ impl Store for SqliteStore {
         keep: &[String],
     ) -> Result<u64, StoreError> {
         audit::purge_sessions(self, before, keep)
+    }
+
+    fn insert_approval(&self, record: &ApprovalRecord) -> Result<(), StoreError> {
+        approvals::insert_approval(self, record)
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        approvals::approval(self, id)
+    }
+
+    fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRecord>, StoreError> {
+        approvals::list_approvals(self, filter)
+    }
+
+    fn decide_approval(
+        &self,
+        id: &str,
+        decision: &ApprovalDecision,
+    ) -> Result<DecideOutcome, StoreError> {
+        approvals::decide_approval(self, id, decision)
+    }
+
+    fn resolve_approval(
+        &self,
+        id: &str,
+        to: ApprovalStatus,
+        at: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        approvals::resolve_approval(self, id, to, at)
+    }
+
+    fn redeem_ticket(
+        &self,
+        provider: &str,
+        subject: &str,
+        connection: &str,
+        fingerprint: &str,
+        at: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        approvals::redeem_ticket(self, provider, subject, connection, fingerprint, at)
+    }
+
+    fn expire_due(&self, now: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        approvals::expire_due(self, now)
+    }
+
+    fn withdraw_pending_holds(&self, at: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        approvals::withdraw_pending_holds(self, at)
     }
 }
 

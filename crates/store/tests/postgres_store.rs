@@ -1,7 +1,8 @@
 //! What only the PostgreSQL store has: a server that can be unreachable, refuse a login or
 //! drop the connection; gateways opening one database at once; callers on tokio's threads;
-//! text that cannot hold NUL; databases whose collation is not byte order. The behaviours
-//! both stores share are tested on both, in `api_keys.rs` and `audit_trail.rs`.
+//! text that cannot hold NUL; databases whose collation is not byte order; locks held by
+//! another session. The behaviours both stores share are tested on both, in
+//! `api_keys.rs`, `audit_trail.rs` and `approvals.rs`.
 
 #[allow(unused_macros)]
 #[macro_use]
@@ -12,11 +13,13 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Backend, PostgresBackend};
+use common::{approval_request, approver, Backend, PostgresBackend, MINUTE, T0};
 use sluice_audit::{ChainBuilder, EventBody, LoginRefused, Protocol, Timestamp};
+use sluice_core::{ApprovalMode, ApprovalStatus, Verdict};
 use sluice_store::migrations::latest_version;
 use sluice_store::{
-    open_store, ApiKeyRow, PostgresStore, SessionEnd, SessionFilter, Store, StoreError,
+    open_store, ApiKeyRow, ApprovalDecision, ApprovalFilter, DecideOutcome, PostgresStore,
+    SessionEnd, SessionFilter, Store, StoreError,
 };
 
 fn key(id: &str, name: &str) -> ApiKeyRow {
@@ -239,6 +242,125 @@ fn text_with_a_nul_is_refused_as_invalid_input() {
     assert_eq!(store.session_events("s1\0").unwrap(), []);
     assert_eq!(store.last_event("s\0").unwrap(), None);
     assert_eq!(store.session_ids(Some("s\0x"), 10).unwrap(), ["s1"]);
+}
+
+#[test]
+fn approval_text_with_a_nul_is_refused_as_invalid_input() {
+    let b = PostgresBackend::new();
+    let store = b.open();
+    let request = approval_request("apr_1", ApprovalMode::Ticket, T0);
+    let invalid = |err: StoreError, what: &str| {
+        assert!(matches!(err, StoreError::InvalidInput { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("NUL") && msg.contains(what), "{msg}");
+    };
+    let mut r = request.clone();
+    r.id = "apr\0".into();
+    invalid(store.insert_approval(&r).unwrap_err(), "id");
+    let mut r = request.clone();
+    r.statement = "DELETE FROM orders;\0".into();
+    invalid(store.insert_approval(&r).unwrap_err(), "statement");
+    let mut r = request.clone();
+    r.session_id = Some("s\0".into());
+    invalid(store.insert_approval(&r).unwrap_err(), "session id");
+    assert_eq!(b.count("approvals"), 0);
+
+    store.insert_approval(&request).unwrap();
+    let decision = ApprovalDecision {
+        approver: approver("tid-1/alice"),
+        verdict: Verdict::Approve,
+        reason: "ok".into(),
+        at: T0 + MINUTE,
+    };
+    let mut d = decision.clone();
+    d.approver.subject = "tid-1/al\0ice".into();
+    invalid(store.decide_approval("apr_1", &d).unwrap_err(), "subject");
+    let mut d = decision.clone();
+    d.reason = "ok\0".into();
+    invalid(store.decide_approval("apr_1", &d).unwrap_err(), "reason");
+    // In the principal's JSON a NUL is escaped, so it is stored and read back as it was.
+    let mut d = decision.clone();
+    d.approver.display_name = "Al\0ice".into();
+    let DecideOutcome::Recorded(approved) = store.decide_approval("apr_1", &d).unwrap() else {
+        panic!("not recorded");
+    };
+    assert_eq!(approved.decisions, [d]);
+
+    // Lookups by a string with a NUL find nothing, as nothing stored has one.
+    assert_eq!(store.approval("apr_1\0").unwrap(), None);
+    assert_eq!(
+        store.decide_approval("apr_1\0", &decision).unwrap(),
+        DecideOutcome::NotFound
+    );
+    assert_eq!(
+        store
+            .resolve_approval("apr_1\0", ApprovalStatus::Withdrawn, T0)
+            .unwrap(),
+        None
+    );
+    let by_connection = ApprovalFilter {
+        connection: Some("orders\0".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.list_approvals(&by_connection).unwrap(), []);
+    let agent = &request.requester;
+    let at = T0 + 2 * MINUTE;
+    assert_eq!(
+        store
+            .redeem_ticket(&agent.provider, &agent.subject, "orders", "fp\0", at)
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.approval("apr_1").unwrap(), Some(approved));
+}
+
+#[test]
+fn a_request_locked_too_long_is_unavailable_after_the_lock_timeout() {
+    let b = Arc::new(PostgresBackend::new());
+    let store = b.open();
+    store
+        .insert_approval(&approval_request("apr_1", ApprovalMode::Hold, T0))
+        .unwrap();
+    // Another session holds the request's row.
+    let holder = {
+        let b = Arc::clone(&b);
+        thread::spawn(move || {
+            b.execute(
+                "BEGIN; SELECT 1 FROM approvals WHERE id = 'apr_1' FOR UPDATE; \
+                 SELECT pg_sleep(7); COMMIT;",
+            )
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event = 'PgSleep'",
+    ) != "1"
+    {
+        assert!(Instant::now() < deadline, "the row was not locked");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let decision = ApprovalDecision {
+        approver: approver("tid-1/alice"),
+        verdict: Verdict::Deny,
+        reason: "not now".into(),
+        at: T0 + MINUTE,
+    };
+    let started = Instant::now();
+    let err = store.decide_approval("apr_1", &decision).unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.operation(), Some("decide_approval"));
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "waited for the lock timeout"
+    );
+    holder.join().unwrap();
+    // Nothing was recorded, and the request can be decided now.
+    assert_eq!(b.count("approval_decisions"), 0);
+    assert!(matches!(
+        store.decide_approval("apr_1", &decision).unwrap(),
+        DecideOutcome::Recorded(_)
+    ));
 }
 
 #[test]

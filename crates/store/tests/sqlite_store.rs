@@ -1,16 +1,17 @@
 //! What only the SQLite store has: files, directories, WAL, file locks, in-memory
-//! databases. The behaviours both stores share are tested on both, in `api_keys.rs` and
-//! `audit_trail.rs`.
+//! databases. The behaviours both stores share are tested on both, in `api_keys.rs`,
+//! `audit_trail.rs` and `approvals.rs`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::key;
+use common::{approval_request, approver, key, MINUTE, T0};
 use rusqlite::Connection;
+use sluice_core::{ApprovalMode, ApprovalStatus, Verdict};
 use sluice_store::migrations::{latest_version, MIGRATIONS};
-use sluice_store::{open_store, SqliteStore, Store, StoreError};
+use sluice_store::{open_store, ApprovalDecision, DecideOutcome, SqliteStore, Store, StoreError};
 
 fn raw(path: &Path) -> Connection {
     Connection::open(path).unwrap()
@@ -90,6 +91,42 @@ fn locked_database_is_unavailable_after_busy_timeout() {
 
     other.execute_batch("ROLLBACK").unwrap();
     store.insert_api_key(&key("k", "n", 1)).unwrap();
+}
+
+#[test]
+fn a_locked_database_makes_approval_changes_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let request = approval_request("apr_1", ApprovalMode::Ticket, T0);
+    store.insert_approval(&request).unwrap();
+    let decision = ApprovalDecision {
+        approver: approver("tid-1/alice"),
+        verdict: Verdict::Approve,
+        reason: "ok".into(),
+        at: T0 + MINUTE,
+    };
+
+    // Another "process" holds the write lock.
+    let other = raw(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    let err = store.decide_approval("apr_1", &decision).unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.operation(), Some("decide_approval"));
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "waited for the busy timeout"
+    );
+    // WAL: readers are not blocked by the writer.
+    assert_eq!(store.approval("apr_1").unwrap(), Some(request));
+
+    other.execute_batch("ROLLBACK").unwrap();
+    let DecideOutcome::Recorded(approved) = store.decide_approval("apr_1", &decision).unwrap()
+    else {
+        panic!("not recorded");
+    };
+    assert_eq!(approved.status, ApprovalStatus::Approved);
 }
 
 #[test]

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit",
         sql: include_str!("0002_audit.sql"),
     },
+    Migration {
+        version: 3,
+        name: "approvals",
+        sql: include_str!("0003_approvals.sql"),
+    },
 ];
 
 /// Every migration this binary knows for PostgreSQL: [`MIGRATIONS`]' versions and names,
@@ -62,6 +67,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "audit",
         sql: include_str!("postgres/0002_audit.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "approvals",
+        sql: include_str!("postgres/0003_approvals.sql"),
     },
 ];
 

@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rusqlite::Connection;
+use sluice_core::{ApprovalMode, ApprovalStatus, Principal, PrincipalKind, Subjects};
 use sluice_pgcluster::pg::PgCluster;
-use sluice_store::{open_store, Store};
+use sluice_store::{open_store, ApprovalRecord, Store};
 
 /// Which SQL a backend's database speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,4 +188,71 @@ pub fn key(id: &str, name: &str, created_at: i64) -> sluice_store::ApiKeyRow {
 /// A lowercase-hex stand-in for a digest, distinct per id.
 pub fn hex_of(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 2026-05-01T09:30:00Z in microseconds, the approval fixtures' clock.
+pub const T0: i64 = 1_777_627_800_000_000;
+pub const MINUTE: i64 = 60_000_000;
+
+/// The agent asking for approval, with everything a principal can carry.
+pub fn requester() -> Principal {
+    Principal {
+        provider: "entra".into(),
+        subject: "tid-1/agent-oid".into(),
+        tenant_id: Some("tid-1".into()),
+        display_name: "orders agent “ops” \u{1F916}".into(),
+        kind: PrincipalKind::App,
+        roles: vec!["Orders.Writer".into(), "Orders.Reader".into()],
+        groups: vec!["g-agents".into()],
+        token_id: Some("uti-42".into()),
+        expires_at: Some(1_777_631_400),
+    }
+}
+
+/// A human approver of the `entra` provider.
+pub fn approver(subject: &str) -> Principal {
+    Principal {
+        provider: "entra".into(),
+        subject: subject.into(),
+        tenant_id: None,
+        display_name: format!("{subject} (DBA)"),
+        kind: PrincipalKind::User,
+        roles: vec!["Approver".into()],
+        groups: vec!["g-dba".into(), "g-oncall".into()],
+        token_id: None,
+        expires_at: None,
+    }
+}
+
+/// A new pending request for the agent's `DELETE` on `orders`, made at `requested_at`,
+/// decided within 15 minutes; tickets are redeemable for 10 minutes once approved.
+pub fn approval_request(id: &str, mode: ApprovalMode, requested_at: i64) -> ApprovalRecord {
+    ApprovalRecord {
+        id: id.into(),
+        mode,
+        status: ApprovalStatus::Pending,
+        requester: requester(),
+        connection: "orders".into(),
+        protocol: "postgres".into(),
+        session_id: Some(format!("ses-{id}")),
+        statement: "DELETE FROM orders WHERE id = $1 AND note IS NOT DISTINCT FROM $2 AND tag = $3"
+            .into(),
+        parameters: vec![Some("42".into()), None, Some(String::new())],
+        fingerprint: "fp-delete-orders".into(),
+        reason: "delete on public.orders requires approval".into(),
+        rule: "policy operations, approve rule 1".into(),
+        approvers: Subjects {
+            subjects: vec!["tid-1/alice".into()],
+            roles: vec!["Approver".into()],
+            groups: vec![],
+        },
+        min_approvals: 1,
+        requested_at,
+        expires_at: requested_at + 15 * MINUTE,
+        grant_window: (mode == ApprovalMode::Ticket).then_some(10 * MINUTE),
+        grant_expires_at: None,
+        resolved_at: None,
+        redeemed_at: None,
+        decisions: vec![],
+    }
 }
