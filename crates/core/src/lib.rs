@@ -5,15 +5,15 @@
 //! dependencies beyond serde, lets each of those crates stay independent of the others.
 
 pub mod access;
-pub mod approval;
 pub mod action;
 pub mod api_key;
+pub mod approval;
 pub mod name;
 pub mod principal;
 
 pub use access::{Access, Object};
-pub use approval::{ApprovalMode, ApprovalStatus, Subjects, Verdict};
 pub use action::{Action, UnknownAction};
 pub use api_key::ApiKeyRecord;
+pub use approval::{ApprovalMode, ApprovalStatus, Subjects, Verdict};
 pub use name::QualifiedName;
 pub use principal::{Principal, PrincipalKind};
