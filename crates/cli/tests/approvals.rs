@@ -1,0 +1,639 @@
+//! Just-in-time approval end to end: `sluice serve` in front of a real PostgreSQL, agents
+//! on psql and tokio-postgres, approvers on `sluice approvals` and the admin API with
+//! their own tokens. The database itself proves that each held or ticketed statement ran
+//! exactly once, or never.
+
+mod support;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice_pgcluster::pg::PgCluster;
+use support::{free_port, Gateway};
+
+/// A gateway whose agents (role `agent`) may read `orders`; deleting from it is held for
+/// the `dba` group (`hold_timeout`), updating it is held for two of them, and inserting
+/// into `ran` needs a ticket. Returns the gateway, its database and the admin port.
+fn start(cluster: &PgCluster, hold_timeout: &str, grant_window: &str) -> (Gateway, String, u16) {
+    static ROLE: std::sync::Once = std::sync::Once::new();
+    ROLE.call_once(|| {
+        cluster
+            .create_role("apr_svc", "apr-password", true)
+            .unwrap()
+    });
+    let db = cluster.fresh_database("approvals");
+    cluster
+        .execute(
+            &db,
+            "CREATE TABLE orders (id int PRIMARY KEY, note text);
+             INSERT INTO orders SELECT g, 'open' FROM generate_series(1, 9) g;
+             CREATE TABLE ran (tag text);",
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "apr-password").unwrap();
+    let port = free_port();
+    let admin = free_port();
+    let config = format!(
+        r#"
+listen: {{ postgres: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}" }}
+admins: {{ roles: [sluice.admin] }}
+store: "sqlite://./sluice.db"
+recording: {{ checkpoint_interval: 200ms }}
+approvals: {{ grant_window: {grant_window} }}
+identity:
+  providers:
+    - {{ name: local, local: {{}} }}
+connections:
+  - {{ name: app, kind: postgres, upstream: "postgres://apr_svc@127.0.0.1:{pg}/{db}", password: {{ file: pw }} }}
+policies:
+  - name: operators
+    match: {{ roles: [agent] }}
+    connections: [app]
+    allow:
+      - {{ actions: [select], tables: ["public.*"] }}
+    approve:
+      - {{ actions: [delete], tables: ["public.orders"], approvers: {{ groups: [dba] }}, mode: hold, timeout: {hold_timeout} }}
+      - {{ actions: [update], tables: ["public.orders"], approvers: {{ groups: [dba] }}, mode: hold, min_approvals: 2, timeout: 60s }}
+      - {{ actions: [insert], tables: ["public.ran"], approvers: {{ groups: [dba] }}, mode: ticket, timeout: 60s }}
+"#,
+        pg = cluster.port()
+    );
+    std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
+    (Gateway::spawn(dir, port), db, admin)
+}
+
+fn conninfo(gw: &Gateway) -> String {
+    format!(
+        "host=127.0.0.1 port={} dbname=app user=agent sslmode=disable",
+        gw.port
+    )
+}
+
+/// A person's token (`idtyp` user) in `groups`.
+fn person(gw: &Gateway, subject: &str, groups: &str) -> String {
+    issue(gw, &["--subject", subject, "--groups", groups, "--user"])
+}
+
+/// An agent's token (an application) with role `agent`.
+fn agent(gw: &Gateway, subject: &str) -> String {
+    issue(gw, &["--subject", subject, "--roles", "agent"])
+}
+
+fn issue(gw: &Gateway, args: &[&str]) -> String {
+    let mut all = vec!["token", "issue"];
+    all.extend_from_slice(args);
+    let out = gw.sluice(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// psql running `sql` as `token`, in the background.
+fn psql_child(cluster: &PgCluster, gw: &Gateway, token: &str, sql: &str) -> Child {
+    Command::new(cluster.bindir().join("psql"))
+        .env_clear()
+        .env("PGPASSWORD", token)
+        .args(["-X", "-A", "-t", "-w", "-d", &conninfo(gw), "-c", sql])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn psql(cluster: &PgCluster, gw: &Gateway, token: &str, sql: &str) -> Output {
+    support::psql(cluster.bindir(), &conninfo(gw), token, sql)
+}
+
+/// `sluice approvals <args>` against the gateway's admin API as `token`.
+fn approvals(gw: &Gateway, admin: u16, token: &str, args: &[&str]) -> Output {
+    let gateway = format!("http://127.0.0.1:{admin}");
+    let mut all = vec!["approvals"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--gateway", &gateway, "--token", token]);
+    gw.sluice(&all)
+}
+
+fn decide(gw: &Gateway, admin: u16, token: &str, verdict: &str, id: &str, reason: &str) -> Output {
+    approvals(
+        gw,
+        admin,
+        token,
+        &[verdict, id, "--reason", reason, "--json"],
+    )
+}
+
+/// Waits until `token` sees exactly one pending request, and returns it.
+fn pending_one(gw: &Gateway, admin: u16, token: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = approvals(gw, admin, token, &["list", "--status", "pending", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        match list.len() {
+            0 => {}
+            1 => return list.into_iter().next().unwrap(),
+            n => panic!("{n} pending requests: {list:?}"),
+        }
+        assert!(Instant::now() < deadline, "no request became pending");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn show(gw: &Gateway, admin: u16, token: &str, id: &str) -> Value {
+    let out = approvals(gw, admin, token, &["show", id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits for the request to reach `status`.
+fn await_status(gw: &Gateway, admin: u16, token: &str, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = show(gw, admin, token, id);
+        if view["status"] == status {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "{id} stayed {}", view["status"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn finish(child: Child) -> (bool, String, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn count(cluster: &PgCluster, db: &str, sql: &str) -> i64 {
+    cluster
+        .query_scalar(db, sql)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The `apr_...` id in a message.
+fn approval_id(text: &str) -> String {
+    let at = text
+        .find("apr_")
+        .unwrap_or_else(|| panic!("no approval id in {text}"));
+    text[at..at + 24].to_string()
+}
+
+/// Every recorded event, as `sluice sessions export` prints them.
+fn exported(gw: &Gateway) -> Vec<Value> {
+    let out = gw.sluice(&["sessions", "export", "--format", "jsonl"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_held_statement_runs_once_approved_and_the_trail_has_every_step() {
+    let cluster = PgCluster::shared();
+    let (mut gw, db, admin) = start(cluster, "60s", "15m");
+    let agent = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+
+    let held = psql_child(cluster, &gw, &agent, "DELETE FROM orders WHERE id = 1");
+    let request = pending_one(&gw, admin, &alice);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert_eq!(request["mode"], "hold");
+    assert_eq!(request["statement"], "DELETE FROM orders WHERE id = 1");
+    assert_eq!(request["principal"]["subject"], "agent-1");
+    assert_eq!(request["connection"], "app");
+    assert!(request["reason"]
+        .as_str()
+        .unwrap()
+        .contains("requires approval"));
+    assert!(request["console_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/approvals/{id}")));
+    // Held means not run.
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 1"),
+        1
+    );
+
+    let out = decide(&gw, admin, &alice, "approve", &id, "ticket OPS-12");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decided: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decided["status"], "approved");
+    assert_eq!(decided["decisions"][0]["approver"]["subject"], "alice");
+    assert_eq!(decided["decisions"][0]["reason"], "ticket OPS-12");
+
+    let (ok, stdout, stderr) = finish(held);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("DELETE 1"), "{stdout}");
+    // The agent was told at once what it waits for and where it is decided.
+    assert!(
+        stderr.contains(&format!("NOTICE:  sluice: approval {id} requested")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/approvals/apr_"), "{stderr}");
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 1"),
+        0
+    );
+    assert_eq!(count(cluster, &db, "SELECT count(*) FROM orders"), 8);
+
+    assert!(gw.terminate().success());
+    let events = exported(&gw);
+    let kinds: Vec<(&str, Value)> = events
+        .iter()
+        .map(|e| (e["body"]["kind"].as_str().unwrap(), e["body"].clone()))
+        .collect();
+    let at = kinds
+        .iter()
+        .position(|(k, b)| *k == "request" && b["decision"] == "approve")
+        .expect("the request for approval is recorded");
+    assert_eq!(kinds[at].1["approval_id"], id.as_str());
+    assert_eq!(kinds[at + 1].0, "approval_decided");
+    assert_eq!(kinds[at + 1].1["approver"]["subject"], "alice");
+    assert_eq!(kinds[at + 1].1["verdict"], "approve");
+    assert_eq!(kinds[at + 2].0, "approval_resolved");
+    assert_eq!(kinds[at + 2].1["status"], "approved");
+    assert_eq!(kinds[at + 3].0, "request");
+    assert_eq!(kinds[at + 3].1["decision"], "allow");
+    assert_eq!(kinds[at + 3].1["approval_id"], id.as_str());
+    assert_eq!(kinds[at + 4].0, "result");
+    assert_eq!(kinds[at + 4].1["row_count"], 1);
+    let out = gw.sluice(&["sessions", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_denied_or_expired_statement_never_runs() {
+    let cluster = PgCluster::shared();
+    let (_gw, db, admin) = start(cluster, "2s", "15m");
+    let gw = &_gw;
+    let agent = agent(gw, "agent-1");
+    let alice = person(gw, "alice", "dba");
+
+    let held = psql_child(cluster, gw, &agent, "DELETE FROM orders WHERE id = 2");
+    let id = pending_one(gw, admin, &alice)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = decide(gw, admin, &alice, "deny", &id, "not during the freeze");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, _, stderr) = finish(held);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "ERROR:  sluice: approval {id} denied by alice: not during the freeze"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 2"),
+        1
+    );
+
+    // Nobody decides within the rule's 2 s.
+    let started = Instant::now();
+    let out = psql(cluster, gw, &agent, "DELETE FROM orders WHERE id = 3");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expired: no decision within 2s"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 3"),
+        1
+    );
+    let id = approval_id(&stderr);
+    assert_eq!(show(gw, admin, &alice, &id)["status"], "expired");
+    // A late decision changes nothing.
+    let late = decide(gw, admin, &alice, "approve", &id, "too late");
+    assert_eq!(late.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&late.stderr).contains("409"));
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 3"),
+        1
+    );
+}
+
+#[test]
+fn a_client_that_leaves_or_cancels_withdraws_its_request() {
+    let cluster = PgCluster::shared();
+    let (gw, db, admin) = start(cluster, "60s", "15m");
+    let agent = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+
+    // Killed while it waits.
+    let mut held = psql_child(cluster, &gw, &agent, "DELETE FROM orders WHERE id = 5");
+    let id = pending_one(&gw, admin, &alice)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    held.kill().unwrap();
+    let _ = held.wait();
+    await_status(&gw, admin, &alice, &id, "withdrawn");
+    let late = decide(&gw, admin, &alice, "approve", &id, "ok");
+    assert_eq!(late.status.code(), Some(1));
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 5"),
+        1
+    );
+
+    // Cancelled (psql sends a CancelRequest on SIGINT) while it waits.
+    let held = psql_child(cluster, &gw, &agent, "DELETE FROM orders WHERE id = 6");
+    let id = pending_one(&gw, admin, &alice)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &held.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ok, _, stderr) = finish(held);
+    assert!(!ok);
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+    assert_eq!(show(&gw, admin, &alice, &id)["status"], "withdrawn");
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 6"),
+        1
+    );
+}
+
+#[test]
+fn two_approvers_are_needed_and_nobody_approves_their_own_request() {
+    let cluster = PgCluster::shared();
+    let (gw, db, admin) = start(cluster, "60s", "15m");
+    // This agent is in the approvers' group itself.
+    let agent = issue(
+        &gw,
+        &[
+            "--subject",
+            "agent-1",
+            "--roles",
+            "agent",
+            "--groups",
+            "dba",
+        ],
+    );
+    let alice = person(&gw, "alice", "dba");
+    let bob = person(&gw, "bob", "dba");
+    let carol = person(&gw, "carol", "finance");
+    let robot = issue(&gw, &["--subject", "robot", "--groups", "dba"]);
+
+    let mut held = psql_child(
+        cluster,
+        &gw,
+        &agent,
+        "UPDATE orders SET note = 'shipped' WHERE id = 7",
+    );
+    let request = pending_one(&gw, admin, &alice);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert_eq!(request["min_approvals"], 2);
+
+    let refused = |token: &str, needle: &str| {
+        let out = decide(&gw, admin, token, "approve", &id, "looks fine");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("403") && stderr.contains(needle),
+            "{stderr}"
+        );
+    };
+    refused(&agent, "nobody approves their own request");
+    refused(&robot, "only people approve");
+    refused(&carol, "not among the approvers");
+    // Carol does not even see it.
+    let out = approvals(&gw, admin, &carol, &["show", &id]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = decide(&gw, admin, &alice, "approve", &id, "first look");
+    assert!(out.status.success());
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(view["status"], "pending");
+    assert_eq!(view["approvals"], 1);
+    let again = decide(&gw, admin, &alice, "approve", &id, "still fine");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already decided"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(held.try_wait().unwrap().is_none(), "ran on one approval");
+    assert_eq!(
+        count(
+            cluster,
+            &db,
+            "SELECT count(*) FROM orders WHERE note = 'shipped'"
+        ),
+        0
+    );
+
+    let out = decide(&gw, admin, &bob, "approve", &id, "second look");
+    assert!(out.status.success());
+    let (ok, stdout, stderr) = finish(held);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("UPDATE 1"));
+    assert_eq!(
+        count(
+            cluster,
+            &db,
+            "SELECT count(*) FROM orders WHERE note = 'shipped'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_ticket_runs_exactly_its_statement_once_for_its_principal() {
+    let cluster = PgCluster::shared();
+    let (mut gw, db, admin) = start(cluster, "60s", "15m");
+    let agent1 = agent(&gw, "agent-1");
+    let agent2 = agent(&gw, "agent-2");
+    let alice = person(&gw, "alice", "dba");
+
+    let out = psql(cluster, &gw, &agent1, "INSERT INTO ran VALUES ('t1')");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("requested (ticket)")
+            && stderr.contains("run exactly this statement again within 15m"),
+        "{stderr}"
+    );
+    let id = approval_id(&stderr);
+    assert_eq!(count(cluster, &db, "SELECT count(*) FROM ran"), 0);
+    assert_eq!(show(&gw, admin, &alice, &id)["mode"], "ticket");
+    let out = decide(&gw, admin, &alice, "approve", &id, "backfill");
+    assert!(out.status.success());
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(view["grant_expires_at"].is_string());
+
+    // Not another statement, not another principal.
+    let other = psql(cluster, &gw, &agent1, "INSERT INTO ran VALUES ('t2')");
+    assert!(!other.status.success());
+    let other = psql(cluster, &gw, &agent2, "INSERT INTO ran VALUES ('t1')");
+    assert!(!other.status.success());
+    assert_eq!(count(cluster, &db, "SELECT count(*) FROM ran"), 0);
+
+    // The same statement, however it is spelt, once.
+    let out = psql(
+        cluster,
+        &gw,
+        &agent1,
+        "insert into RAN values ( 't1' ) -- as approved",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(show(&gw, admin, &alice, &id)["status"], "redeemed");
+    let again = psql(cluster, &gw, &agent1, "INSERT INTO ran VALUES ('t1')");
+    assert!(!again.status.success());
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM ran WHERE tag = 't1'"),
+        1
+    );
+
+    // A grant outlives the gateway.
+    let out = psql(cluster, &gw, &agent1, "INSERT INTO ran VALUES ('t3')");
+    let id = approval_id(&String::from_utf8_lossy(&out.stderr));
+    assert!(decide(&gw, admin, &alice, "approve", &id, "ok")
+        .status
+        .success());
+    assert!(gw.terminate().success());
+    let port = gw.port;
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
+    drop(gw);
+    let gw = Gateway::spawn(dir, port);
+    let out = psql(cluster, &gw, &agent1, "INSERT INTO ran VALUES ('t3')");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM ran WHERE tag = 't3'"),
+        1
+    );
+}
+
+#[test]
+fn an_expired_grant_is_refused() {
+    let cluster = PgCluster::shared();
+    let (gw, db, admin) = start(cluster, "60s", "1s");
+    let agent = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+    let out = psql(cluster, &gw, &agent, "INSERT INTO ran VALUES ('late')");
+    let id = approval_id(&String::from_utf8_lossy(&out.stderr));
+    assert!(decide(&gw, admin, &alice, "approve", &id, "ok")
+        .status
+        .success());
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = psql(cluster, &gw, &agent, "INSERT INTO ran VALUES ('late')");
+    assert!(!out.status.success());
+    assert_eq!(count(cluster, &db, "SELECT count(*) FROM ran"), 0);
+    assert_eq!(show(&gw, admin, &alice, &id)["status"], "approved");
+}
+
+#[test]
+fn an_extended_protocol_execute_is_held_with_its_values() {
+    let cluster = PgCluster::shared();
+    let (gw, db, admin) = start(cluster, "60s", "15m");
+    let agent = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let port = gw.port;
+    let running = runtime.spawn(async move {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(port)
+            .dbname("app")
+            .user("agent")
+            .password(agent)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        // Prepared once: each execution asks with its own values.
+        let delete = client
+            .prepare("DELETE FROM orders WHERE id = $1")
+            .await
+            .unwrap();
+        let first = client.execute(&delete, &[&8i32]).await;
+        let second = client.execute(&delete, &[&9i32]).await;
+        let message = |e: tokio_postgres::Error| {
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string())
+        };
+        (first.map_err(message), second.map_err(message))
+    });
+    let request = pending_one(&gw, admin, &alice);
+    assert_eq!(request["statement"], "DELETE FROM orders WHERE id = $1");
+    // A value sent in binary (tokio-postgres sends integers so) is shown as its bytes.
+    assert_eq!(request["parameters"], serde_json::json!(["\\x00000008"]));
+    let id = request["id"].as_str().unwrap().to_string();
+    assert!(decide(&gw, admin, &alice, "approve", &id, "ok")
+        .status
+        .success());
+    let request = pending_one(&gw, admin, &alice);
+    assert_eq!(request["parameters"], serde_json::json!(["\\x00000009"]));
+    let id = request["id"].as_str().unwrap().to_string();
+    assert!(decide(&gw, admin, &alice, "deny", &id, "not that one")
+        .status
+        .success());
+    let (first, second) = runtime.block_on(running).unwrap();
+    assert_eq!(first, Ok(1));
+    let second = second.unwrap_err();
+    assert!(second.contains("denied by alice"), "{second}");
+    assert_eq!(
+        count(
+            cluster,
+            &db,
+            "SELECT count(*) FROM orders WHERE id IN (8, 9)"
+        ),
+        1
+    );
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 9"),
+        1
+    );
+}
