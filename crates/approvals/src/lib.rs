@@ -14,8 +14,8 @@
 //!   its parameters, hashed;
 //! - [`view`]: the JSON shape of a request, shared by the admin API, the command line and
 //!   the webhooks;
-//! - [`webhook`]: notifications: a bounded queue, deliveries retried with backoff, the
-//!   Slack-compatible and the signed generic JSON payloads;
+//! - [`webhook`]: notifications: a bounded queue per receiver, deliveries retried with
+//!   backoff, the Slack-compatible and the signed generic JSON payloads;
 //! - `error`: [`BrokerError`] and [`DecideError`].
 //!
 //! Architecture invariants:
@@ -29,9 +29,9 @@
 //! - Nobody approves their own request, only people (principals of kind `user`) approve,
 //!   and only those the rule's `approvers` name; the broker checks all three on every
 //!   decision, whatever interface it came through.
-//! - Webhooks never hold up a statement or a decision: announcements go to a bounded queue
-//!   (dropped with an error logged when it is full) and are delivered by tasks of their
-//!   own.
+//! - Webhooks never hold up a statement or a decision, nor one receiver another:
+//!   announcements go to each receiver's bounded queue (dropped with an error logged when
+//!   it is full) and are delivered by tasks of their own.
 //! - Store calls run on blocking threads, never on the runtime's.
 
 pub mod broker;

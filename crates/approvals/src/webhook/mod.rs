@@ -1,13 +1,15 @@
 //! Webhooks: every request, decision, expiry and withdrawal, told to the configured
 //! receivers without ever holding up a statement or a decision.
 //!
-//! [`Webhooks::announce`] puts an [`Announcement`] on a bounded queue and returns; a
-//! dispatcher task turns it into one delivery per receiver, each a task of its own that
-//! retries with exponential backoff (a receiver that is down does not delay the others).
-//! A full queue drops the announcement with an error logged: the data path never waits on
-//! a webhook. Two payloads: [`slack`] (an incoming-webhook message with approve and deny
-//! links to the console) and [`signed_json`] (the announcement itself, signed with
-//! HMAC-SHA256 so the receiver knows it came from the gateway).
+//! [`Webhooks::announce`] puts an [`Announcement`] on each receiver's bounded queue and
+//! returns; each receiver's task turns what its queue holds into deliveries, each a task
+//! of its own that retries with exponential backoff. A receiver that is down does not
+//! delay the others: its queue and its deliveries in flight are its own, so when it hangs
+//! only its own announcements wait. A full queue drops the announcement for that receiver
+//! with an error logged: the data path never waits on a webhook. Two payloads: [`slack`]
+//! (an incoming-webhook message with approve and deny links to the console) and
+//! [`signed_json`] (the announcement itself, signed with HMAC-SHA256 so the receiver knows
+//! it came from the gateway).
 
 pub mod signed_json;
 pub mod slack;
@@ -20,9 +22,10 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::view::{ApprovalView, DecisionView};
 
-/// Announcements waiting for the dispatcher; beyond this they are dropped (and logged).
+/// Announcements waiting for one receiver; beyond this they are dropped for it (and
+/// logged).
 const QUEUE: usize = 1024;
-/// Deliveries in flight at once, across receivers.
+/// Deliveries in flight at once to one receiver.
 const IN_FLIGHT: usize = 32;
 
 /// What happened to an approval request, as every receiver is told.
@@ -96,76 +99,95 @@ impl RetryPolicy {
     }
 }
 
-/// The gateway's webhooks: a handle to the queue, cheap to clone.
+/// The gateway's webhooks: a handle to the receivers' queues, cheap to clone.
 #[derive(Clone, Default)]
 pub struct Webhooks {
-    queue: Option<mpsc::Sender<Announcement>>,
+    receivers: Arc<[Queue]>,
+}
+
+/// One receiver's queue.
+struct Queue {
+    /// Where it is, for the log: the host only (a Slack webhook's path is its secret).
+    host: String,
+    tx: mpsc::Sender<Arc<Announcement>>,
 }
 
 impl Webhooks {
     /// No receivers: announcements go nowhere.
     pub fn none() -> Self {
-        Webhooks { queue: None }
+        Webhooks::default()
     }
 
-    /// Starts the dispatcher for `targets` (none: same as [`Webhooks::none`]). Must be
+    /// Starts a task for each of `targets` (none: same as [`Webhooks::none`]). Must be
     /// called inside a tokio runtime.
     pub fn start(targets: Vec<WebhookTarget>, retry: RetryPolicy) -> Self {
         if targets.is_empty() {
             return Webhooks::none();
         }
-        let (tx, rx) = mpsc::channel(QUEUE);
         let client = reqwest::Client::builder()
             .timeout(retry.timeout)
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        tokio::spawn(dispatch(rx, targets, client, retry));
-        Webhooks { queue: Some(tx) }
+        let receivers = targets
+            .into_iter()
+            .map(|target| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                let host = reqwest::Url::parse(&target.url)
+                    .ok()
+                    .and_then(|url| url.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                tokio::spawn(serve(rx, target, client.clone(), retry));
+                Queue { host, tx }
+            })
+            .collect();
+        Webhooks { receivers }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue.is_none()
+        self.receivers.is_empty()
     }
 
     /// Queues `announcement` for every receiver; never waits.
     pub fn announce(&self, announcement: Announcement) {
-        let Some(queue) = &self.queue else { return };
-        if let Err(e) = queue.try_send(announcement) {
-            let (event, id) = match &e {
-                mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a) => {
-                    (a.event, a.approval.id.clone())
-                }
-            };
-            tracing::error!(event, approval = %id, "webhook announcement dropped: the queue is full or stopped");
+        if self.receivers.is_empty() {
+            return;
+        }
+        let announcement = Arc::new(announcement);
+        for receiver in self.receivers.iter() {
+            if receiver.tx.try_send(announcement.clone()).is_err() {
+                tracing::error!(event = announcement.event, approval = %announcement.approval.id,
+                    receiver = %receiver.host, "webhook announcement dropped: the receiver's queue is full or stopped");
+            }
         }
     }
 }
 
-async fn dispatch(
-    mut rx: mpsc::Receiver<Announcement>,
-    targets: Vec<WebhookTarget>,
+/// Delivers what one receiver's queue holds, at most [`IN_FLIGHT`] at once. Waiting for a
+/// delivery to end holds up only this receiver's queue.
+async fn serve(
+    mut rx: mpsc::Receiver<Arc<Announcement>>,
+    target: WebhookTarget,
     client: reqwest::Client,
     retry: RetryPolicy,
 ) {
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(announcement) = rx.recv().await {
-        for target in &targets {
-            let request = match target.format {
-                WebhookFormat::Slack => slack::payload(&announcement),
-                WebhookFormat::Json => {
-                    signed_json::payload(&announcement, target.secret.as_deref().unwrap_or(&[]))
-                }
-            };
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                return;
-            };
-            let (client, url) = (client.clone(), target.url.clone());
-            tokio::spawn(async move {
-                deliver(&client, &url, request, retry).await;
-                drop(permit);
-            });
-        }
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        // Built once a delivery may start, so its timestamp is when it was first sent.
+        let request = match target.format {
+            WebhookFormat::Slack => slack::payload(&announcement),
+            WebhookFormat::Json => {
+                signed_json::payload(&announcement, target.secret.as_deref().unwrap_or(&[]))
+            }
+        };
+        let (client, url) = (client.clone(), target.url.clone());
+        tokio::spawn(async move {
+            deliver(&client, &url, request, retry).await;
+            drop(permit);
+        });
     }
 }
 
