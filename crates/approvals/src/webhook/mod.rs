@@ -202,6 +202,11 @@ pub struct Outgoing {
 }
 
 async fn deliver(client: &reqwest::Client, url: &str, out: Outgoing, retry: RetryPolicy) {
+    // A webhook's URL can be its secret (Slack's are): logs name the host only.
+    let receiver = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
     for attempt in 1..=retry.attempts.max(1) {
         let mut request = client
             .post(url)
@@ -212,7 +217,7 @@ async fn deliver(client: &reqwest::Client, url: &str, out: Outgoing, retry: Retr
         }
         let failure = match request.send().await {
             Ok(response) if response.status().is_success() => {
-                tracing::debug!(url, event = out.event, approval = %out.approval, attempt, "webhook delivered");
+                tracing::debug!(%receiver, event = out.event, approval = %out.approval, attempt, "webhook delivered");
                 return;
             }
             Ok(response) => {
@@ -223,19 +228,19 @@ async fn deliver(client: &reqwest::Client, url: &str, out: Outgoing, retry: Retr
                     && status != reqwest::StatusCode::REQUEST_TIMEOUT
                     && status != reqwest::StatusCode::TOO_MANY_REQUESTS
                 {
-                    tracing::error!(url, event = out.event, approval = %out.approval, %status, "webhook refused by its receiver; not retried");
+                    tracing::error!(%receiver, event = out.event, approval = %out.approval, %status, "webhook refused by its receiver; not retried");
                     return;
                 }
                 format!("status {status}")
             }
-            Err(e) => e.to_string(),
+            Err(e) => e.without_url().to_string(),
         };
         if attempt == retry.attempts.max(1) {
-            tracing::error!(url, event = out.event, approval = %out.approval, attempts = attempt, error = %failure, "webhook not delivered; giving up");
+            tracing::error!(%receiver, event = out.event, approval = %out.approval, attempts = attempt, error = %failure, "webhook not delivered; giving up");
             return;
         }
         let wait = retry.backoff(attempt);
-        tracing::warn!(url, event = out.event, approval = %out.approval, attempt, error = %failure, retry_in = ?wait, "webhook delivery failed; retrying");
+        tracing::warn!(%receiver, event = out.event, approval = %out.approval, attempt, error = %failure, retry_in = ?wait, "webhook delivery failed; retrying");
         tokio::time::sleep(wait).await;
     }
 }
