@@ -637,3 +637,33 @@ fn an_extended_protocol_execute_is_held_with_its_values() {
         1
     );
 }
+
+#[test]
+fn held_requests_of_a_gateway_that_died_are_withdrawn_at_restart() {
+    let cluster = PgCluster::shared();
+    let (mut gw, db, admin) = start(cluster, "60s", "15m");
+    let agent = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+    let held = psql_child(cluster, &gw, &agent, "DELETE FROM orders WHERE id = 1");
+    let id = pending_one(&gw, admin, &alice)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    let (ok, _, _) = finish(held);
+    assert!(!ok);
+    let port = gw.port;
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
+    drop(gw);
+    let gw = Gateway::spawn(dir, port);
+    let view = await_status(&gw, admin, &alice, &id, "withdrawn");
+    assert!(view["resolved_at"].is_string());
+    let late = decide(&gw, admin, &alice, "approve", &id, "too late");
+    assert_eq!(late.status.code(), Some(1));
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 1"),
+        1
+    );
+}

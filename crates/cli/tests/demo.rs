@@ -1,6 +1,7 @@
 //! `sluice demo` as a newcomer meets it: run the one command, then paste what it prints.
 //! The read-only agent's commands are run exactly as printed (through `sh`), and each
-//! does what its comment says: rows, masked rows, or a refusal.
+//! does what its comment says: rows, masked rows, or a refusal; the operations agent's
+//! delete is held until the printed approver commands approve it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -129,6 +130,92 @@ fn the_printed_commands_work_as_their_comments_say() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+
+    // The operations agent's delete is held until the person on call approves it with
+    // the printed commands.
+    let block_of = |heading: &str| {
+        let start = printed
+            .iter()
+            .position(|l| l.starts_with(heading))
+            .unwrap_or_else(|| panic!("no block {heading}: {printed:#?}"));
+        let end = printed[start + 1..]
+            .iter()
+            .position(|l| !l.is_empty() && !l.starts_with(' '))
+            .map_or(printed.len(), |n| start + 1 + n);
+        printed[start..end]
+            .iter()
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let operations = block_of("An operations agent");
+    let export = operations
+        .iter()
+        .find(|l| l.starts_with("export PGPASSWORD="))
+        .expect("operator's export");
+    let held = operations
+        .iter()
+        .find(|l| l.contains("# held"))
+        .expect("held command");
+    let held = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{export}; {held}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let approver = block_of("A person on call");
+    let export = approver
+        .iter()
+        .find(|l| l.starts_with("export SLUICE_TOKEN="))
+        .expect("approver's export");
+    let list = approver
+        .iter()
+        .find(|l| l.contains(" approvals list "))
+        .expect("list command");
+    let approve = approver
+        .iter()
+        .find(|l| l.contains(" approvals approve "))
+        .expect("approve command");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{export}; {list}"))
+            .output()
+            .expect("sh");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(at) = listed.find("apr_") {
+            break listed[at..at + 24].to_string();
+        }
+        assert!(Instant::now() < deadline, "nothing held: {listed}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{export}; {}",
+            approve.replace("<id from the list>", &id)
+        ))
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = held.wait_with_output().expect("held psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DELETE 1"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("approval {id} requested")));
 
     // Ctrl-C stops it cleanly.
     let status = Command::new("kill")

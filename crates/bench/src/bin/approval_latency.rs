@@ -82,7 +82,9 @@ async fn main() -> Result<(), Error> {
             .await?;
         let returned = Instant::now();
         if !response.status().is_success() {
-            return Err(format!("approve: {} {}", response.status(), response.text().await?).into());
+            return Err(
+                format!("approve: {} {}", response.status(), response.text().await?).into(),
+            );
         }
         let (back, tag, arrived) = first_byte.await?;
         let arrived = arrived?;
@@ -100,7 +102,10 @@ async fn main() -> Result<(), Error> {
     }
     writer.write_all(&message(b'X', &[])).await?;
 
-    report("first result byte after the approve call returned", &mut after_approve);
+    report(
+        "first result byte after the approve call returned",
+        &mut after_approve,
+    );
     report("approve call (request to response)", &mut approve_calls);
     Ok(())
 }

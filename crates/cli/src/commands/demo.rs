@@ -3,7 +3,8 @@
 //! Starts a throw-away PostgreSQL (from the PostgreSQL binaries installed on the machine)
 //! with a small shop database, writes a config with the local token issuer and two agent
 //! policies into a fresh folder, runs the gateway on it, and prints what to paste into a
-//! shell: psql as a read-only reporting agent, and as an agent whose writes need approval.
+//! shell: psql as a read-only reporting agent, and as an agent whose writes need approval,
+//! with the approver's commands to decide them.
 //! Ctrl-C stops everything and removes the database.
 
 use std::net::TcpListener;
@@ -62,8 +63,9 @@ pub fn run() -> Result<u8> {
         .context("creating the demo folder")?;
     std::fs::write(dir.path().join("svc-password"), "demo-svc-password\n")?;
     let port = free_port(6432);
+    let admin = free_port(8470);
     let config_path = dir.path().join("sluice.yaml");
-    std::fs::write(&config_path, demo_config(cluster.port(), port))?;
+    std::fs::write(&config_path, demo_config(cluster.port(), port, admin))?;
     let config = load_config(&config_path)?;
     let issuer = local_issuer(&config)?;
     let token = |subject: &str, role: &str| {
@@ -78,13 +80,34 @@ pub fn run() -> Result<u8> {
     };
     let reader = token("report-agent", "reporter")?;
     let writer = token("ops-agent", "operator")?;
+    // A person (not an application) on call: only people approve.
+    let approver = issuer.issue_as(
+        &TokenRequest {
+            subject: "dana".into(),
+            roles: vec![],
+            groups: vec!["dba-oncall".into()],
+            ttl: Duration::from_secs(8 * 3600),
+            audience: sluice_identity::LocalIssuer::default_audience().into(),
+            name: Some("Dana (DBA on call)".into()),
+        },
+        sluice_core::PrincipalKind::User,
+    )?;
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         let gateway = tokio::spawn(async move { run_gateway(&config, stop_rx).await });
         wait_for_port(port, &gateway).await?;
-        print_instructions(&config_path, port, &reader, &writer);
+        print_instructions(
+            &config_path,
+            port,
+            admin,
+            Tokens {
+                reader: &reader,
+                writer: &writer,
+                approver: &approver,
+            },
+        );
         shutdown_signal().await;
         eprintln!("stopping...");
         let _ = stop_tx.send(true);
@@ -95,11 +118,12 @@ pub fn run() -> Result<u8> {
     Ok(0)
 }
 
-fn demo_config(pg_port: u16, port: u16) -> String {
+fn demo_config(pg_port: u16, port: u16, admin: u16) -> String {
     format!(
         r#"# Written by `sluice demo`.
 listen:
   postgres: 127.0.0.1:{port}
+  admin: 127.0.0.1:{admin}
 store: sqlite://./sluice.db
 identity:
   providers:
@@ -162,7 +186,19 @@ async fn wait_for_port(port: u16, gateway: &tokio::task::JoinHandle<Result<()>>)
     anyhow::bail!("the gateway did not start listening on port {port}")
 }
 
-fn print_instructions(config: &Path, port: u16, reader: &str, writer: &str) {
+/// The tokens the printed commands use.
+struct Tokens<'a> {
+    reader: &'a str,
+    writer: &'a str,
+    approver: &'a str,
+}
+
+fn print_instructions(config: &Path, port: u16, admin: u16, tokens: Tokens<'_>) {
+    let Tokens {
+        reader,
+        writer,
+        approver,
+    } = tokens;
     let conn = format!("host=127.0.0.1 port={port} dbname=shop user=agent sslmode=disable");
     let sluice = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -186,7 +222,13 @@ An operations agent (policy "operations": may update orders; inserts and deletes
 
   export PGPASSWORD='{writer}'
   psql "{conn}" -c "UPDATE orders SET status = 'shipped' WHERE id = 2"
-  psql "{conn}" -c 'DELETE FROM orders WHERE id = 1'   # held for approval (refused until approvals land)
+  psql "{conn}" -c 'DELETE FROM orders WHERE id = 1'   # held: waits for a person on call to approve
+
+A person on call (group dba-oncall) decides, in another terminal or at the agent's link:
+
+  export SLUICE_TOKEN='{approver}'
+  {sluice} approvals list --gateway http://127.0.0.1:{admin}
+  {sluice} approvals approve <id from the list> --reason 'agreed in the ops channel' --gateway http://127.0.0.1:{admin}
 
 What the agents did, as the gateway recorded it (each statement with its decision, each
 result as the agent saw it, masked), and a check of the trail's hash chains and signatures:
