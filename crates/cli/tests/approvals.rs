@@ -61,7 +61,19 @@ policies:
         pg = cluster.port()
     );
     std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
-    (Gateway::spawn(dir, port), db, admin)
+    let gw = Gateway::spawn(dir, port);
+    wait_port(admin);
+    (gw, db, admin)
+}
+
+/// Waits until something listens on `port` (the admin API starts beside the listener
+/// `Gateway::spawn` waits for).
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn conninfo(gw: &Gateway) -> String {
@@ -543,6 +555,7 @@ fn a_ticket_runs_exactly_its_statement_once_for_its_principal() {
     let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
     drop(gw);
     let gw = Gateway::spawn(dir, port);
+    wait_port(admin);
     let out = psql(cluster, &gw, &agent1, "INSERT INTO ran VALUES ('t3')");
     assert!(
         out.status.success(),
@@ -658,6 +671,7 @@ fn held_requests_of_a_gateway_that_died_are_withdrawn_at_restart() {
     let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
     drop(gw);
     let gw = Gateway::spawn(dir, port);
+    wait_port(admin);
     let view = await_status(&gw, admin, &alice, &id, "withdrawn");
     assert!(view["resolved_at"].is_string());
     let late = decide(&gw, admin, &alice, "approve", &id, "too late");
