@@ -16,6 +16,15 @@ use support::{free_port, Gateway};
 /// the `dba` group (`hold_timeout`), updating it is held for two of them, and inserting
 /// into `ran` needs a ticket. Returns the gateway, its database and the admin port.
 fn start(cluster: &PgCluster, hold_timeout: &str, grant_window: &str) -> (Gateway, String, u16) {
+    start_with(
+        cluster,
+        hold_timeout,
+        &format!("grant_window: {grant_window}"),
+    )
+}
+
+/// `approvals` is the inside of the config's `approvals: { ... }`.
+fn start_with(cluster: &PgCluster, hold_timeout: &str, approvals: &str) -> (Gateway, String, u16) {
     static ROLE: std::sync::Once = std::sync::Once::new();
     ROLE.call_once(|| {
         cluster
@@ -41,7 +50,7 @@ listen: {{ postgres: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}" }}
 admins: {{ roles: [sluice.admin] }}
 store: "sqlite://./sluice.db"
 recording: {{ checkpoint_interval: 200ms }}
-approvals: {{ grant_window: {grant_window} }}
+approvals: {{ {approvals} }}
 identity:
   providers:
     - {{ name: local, local: {{}} }}
@@ -680,4 +689,124 @@ fn held_requests_of_a_gateway_that_died_are_withdrawn_at_restart() {
         count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 1"),
         1
     );
+}
+
+/// A webhook receiver on a thread of its own: every request's headers (lowercased names)
+/// and body, answered 200.
+fn receiver() -> (
+    u16,
+    std::sync::mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut headers = Vec::new();
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        let header = header.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        let (name, value) = header.split_once(':').unwrap();
+                        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+                    }
+                    let length: usize = headers
+                        .iter()
+                        .find(|(n, _)| n == "content-length")
+                        .map_or(0, |(_, v)| v.parse().unwrap());
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    writer
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                    if tx.send((headers, body)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn a_signed_webhook_hears_of_the_request_and_the_decision() {
+    use hmac::{Hmac, Mac};
+    let cluster = PgCluster::shared();
+    let (port, heard) = receiver();
+    let key = "webhook-signing-key-of-the-test";
+    std::env::set_var("SLUICE_TEST_WEBHOOK_KEY", key);
+    let (gw, db, admin) = start_with(
+        cluster,
+        "60s",
+        &format!(
+            "webhooks: [{{ url: \"http://127.0.0.1:{port}/hook\", format: json, secret: {{ env: SLUICE_TEST_WEBHOOK_KEY }} }}]"
+        ),
+    );
+    let agent = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+    let held = psql_child(cluster, &gw, &agent, "DELETE FROM orders WHERE id = 1");
+    let id = pending_one(&gw, admin, &alice)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(decide(&gw, admin, &alice, "deny", &id, "wrong order")
+        .status
+        .success());
+    assert!(!finish(held).0);
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 1"),
+        1
+    );
+
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let (headers, body) = heard
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a webhook");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {name} header"))
+        };
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(header("x-sluice-timestamp").as_bytes());
+        mac.update(b".");
+        mac.update(&body);
+        let expected = format!("v1={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(header("x-sluice-signature"), expected, "signature");
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc["event"], header("x-sluice-event"));
+        assert_eq!(doc["approval"]["id"], id.as_str());
+        events.push(doc);
+    }
+    events.sort_by_key(|e| e["event"].as_str().unwrap().to_string());
+    assert_eq!(events[0]["event"], "approval.decided");
+    assert_eq!(events[0]["approval"]["status"], "denied");
+    assert_eq!(events[0]["decision"]["reason"], "wrong order");
+    assert_eq!(events[1]["event"], "approval.requested");
+    assert_eq!(
+        events[1]["approval"]["statement"],
+        "DELETE FROM orders WHERE id = 1"
+    );
+    assert!(events[1]["approval"]["console_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("http://127.0.0.1:{admin}/approvals/apr_")));
 }
