@@ -8,7 +8,7 @@ use sluice_audit::{
     verify_against_checkpoints, verify_session, ChainHead, CheckpointError, CheckpointSigner,
     Event, EventKind, LinkProblem, VerifyError,
 };
-use support::{at, mutations, psql_session, purge_record, refused_login};
+use support::{at, held_statement, mutations, psql_session, purge_record, refused_login};
 
 fn to_jsonl(events: &[Event]) -> String {
     events
@@ -32,6 +32,7 @@ fn every_event_kind_round_trips_through_jsonl_and_still_verifies() {
     let mut events = psql_session("s1", 0);
     events.extend(refused_login("s2", 10));
     events.extend(purge_record("s3", at(0), 20));
+    events.extend(held_statement("s4", 30));
     let mut kinds: Vec<EventKind> = events.iter().map(|event| event.body.kind()).collect();
     kinds.sort_by_key(|kind| kind.as_str());
     kinds.dedup();
@@ -41,7 +42,12 @@ fn every_event_kind_round_trips_through_jsonl_and_still_verifies() {
     let imported = from_jsonl(&exported);
     assert_eq!(imported, events);
     assert_eq!(to_jsonl(&imported), exported, "the same bytes again");
-    for session in [&imported[..7], &imported[7..8], &imported[8..]] {
+    for session in [
+        &imported[..7],
+        &imported[7..8],
+        &imported[8..9],
+        &imported[9..],
+    ] {
         verify_session(session).unwrap();
     }
 }

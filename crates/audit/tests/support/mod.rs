@@ -5,8 +5,9 @@
 
 use serde_json::{json, Value};
 use sluice_audit::{
-    ChainBuilder, Decision, Event, EventBody, LoginRefused, Protocol, Purged, RecordedPrincipal,
-    Request, ResultError, SessionClosed, SessionOpened, StatementResult, Timestamp,
+    ApprovalDecided, ApprovalResolved, ChainBuilder, Decision, Event, EventBody, LoginRefused,
+    Protocol, Purged, RecordedPrincipal, Request, ResultError, SessionClosed, SessionOpened,
+    StatementResult, Timestamp,
 };
 
 pub fn at(second: u32) -> Timestamp {
@@ -119,6 +120,53 @@ pub fn psql_session(session_id: &str, start: u32) -> Vec<Event> {
             reason: "client disconnected".into(),
         }),
     );
+    events
+}
+
+/// A session's statement held for approval: the request, a person's approval, the
+/// outcome, and the statement run under it.
+pub fn held_statement(session_id: &str, start: u32) -> Vec<Event> {
+    let mut chain = ChainBuilder::new(session_id);
+    let mut events = Vec::new();
+    let mut push = |second: u32, body: EventBody| {
+        events.push(chain.append(at(start + second), body));
+    };
+    let request = |decision| {
+        EventBody::Request(Request {
+            text: "DELETE FROM orders WHERE id = $1".into(),
+            classification: std::sync::Arc::new(json!({"statements": [{"type": "delete"}]})),
+            decision,
+            rule: Some("policy operators, approve rule 1".into()),
+            approval_id: Some("apr_0123456789abcdefghij".into()),
+            parameters: vec![Some("7".into())],
+        })
+    };
+    push(0, request(Decision::Approve));
+    push(
+        4,
+        EventBody::ApprovalDecided(ApprovalDecided {
+            approval_id: "apr_0123456789abcdefghij".into(),
+            approver: RecordedPrincipal {
+                provider: "entra".into(),
+                subject: "tenant/dana".into(),
+                display_name: "Dana".into(),
+                roles: vec![],
+                groups: vec!["dba-oncall".into()],
+                token_id: Some("uti-dana".into()),
+            },
+            verdict: sluice_core::Verdict::Approve,
+            reason: "agreed in #ops".into(),
+            decided_at: at(start + 3),
+        }),
+    );
+    push(
+        4,
+        EventBody::ApprovalResolved(ApprovalResolved {
+            approval_id: "apr_0123456789abcdefghij".into(),
+            status: sluice_core::ApprovalStatus::Approved,
+        }),
+    );
+    push(4, request(Decision::Allow));
     events
 }
 
