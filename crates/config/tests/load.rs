@@ -204,7 +204,7 @@ fn approvals_take_a_grant_window_console_and_webhooks() {
     let d = errors(&(GOOD.to_string()
         + "approvals:\n  webhooks:\n    - { url: \"http://hooks.example.com/x\", format: slack }\n"));
     assert!(d.0[0].message.contains("must be an https:// URL"), "{d}");
-    assert_eq!(d.0[0].line, 33, "{d}");
+    assert_eq!((d.0[0].line, d.0[0].column), (26, 7), "{d}");
     let d = errors(&(GOOD.to_string()
         + "approvals:\n  webhooks:\n    - { url: \"https://h.example.com/x\", format: json }\n"));
     assert!(d.0[0].message.contains("needs a `secret`"), "{d}");
