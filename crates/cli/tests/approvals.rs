@@ -691,12 +691,12 @@ fn held_requests_of_a_gateway_that_died_are_withdrawn_at_restart() {
     );
 }
 
+/// A request a webhook receiver heard: its headers (lowercased names) and body.
+type Heard = (Vec<(String, String)>, Vec<u8>);
+
 /// A webhook receiver on a thread of its own: every request's headers (lowercased names)
 /// and body, answered 200.
-fn receiver() -> (
-    u16,
-    std::sync::mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>,
-) {
+fn receiver() -> (u16, std::sync::mpsc::Receiver<Heard>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
