@@ -84,9 +84,33 @@ struct CopyInSyncs {
     uncredited: u64,
 }
 
+/// What the session knows of an SQL-level prepared statement (`PREPARE name AS ...`).
+///
+/// The gateway cannot see whether the resource ran a `PREPARE` or a `DEALLOCATE` (an
+/// earlier statement of the string may fail, and the rest is skipped), so it never
+/// forgets: `EXECUTE name` is judged against every statement ever prepared under the
+/// name, and a second `PREPARE` of a name not deallocated is refused as PostgreSQL
+/// refuses it.
+#[derive(Default)]
+struct SqlPrepared {
+    candidates: Vec<StatementClass>,
+    /// A `DEALLOCATE` of it (or `DEALLOCATE ALL`, `DISCARD ALL`) was sent.
+    deallocated: bool,
+}
+
+/// Statement and portal names the gateway uses at the resource for what needs approval;
+/// clients may not use them.
+const PRIVATE_PREFIX: &str = "sluice_apr_";
+
 /// What the session knows of a prepared statement (and of the portals bound from it).
 #[derive(Clone, Default)]
 struct Prepared {
+    /// The name at the resource, when it is not the client's: a statement (or portal)
+    /// that needs approval is parsed (bound) under a private name, so nothing the client
+    /// sends under its own names (a Parse or Bind the resource skips after an error, an
+    /// unconfirmed DEALLOCATE) can leave the gateway believing a name holds something
+    /// harmless while the resource holds the statement that needs approval.
+    wire_name: Option<String>,
     /// Its `COPY ... TO STDOUT` plan, when it is one and the session masks.
     copy: Option<Arc<CopyOut>>,
     /// How each execution is recorded, when the session records.
@@ -198,7 +222,11 @@ pub struct Session {
     tracking: bool,
     judgement: Judgement,
     /// SQL-level `PREPARE name AS ...`, for judging `EXECUTE name`.
-    sql_prepared: HashMap<String, StatementClass>,
+    sql_prepared: HashMap<String, SqlPrepared>,
+    /// Statements and portals that need approval live at the resource under names of the
+    /// gateway's own (`sluice_apr_<nonce>_<n>`), never under the client's: see
+    /// [`Prepared::wire_name`]. This counts them.
+    private_names: u64,
     nonce: String,
     refusals: u64,
     /// Sync points (Sync, Query) sent to the resource so far.
@@ -288,6 +316,7 @@ impl Session {
             statements: HashMap::new(),
             portals: HashMap::new(),
             sql_prepared: HashMap::new(),
+            private_names: 0,
             nonce: format!("{nonce:016x}"),
             refusals: 0,
             sync_points: 0,
@@ -540,16 +569,8 @@ impl Session {
             // PostgreSQL refuses to parse a name that exists (only the unnamed statement is
             // replaced), and the gateway must not let its own picture of the name change
             // while the resource keeps the old statement.
-            FrontendMessage::Parse { name, sql }
-                if !name.is_empty()
-                    && (self.statements.contains_key(name)
-                        || self.sql_prepared.contains_key(name)) =>
-            {
-                let refusal = Refusal {
-                    code: "42P05",
-                    message: format!("prepared statement \"{name}\" already exists"),
-                    ..Default::default()
-                };
+            FrontendMessage::Parse { name, sql } if self.check_new_name(name).is_err() => {
+                let refusal = self.check_new_name(name).expect_err("checked in the guard");
                 let record = self.record_refused(sql, &refusal).await;
                 self.refuse_extended(refusal, record, server, shared)
                     .await
@@ -569,9 +590,11 @@ impl Session {
                             rule: self.judgement_rule(),
                         })
                     });
+                    let wire_name = approval.is_some().then(|| self.private_name());
                     self.statements.insert(
                         name.to_string(),
                         Prepared {
+                            wire_name: wire_name.clone(),
                             copy: copies.pop(),
                             record,
                             approval,
@@ -589,7 +612,13 @@ impl Session {
                         self.copy_in_statements.remove(name);
                     }
                     self.track(shared, Request::Parse);
-                    server.write_all(&frame.raw).await.map_err(lost)?;
+                    match &wire_name {
+                        Some(wire) => server
+                            .write_all(&frontend::renamed(frame, &[wire]))
+                            .await
+                            .map_err(lost)?,
+                        None => server.write_all(&frame.raw).await.map_err(lost)?,
+                    }
                 }
                 Err(refusal) => {
                     self.statements.remove(name);
@@ -616,18 +645,53 @@ impl Session {
                     // straight to the socket, and its answer may come back at once.
                     match message {
                         FrontendMessage::Bind { portal, .. }
+                            if portal.starts_with(PRIVATE_PREFIX) =>
+                        {
+                            let refusal = self.check_new_name(portal).expect_err("reserved");
+                            let record = self.record_refused("Bind", &refusal).await;
+                            self.refuse_extended(refusal, record, server, shared)
+                                .await
+                                .map_err(lost)?;
+                        }
+                        FrontendMessage::Bind { portal, .. }
                             if self.tracking || prepared.approval.is_some() =>
                         {
                             let bound = if self.recording.is_some() || prepared.approval.is_some() {
-                                bind_values(frame.body()).unwrap_or_default()
+                                match bind_values(frame.body()) {
+                                    Some(bound) => bound,
+                                    // An approver must see the values the statement runs with.
+                                    None if prepared.approval.is_some() => {
+                                        let refusal = Refusal {
+                                            code: "08P01",
+                                            message: "sluice: cannot read this Bind's parameter values, and the statement needs approval with them".into(),
+                                            ..Default::default()
+                                        };
+                                        let record = self.record_refused("Bind", &refusal).await;
+                                        return self
+                                            .refuse_extended(refusal, record, server, shared)
+                                            .await
+                                            .map(|_| Continue::Yes)
+                                            .map_err(lost);
+                                    }
+                                    None => Default::default(),
+                                }
                             } else {
                                 Default::default()
                             };
                             let formats = bound.result_formats;
+                            let wire_portal =
+                                prepared.wire_name.is_some().then(|| self.private_name());
+                            let wire_frame = match (&wire_portal, &prepared.wire_name) {
+                                (Some(wire_portal), Some(wire_statement)) => {
+                                    Some(frontend::renamed(frame, &[wire_portal, wire_statement]))
+                                }
+                                _ => None,
+                            };
                             self.portals.insert(
                                 portal.to_string(),
                                 Prepared {
                                     parameters: Arc::new(bound.parameters),
+                                    wire_name: wire_portal.clone(),
                                     ..prepared
                                 },
                             );
@@ -639,7 +703,10 @@ impl Session {
                                     formats,
                                 },
                             );
-                            server.write_all(&frame.raw).await.map_err(lost)?;
+                            match &wire_frame {
+                                Some(renamed) => server.write_all(renamed).await.map_err(lost)?,
+                                None => server.write_all(&frame.raw).await.map_err(lost)?,
+                            }
                             if self.masking.is_some() {
                                 // Learn the result's columns before its rows come: Execute's
                                 // rows carry no description of their own.
@@ -650,7 +717,9 @@ impl Session {
                                     },
                                 );
                                 server
-                                    .write_all(&frontend::describe_portal(portal))
+                                    .write_all(&frontend::describe_portal(
+                                        wire_portal.as_deref().unwrap_or(portal),
+                                    ))
                                     .await
                                     .map_err(lost)?;
                             }
@@ -670,7 +739,13 @@ impl Session {
                                     statement: statement.to_string(),
                                 },
                             );
-                            server.write_all(&frame.raw).await.map_err(lost)?;
+                            match &prepared.wire_name {
+                                Some(wire) => server
+                                    .write_all(&frontend::renamed(frame, &[wire]))
+                                    .await
+                                    .map_err(lost)?,
+                                None => server.write_all(&frame.raw).await.map_err(lost)?,
+                            }
                         }
                     }
                 } else {
@@ -697,10 +772,12 @@ impl Session {
                 }
             }
             FrontendMessage::Close { kind: b'S', name } => {
-                self.statements.remove(name);
+                let wire = self.statements.remove(name).and_then(|p| p.wire_name);
                 self.risky_statements.remove(name);
                 self.track(shared, Request::Close);
-                server.write_all(&frame.raw).await.map_err(lost)?;
+                self.write_renamed(frame, wire.as_deref(), server)
+                    .await
+                    .map_err(lost)?;
             }
             FrontendMessage::Sync => {
                 self.discard_until_sync = false;
@@ -740,7 +817,10 @@ impl Session {
                         portal: name.to_string(),
                     },
                 );
-                server.write_all(&frame.raw).await.map_err(lost)?
+                let wire = self.portals.get(name).and_then(|p| p.wire_name.clone());
+                self.write_renamed(frame, wire.as_deref(), server)
+                    .await
+                    .map_err(lost)?
             }
             FrontendMessage::Execute { portal } => {
                 // Over-cautious on purpose: any Execute while a risky statement exists.
@@ -799,11 +879,16 @@ impl Session {
                     },
                 );
                 self.statement_sent(shared, self.copy_in_portals.contains(portal));
-                server.write_all(&frame.raw).await.map_err(lost)?
+                self.write_renamed(frame, prepared.wire_name.as_deref(), server)
+                    .await
+                    .map_err(lost)?
             }
-            FrontendMessage::Close { .. } => {
+            FrontendMessage::Close { name, .. } => {
                 self.track(shared, Request::Close);
-                server.write_all(&frame.raw).await.map_err(lost)?
+                let wire = self.portals.get(name).and_then(|p| p.wire_name.clone());
+                self.write_renamed(frame, wire.as_deref(), server)
+                    .await
+                    .map_err(lost)?
             }
             FrontendMessage::CopyDone | FrontendMessage::CopyFail => {
                 self.track(shared, Request::CopyEnd);
@@ -870,12 +955,16 @@ impl Session {
     fn forget_prepared(&mut self, name: &str) {
         if name.is_empty() {
             self.statements.retain(|n, _| n.is_empty());
-            self.sql_prepared.clear();
+            for prepared in self.sql_prepared.values_mut() {
+                prepared.deallocated = true;
+            }
             self.risky_statements.retain(|n| n.is_empty());
             self.copy_in_statements.retain(|n| n.is_empty());
         } else {
             self.statements.remove(name);
-            self.sql_prepared.remove(name);
+            if let Some(prepared) = self.sql_prepared.get_mut(name) {
+                prepared.deallocated = true;
+            }
             self.risky_statements.remove(name);
             self.copy_in_statements.remove(name);
         }
@@ -1052,7 +1141,36 @@ impl Session {
             self.judgement.class = Some(class.clone());
         }
         let mut approval: Option<ApprovalNeeded> = None;
+        // What an approver must see beside the text: the statements an EXECUTE runs.
+        let mut executed = Vec::new();
         for statement in &class.statements {
+            if let Some(name) = &statement.prepares {
+                self.check_new_name(name)?;
+            }
+            let reserved = [
+                &statement.portal,
+                &statement.executes,
+                &statement.deallocates,
+            ]
+            .into_iter()
+            .flatten()
+            .find(|name| name.starts_with(PRIVATE_PREFIX));
+            if let Some(name) = reserved {
+                return Err(Refusal {
+                    code: "42602",
+                    message: format!(
+                        "sluice: \"{name}\": names beginning with {PRIVATE_PREFIX} are reserved by the gateway"
+                    ),
+                    ..Default::default()
+                });
+            }
+            if let Some(name) = &statement.executes {
+                if let Some(prepared) = self.sql_prepared.get(name) {
+                    for candidate in &prepared.candidates {
+                        executed.push(format!("-- {name} is: {}", candidate.text));
+                    }
+                }
+            }
             let rules = match self.judge_statement(statement)? {
                 StatementJudgement::Allowed(rules) => rules,
                 StatementJudgement::NeedsApproval {
@@ -1168,8 +1286,20 @@ impl Session {
                 .collect(),
         };
         if let Some(needed) = &mut approval {
-            needed.normalized = sluice_sql::normalized_text(sql)
+            let normalized = sluice_sql::normalized_text(sql)
                 .map_err(|e| Refusal::policy(format!("sluice: {e}")))?;
+            if !executed.is_empty() {
+                needed.text = format!("{sql}\n{}", executed.join("\n"));
+            }
+            // A ticket is for exactly this statement (with what its EXECUTEs run), under
+            // this rule, touching these objects as resolved now: a changed search path or
+            // a stricter rule asks again.
+            needed.normalized = format!(
+                "{normalized}\n{}\n-- {}\n-- {}",
+                executed.join("\n"),
+                needed.approval.rule,
+                needed.reason
+            );
             needed.classification = self.judgement_json();
         }
         let copies = match self.masking {
@@ -1198,9 +1328,56 @@ impl Session {
                 self.forget_prepared(name);
             }
             if let Some(name) = &statement.prepares {
-                self.sql_prepared.insert(name.clone(), statement.clone());
+                let prepared = self.sql_prepared.entry(name.clone()).or_default();
+                prepared.candidates.push(statement.clone());
+                prepared.deallocated = false;
             }
         }
+    }
+
+    /// Whether the client may create a statement named `name` now: not a name the
+    /// gateway keeps for itself, and not one that exists (PostgreSQL refuses that too,
+    /// and the gateway must not change its picture of a name the resource keeps).
+    fn check_new_name(&self, name: &str) -> Result<(), Refusal> {
+        if name.starts_with(PRIVATE_PREFIX) {
+            return Err(Refusal {
+                code: "42602",
+                message: format!(
+                    "sluice: names beginning with {PRIVATE_PREFIX} are reserved by the gateway"
+                ),
+                ..Default::default()
+            });
+        }
+        let taken = self.statements.contains_key(name)
+            || self.sql_prepared.get(name).is_some_and(|p| !p.deallocated);
+        if !name.is_empty() && taken {
+            return Err(Refusal {
+                code: "42P05",
+                message: format!("prepared statement \"{name}\" already exists"),
+                ..Default::default()
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes `frame` to the resource, under `wire` (the name the resource knows it by)
+    /// when that is not the client's.
+    async fn write_renamed(
+        &self,
+        frame: &Frame,
+        wire: Option<&str>,
+        server: &mut BufWriter<WriteHalf<BoxIo>>,
+    ) -> std::io::Result<()> {
+        match wire {
+            Some(wire) => server.write_all(&frontend::renamed(frame, &[wire])).await,
+            None => server.write_all(&frame.raw).await,
+        }
+    }
+
+    /// A fresh name at the resource for a statement or portal that needs approval.
+    fn private_name(&mut self) -> String {
+        self.private_names += 1;
+        format!("{PRIVATE_PREFIX}{}_{}", self.nonce, self.private_names)
     }
 
     /// Masks are written against tables, and the policy, which has no catalog, refuses a
@@ -1278,17 +1455,52 @@ impl Session {
                 "sluice: {name} cannot be changed through the gateway, which must read statements exactly as the resource does"
             )));
         }
-        let statement = match &statement.executes {
-            Some(name) => match self.sql_prepared.get(name) {
-                Some(prepared) => prepared,
-                None => {
-                    return Err(Refusal::policy(format!(
-                        "sluice: EXECUTE {name}: no statement of that name was prepared through the gateway"
-                    )))
-                }
-            },
-            None => statement,
+        let Some(name) = &statement.executes else {
+            return self.judge_one(statement);
         };
+        let candidates = match self.sql_prepared.get(name) {
+            Some(prepared) => &prepared.candidates,
+            None => {
+                return Err(Refusal::policy(format!(
+                    "sluice: EXECUTE {name}: no statement of that name was prepared through the gateway"
+                )))
+            }
+        };
+        // Every statement the name may hold at the resource must be allowed, or approved
+        // under one rule.
+        let mut rules = Vec::new();
+        let mut approval: Option<StatementJudgement> = None;
+        for candidate in candidates {
+            match self.judge_one(candidate)? {
+                StatementJudgement::Allowed(more) => rules.extend(more),
+                needs @ StatementJudgement::NeedsApproval { .. } => match (&approval, &needs) {
+                    (None, _) => approval = Some(needs),
+                    (
+                        Some(StatementJudgement::NeedsApproval {
+                            approval: first, ..
+                        }),
+                        StatementJudgement::NeedsApproval {
+                            approval: other, ..
+                        },
+                    ) if first.rule != other.rule => {
+                        return Err(Refusal {
+                            rule: Some(first.rule.to_string()),
+                            approval: true,
+                            ..Refusal::policy(format!(
+                                "sluice: EXECUTE {name}: the statements prepared under that name need approval under different rules ({} and {})",
+                                first.rule, other.rule
+                            ))
+                        });
+                    }
+                    _ => {}
+                },
+            }
+        }
+        Ok(approval.unwrap_or(StatementJudgement::Allowed(rules)))
+    }
+
+    /// Judges one statement as it is (an `EXECUTE` already resolved).
+    fn judge_one(&self, statement: &StatementClass) -> Result<StatementJudgement, Refusal> {
         if let Some(masking) = &self.masking {
             if let Some(message) = unmaskable_copy(statement, masking) {
                 return Err(Refusal::policy(format!("sluice: {message}")));
@@ -1504,7 +1716,9 @@ async fn server_to_client(
     tokio::pin!(expiry);
     loop {
         let mut frame = tokio::select! {
-            frame = server.next() => frame,
+            // The gateway's own notice first: it tells the client of a hold before
+            // anything the resource answers after it.
+            biased;
             Some(notice) = notices.recv() => {
                 if client.write_all(&notice).await.is_err() || client.flush().await.is_err() {
                     return End::ClientLeft;
@@ -1525,6 +1739,7 @@ async fn server_to_client(
                 }
                 continue;
             }
+            frame = server.next() => frame,
         };
         loop {
             let Ok(message) = frame else {
@@ -1632,14 +1847,21 @@ impl ResultMasking {
     ) -> Result<Masked, End> {
         match frame.tag {
             b'H' => {
-                self.copy = match copy_plan {
-                    Some(plan) => Some(
-                        CopyMask::build(&plan, &self.setup.masks, &self.setup.catalog)
-                            .await
-                            .map_err(unmaskable)?,
-                    ),
-                    None => None,
-                };
+                // Every COPY TO STDOUT the gateway let through has a plan; one without is
+                // a COPY it did not judge as one (its picture of a prepared statement
+                // differs from the resource's), and its rows cannot be masked.
+                let plan = copy_plan.ok_or_else(|| {
+                    End::fatal(Refusal {
+                        code: "42501",
+                        message: "sluice: the resource started a COPY the gateway did not judge as one; its rows cannot be masked, so the session ends".into(),
+                        ..Default::default()
+                    })
+                })?;
+                self.copy = Some(
+                    CopyMask::build(&plan, &self.setup.masks, &self.setup.catalog)
+                        .await
+                        .map_err(unmaskable)?,
+                );
                 return Ok(Masked::Forward(frame));
             }
             b'd' => {

@@ -33,6 +33,10 @@ pub struct StatementClass {
     /// prepared statements the session must forget, SQL- and protocol-level alike (they
     /// share one namespace).
     pub deallocates: Option<String>,
+    /// `DECLARE name`, `FETCH`/`MOVE ... name`, `CLOSE name`: the cursor (portal) named.
+    /// SQL reaches protocol-level portals by name too, so the session keeps its own
+    /// portals out of reach with it.
+    pub portal: Option<String>,
     /// Whether the statement changes `search_path`, and to what, so the session resolves
     /// later names as the resource will.
     pub search_path_change: Option<SearchPathChange>,

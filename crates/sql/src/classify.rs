@@ -76,6 +76,7 @@ fn classify_statement(
         prepares: None,
         executes: None,
         deallocates: None,
+        portal: None,
         search_path_change: None,
         copy_out: None,
         flows: ValueFlows::default(),
@@ -182,6 +183,7 @@ fn classify_statement(
             walker.walk(fields.get("params").unwrap_or(&Value::Null))?;
         }
         "DeclareCursorStmt" => {
+            class.portal = Some(str_field(fields, "portalname").to_string());
             let query = fields
                 .get("query")
                 .ok_or_else(|| malformed("DECLARE without a query"))?;
@@ -217,6 +219,10 @@ fn classify_statement(
             {
                 class.search_path_change = Some(SearchPathChange::Reset);
                 class.deallocates = Some(String::new());
+            }
+            if kind == "FetchStmt" || kind == "ClosePortalStmt" {
+                // CLOSE ALL names none.
+                class.portal = Some(str_field(fields, "portalname").to_string());
             }
             if kind == "DeallocateStmt" {
                 // No name: DEALLOCATE ALL.

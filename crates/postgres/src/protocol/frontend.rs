@@ -119,3 +119,28 @@ pub fn query(sql: &str) -> bytes::Bytes {
     body.push(0);
     super::backend::message(b'Q', &body)
 }
+
+/// `frame` (a Parse, Bind, Describe, Close or Execute) with its leading names replaced by
+/// `names`: Parse's statement; Bind's portal and statement; Execute's portal; the name
+/// after Describe's and Close's kind byte. Everything after them is kept as it is. The
+/// frame must have been decoded (its names are there).
+pub fn renamed(frame: &Frame, names: &[&str]) -> bytes::Bytes {
+    let body = frame.body();
+    let kind = usize::from(matches!(frame.tag, b'D' | b'C'));
+    let mut end = kind;
+    for _ in names {
+        end += body[end..]
+            .iter()
+            .position(|&b| b == 0)
+            .expect("a decoded frame holds its names")
+            + 1;
+    }
+    let mut out = Vec::with_capacity(body.len() + 32);
+    out.extend_from_slice(&body[..kind]);
+    for name in names {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+    }
+    out.extend_from_slice(&body[end..]);
+    super::backend::message(frame.tag, &out)
+}

@@ -52,6 +52,17 @@ pub(super) enum Sought {
     Broken(Refusal),
 }
 
+/// A held statement's request, as the hold starts.
+struct Held {
+    approval: ApprovalRecord,
+    /// Its recorded request event.
+    record: Option<RecordRef>,
+    /// Where it is decided.
+    link: String,
+    /// Cancel requests of the session, seen up to the statement's arrival.
+    cancels: tokio::sync::watch::Receiver<u64>,
+}
+
 /// What ended a hold other than the outcome.
 enum Interrupt {
     Cancelled,
@@ -74,6 +85,10 @@ impl Session {
             .approvals
             .clone()
             .expect("approval is sought only when the gateway has a broker");
+        // Cancels from now on are for this statement (one sent while its request is
+        // being stored must not be lost).
+        let mut cancels = self.login.cancel_key.requests.clone();
+        cancels.borrow_and_update();
         let fingerprint = sluice_approvals::fingerprint(&needed.normalized, parameters);
         if needed.approval.mode == ApprovalMode::Ticket {
             match broker
@@ -111,6 +126,10 @@ impl Session {
             Ok(approval) => approval,
             Err(e) => return self.broker_failed(needed, parameters, e).await,
         };
+        if approval.mode == ApprovalMode::Hold {
+            // From here a session that ends withdraws it.
+            self.held = Some(approval.id.clone());
+        }
         let record = self
             .record_approval_request(needed, parameters, Some(approval.id.clone()))
             .await;
@@ -133,24 +152,32 @@ impl Session {
                 record,
             },
             ApprovalMode::Hold => {
-                self.hold(&broker, approval, needed, record, &link, client, server)
-                    .await
+                let held = Held {
+                    approval,
+                    record,
+                    link,
+                    cancels,
+                };
+                self.hold(&broker, held, needed, client, server).await
             }
         }
     }
 
     /// Waits for the outcome of a held statement's approval.
-    #[allow(clippy::too_many_arguments)]
     async fn hold(
         &mut self,
         broker: &Arc<Broker>,
-        approval: ApprovalRecord,
+        held: Held,
         needed: &ApprovalNeeded,
-        record: Option<RecordRef>,
-        link: &str,
         client: &mut FrameReader<ReadHalf<BoxIo>>,
         server: &mut BufWriter<WriteHalf<BoxIo>>,
     ) -> Sought {
+        let Held {
+            approval,
+            record,
+            link,
+            mut cancels,
+        } = held;
         // What the client sent before this statement goes on while it waits.
         let _ = server.flush().await;
         let id = approval.id.clone();
@@ -174,10 +201,6 @@ impl Session {
         }
         tracing::info!(principal = %self.login.principal.subject, connection = %self.login.connection.name,
             approval = %id, "statement held for approval");
-        self.held = Some(id.clone());
-
-        let mut cancels = self.login.cancel_key.requests.clone();
-        cancels.borrow_and_update();
         let mut cancels_open = true;
         let mut backlog_bytes = 0usize;
         let waiting_on = id.clone();
