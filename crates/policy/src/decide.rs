@@ -12,7 +12,7 @@ use sluice_core::{Access, Action, Object};
 use sluice_sql::StatementClass;
 
 use crate::compile::CompiledRule;
-use crate::decision::{Decision, MaskSpec, Section, Verdict};
+use crate::decision::{Approval, Decision, MaskSpec, Section, Verdict};
 use crate::session::SessionPolicy;
 
 impl SessionPolicy {
@@ -71,7 +71,7 @@ impl SessionPolicy {
         if uncovered.is_empty() {
             return Decision::Allow { rules: allowed_by };
         }
-        let mut approval = None;
+        let mut approval: Option<Approval> = None;
         for access in &uncovered {
             let rule = self
                 .policies
@@ -80,11 +80,25 @@ impl SessionPolicy {
                 .find(|r| rule_matches(r, access, Section::Approve));
             match rule {
                 Some(rule) => {
-                    approval.get_or_insert_with(|| {
-                        rule.approval
-                            .clone()
-                            .expect("approve rules carry an approval")
-                    });
+                    let this = rule
+                        .approval
+                        .as_ref()
+                        .expect("approve rules carry an approval");
+                    match &approval {
+                        None => approval = Some(this.clone()),
+                        // One approval under one rule's approvers must not carry what
+                        // another rule keeps for its own (other approvers, more of them).
+                        Some(first) if first.rule != this.rule => {
+                            return Decision::Deny {
+                                reason: format!(
+                                    "this statement needs approval under two rules ({} for one part, {} for {access}); split it so each is approved by its own approvers",
+                                    first.rule, this.rule
+                                ),
+                                rule: Some(this.rule.clone()),
+                            }
+                        }
+                        Some(_) => {}
+                    }
                 }
                 None => {
                     return Decision::Deny {

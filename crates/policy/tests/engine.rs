@@ -32,6 +32,7 @@ policies:
         mode: ticket
         timeout: 5m
         min_approvals: 2
+      - { actions: [delete], tables: ["public.payroll"], approvers: { groups: [cfo] } }
     mask:
       - { columns: ["public.customers.email"], with: email }
       - { columns: ["*.card_number"], with: last4 }
@@ -172,6 +173,21 @@ fn approve_rules_hold_what_allow_rules_leave() {
         "WITH d AS (DELETE FROM orders RETURNING *) INSERT INTO audit SELECT * FROM d"
     )
     .is_deny());
+    // Parts under two approve rules: one rule's approvers must not approve the other's.
+    assert!(matches!(
+        decide(&reader(), "DELETE FROM payroll WHERE id = 1"),
+        Decision::Approve { .. }
+    ));
+    match decide(
+        &reader(),
+        "WITH p AS (DELETE FROM payroll RETURNING 1) DELETE FROM orders",
+    ) {
+        Decision::Deny { reason, rule } => {
+            assert!(reason.contains("two rules"), "{reason}");
+            assert!(rule.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
