@@ -361,9 +361,12 @@ impl Broker {
     }
 }
 
-/// Whether `viewer` may read request `record`: who asked, who may decide it, and admins.
+/// Whether `viewer` may read request `record`: who asked, the people who may decide it,
+/// and admins. An application its approvers name sees nothing it could not decide.
 pub fn may_see(viewer: &Principal, record: &ApprovalRecord, is_admin: bool) -> bool {
-    is_admin || same_principal(viewer, &record.requester) || record.approvers.contains(viewer)
+    is_admin
+        || same_principal(viewer, &record.requester)
+        || (viewer.kind == PrincipalKind::User && record.approvers.contains(viewer))
 }
 
 /// Why `approver` may not decide `record`, if they may not.

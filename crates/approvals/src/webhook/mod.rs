@@ -191,11 +191,13 @@ async fn serve(
     }
 }
 
-/// What one receiver is sent: a JSON body and its headers, the same on every attempt.
-#[derive(Debug, Clone)]
+/// What one receiver is sent: a JSON body and its headers, the same on every attempt,
+/// and, for signed receivers, the key each attempt is signed with as it is sent.
+#[derive(Clone)]
 pub struct Outgoing {
     pub body: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
+    pub signing: Option<Arc<[u8]>>,
     /// For the log.
     pub event: &'static str,
     pub approval: String,
@@ -214,6 +216,11 @@ async fn deliver(client: &reqwest::Client, url: &str, out: Outgoing, retry: Retr
             .body(out.body.clone());
         for (name, value) in &out.headers {
             request = request.header(*name, value);
+        }
+        if let Some(secret) = &out.signing {
+            for (name, value) in signed_json::sign_now(secret, &out.body) {
+                request = request.header(name, value);
+            }
         }
         let failure = match request.send().await {
             Ok(response) if response.status().is_success() => {

@@ -23,21 +23,29 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 
 pub fn payload(announcement: &Announcement, secret: &[u8]) -> Outgoing {
     let body = serde_json::to_vec(announcement).expect("an announcement serializes");
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-        .to_string();
     let delivery = format!("{:032x}", rand::rng().random::<u128>());
     Outgoing {
         headers: vec![
             ("x-sluice-event", announcement.event.to_string()),
             ("x-sluice-delivery", delivery),
-            ("x-sluice-signature", signature(secret, &timestamp, &body)),
-            ("x-sluice-timestamp", timestamp),
         ],
         body,
+        signing: Some(secret.into()),
         event: announcement.event,
         approval: announcement.approval.id.clone(),
     }
+}
+
+/// The timestamp and signature headers for sending `body` now: each attempt is signed
+/// when it is sent, so a retry's timestamp is fresh.
+pub fn sign_now(secret: &[u8], body: &[u8]) -> [(&'static str, String); 2] {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string();
+    [
+        ("x-sluice-signature", signature(secret, &timestamp, body)),
+        ("x-sluice-timestamp", timestamp),
+    ]
 }
