@@ -128,6 +128,15 @@ async fn decide(
 ) -> Result<Json<ApprovalView>, ApiError> {
     let approver = caller(&state, &headers).await?;
     let broker = broker(&state)?;
+    // What the caller may not see, it is not told about (nor who may decide it).
+    let visible = broker
+        .get(&id)
+        .await
+        .map_err(store_error)?
+        .is_some_and(|r| may_see(&approver, &r, state.admins.admits(&approver)));
+    if !visible {
+        return Err(ApiError::NotFound(format!("approval {id} does not exist")));
+    }
     match broker.decide(&approver, &id, verdict, &body.reason).await {
         Ok(record) => Ok(Json(broker.view(&record))),
         Err(DecideError::NotFound(id)) => {

@@ -810,3 +810,202 @@ fn a_signed_webhook_hears_of_the_request_and_the_decision() {
         .unwrap()
         .starts_with(&format!("http://127.0.0.1:{admin}/approvals/apr_")));
 }
+
+/// One extended-protocol message.
+fn message(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let body: Vec<u8> = parts.concat();
+    let mut out = vec![tag];
+    out.extend((body.len() as i32 + 4).to_be_bytes());
+    out.extend(body);
+    out
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    message(b'P', &[&cstr(name), &cstr(sql), &0i16.to_be_bytes()])
+}
+
+fn bind(portal: &str, statement: &str) -> Vec<u8> {
+    message(
+        b'B',
+        &[
+            &cstr(portal),
+            &cstr(statement),
+            &0i16.to_be_bytes(),
+            &0i16.to_be_bytes(),
+            &0i16.to_be_bytes(),
+        ],
+    )
+}
+
+fn execute(portal: &str) -> Vec<u8> {
+    message(b'E', &[&cstr(portal), &0i32.to_be_bytes()])
+}
+
+fn sync() -> Vec<u8> {
+    message(b'S', &[])
+}
+
+/// Sends `messages` at once and reads up to as many ReadyForQuery as it holds Syncs.
+fn pipeline(s: &mut std::net::TcpStream, messages: &[Vec<u8>]) -> Vec<(u8, Vec<u8>)> {
+    use std::io::Write;
+    let syncs = messages.iter().filter(|m| m[0] == b'S').count();
+    s.write_all(&messages.concat()).unwrap();
+    let mut seen = Vec::new();
+    let mut ready = 0;
+    while ready < syncs {
+        let message = support::read_message(s);
+        ready += usize::from(message.0 == b'Z');
+        seen.push(message);
+    }
+    seen
+}
+
+fn errors(messages: &[(u8, Vec<u8>)]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|(tag, _)| *tag == b'E')
+        .map(|(_, body)| String::from_utf8_lossy(body).replace('\0', " "))
+        .collect()
+}
+
+#[test]
+fn names_the_resource_may_not_have_changed_do_not_skip_an_approval() {
+    let cluster = PgCluster::shared();
+    let (gw, db, admin) = start(cluster, "60s", "15m");
+    let agent_token = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+    let mut s = support::raw_login(gw.port, &agent_token);
+
+    // The unnamed statement replaced in a batch the resource abandons after an error:
+    // the resource never held the DELETE under the client's name, so binding "" cannot
+    // run it.
+    let seen = pipeline(
+        &mut s,
+        &[
+            parse("", "DELETE FROM orders WHERE id = 1"),
+            execute("nope"),
+            parse("", "SELECT 1"),
+            sync(),
+            bind("", ""),
+            execute(""),
+            sync(),
+        ],
+    );
+    assert!(!errors(&seen).is_empty(), "{seen:?}");
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 1"),
+        1
+    );
+
+    // A DEALLOCATE (through Parse, never run) makes the gateway forget a name; a new
+    // statement under it must not inherit the resource's DELETE.
+    let seen = pipeline(
+        &mut s,
+        &[
+            parse("s", "DELETE FROM orders WHERE id = 2"),
+            parse("", "DEALLOCATE s"),
+            parse("s", "SELECT 1"),
+            bind("", "s"),
+            execute(""),
+            sync(),
+        ],
+    );
+    assert!(
+        seen.iter().any(|(tag, _)| *tag == b'C'),
+        "{seen:?} {:?}",
+        errors(&seen)
+    );
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 2"),
+        1
+    );
+
+    // The gateway's own names are out of reach of SQL and of the client's messages.
+    let seen = support::simple_query(&mut s, "FETCH ALL FROM sluice_apr_0_1");
+    assert!(
+        errors(&seen)[0].contains("reserved by the gateway"),
+        "{seen:?}"
+    );
+    let seen = pipeline(&mut s, &[parse("sluice_apr_x", "SELECT 1"), sync()]);
+    assert!(
+        errors(&seen)[0].contains("reserved by the gateway"),
+        "{seen:?}"
+    );
+
+    // Nothing above asked for approval: none of it could have run the DELETEs.
+    let out = approvals(&gw, admin, &alice, &["list", "--status", "all", "--json"]);
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(all.is_empty(), "{all:?}");
+}
+
+#[test]
+fn an_sql_prepared_name_is_judged_by_everything_it_may_hold() {
+    let cluster = PgCluster::shared();
+    let (gw, db, admin) = start(cluster, "60s", "15m");
+    let agent_token = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+    let port = gw.port;
+    let token = agent_token.clone();
+    let session = std::thread::spawn(move || {
+        let mut s = support::raw_login(port, &token);
+        let prepared =
+            support::simple_query(&mut s, "PREPARE x AS DELETE FROM orders WHERE id = 3");
+        // PostgreSQL refuses a second PREPARE of the name; so does the gateway, which
+        // would otherwise judge EXECUTE x as the new statement.
+        let again = support::simple_query(&mut s, "PREPARE x AS SELECT 1");
+        // A DEALLOCATE that never runs (the string stops at its first error) ...
+        let deallocate = support::simple_query(&mut s, "DEALLOCATE nope; DEALLOCATE x");
+        let replaced = support::simple_query(&mut s, "PREPARE x AS SELECT 1");
+        // ... leaves EXECUTE x judged against the DELETE too: held.
+        let executed = support::simple_query(&mut s, "EXECUTE x");
+        (prepared, again, deallocate, replaced, executed)
+    });
+    // The PREPARE itself needs approval: approve it.
+    let first = pending_one(&gw, admin, &alice);
+    assert!(first["statement"]
+        .as_str()
+        .unwrap()
+        .starts_with("PREPARE x AS DELETE"));
+    let id = first["id"].as_str().unwrap().to_string();
+    assert!(decide(&gw, admin, &alice, "approve", &id, "prepare it")
+        .status
+        .success());
+    // Then EXECUTE x is held, and the approver sees what x may be.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let execute = loop {
+        let request = pending_one(&gw, admin, &alice);
+        if request["id"] != id.as_str() {
+            break request;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = execute["statement"].as_str().unwrap();
+    assert!(text.starts_with("EXECUTE x"), "{text}");
+    assert!(
+        text.contains("-- x is: PREPARE x AS DELETE FROM orders WHERE id = 3"),
+        "{text}"
+    );
+    let id = execute["id"].as_str().unwrap().to_string();
+    assert!(decide(&gw, admin, &alice, "deny", &id, "no")
+        .status
+        .success());
+
+    let (prepared, again, _deallocate, _replaced, executed) = session.join().unwrap();
+    assert!(errors(&prepared).is_empty(), "{prepared:?}");
+    assert!(errors(&again)[0].contains("already exists"), "{again:?}");
+    assert!(
+        errors(&executed)[0].contains("denied by alice"),
+        "{executed:?}"
+    );
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 3"),
+        1
+    );
+}

@@ -118,7 +118,12 @@ fn is_loopback_url(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
-    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // `http://127.0.0.1:80@evil.example/` is evil.example: credentials make the
+    // authority ambiguous to a reader, and webhooks have no use for them.
+    if host.contains('@') {
+        return false;
+    }
     let host = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),

@@ -206,6 +206,9 @@ fn approvals_take_a_grant_window_console_and_webhooks() {
     assert!(d.0[0].message.contains("must be an https:// URL"), "{d}");
     assert_eq!((d.0[0].line, d.0[0].column), (26, 7), "{d}");
     let d = errors(&(GOOD.to_string()
+        + "approvals:\n  webhooks:\n    - { url: \"http://127.0.0.1:80@evil.example/x\", format: slack }\n"));
+    assert!(d.0[0].message.contains("must be an https:// URL"), "{d}");
+    let d = errors(&(GOOD.to_string()
         + "approvals:\n  webhooks:\n    - { url: \"https://h.example.com/x\", format: json }\n"));
     assert!(d.0[0].message.contains("needs a `secret`"), "{d}");
     let d = errors(

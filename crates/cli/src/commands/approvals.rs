@@ -33,14 +33,14 @@ pub fn list(args: &ApprovalsList) -> Result<u8> {
         .iter()
         .map(|a| {
             vec![
-                a.id.clone(),
+                visible(&a.id),
                 a.status.to_string(),
                 a.mode.as_str().to_string(),
-                a.principal.subject.clone(),
-                a.connection.clone(),
+                visible(&a.principal.subject),
+                visible(&a.connection),
                 format!("{}/{}", a.approvals, a.min_approvals),
                 a.requested_at.clone(),
-                one_line(&a.statement, 60),
+                visible(&one_line(&a.statement, 60)),
             ]
         })
         .collect();
@@ -87,7 +87,10 @@ fn print_one(body: &str, json: bool) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&a)?);
         return Ok(0);
     }
-    println!("approval    {}", a.id);
+    // Text the agent wrote (the statement, its values, names in the reason) is printed
+    // with control and direction-changing characters made visible, so it cannot redraw
+    // the approver's terminal or pass itself off as another field.
+    println!("approval    {}", visible(&a.id));
     println!("status      {}", a.status);
     println!(
         "mode        {} ({} of {} approvals)",
@@ -97,35 +100,43 @@ fn print_one(body: &str, json: bool) -> Result<u8> {
     );
     println!(
         "principal   {} ({}, {})",
-        a.principal.subject, a.principal.display_name, a.principal.provider
+        visible(&a.principal.subject),
+        visible(&a.principal.display_name),
+        visible(&a.principal.provider)
     );
-    println!("connection  {}", a.connection);
-    println!("reason      {}", a.reason);
-    println!("rule        {}", a.rule);
+    println!("connection  {}", visible(&a.connection));
+    println!("reason      {}", visible(&a.reason));
+    println!("rule        {}", visible(&a.rule));
     println!("requested   {}", a.requested_at);
     println!("decide by   {}", a.expires_at);
     if let Some(until) = &a.grant_expires_at {
         println!("grant until {until}");
     }
-    println!("statement   {}", a.statement);
-    if !a.parameters.is_empty() {
-        let values: Vec<&str> = a
-            .parameters
-            .iter()
-            .map(|p| p.as_deref().unwrap_or("NULL"))
-            .collect();
-        println!("parameters  {}", values.join(", "));
+    for (n, line) in a.statement.split('\n').enumerate() {
+        let head = if n == 0 { "statement" } else { "" };
+        println!("{head:<11} | {}", visible(line));
+    }
+    for (i, value) in a.parameters.iter().enumerate() {
+        let head = if i == 0 { "parameters" } else { "" };
+        match value {
+            Some(v) => println!(
+                "{head:<11} ${} = '{}'",
+                i + 1,
+                visible(&v.replace('\'', "''"))
+            ),
+            None => println!("{head:<11} ${} = NULL", i + 1),
+        }
     }
     for d in &a.decisions {
         println!(
             "decision    {} by {} at {}: {}",
             d.verdict.as_str(),
-            d.approver.subject,
+            visible(&d.approver.subject),
             d.at,
-            d.reason
+            visible(&d.reason)
         );
     }
-    println!("console     {}", a.console_url);
+    println!("console     {}", visible(&a.console_url));
     Ok(0)
 }
 
@@ -191,6 +202,22 @@ fn call(
     })
 }
 
+/// `text` with control characters (C0, DEL, C1) and the characters that change text
+/// direction written as `\u{..}` escapes.
+fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if hidden {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A statement on one line, cut at `max` characters.
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -212,4 +239,20 @@ fn url_escape(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn control_and_direction_characters_are_shown() {
+        assert_eq!(visible("a\x1b[2Kb"), "a\\u{1b}[2Kb");
+        assert_eq!(visible("x\ny\rz"), "x\\u{a}y\\u{d}z");
+        assert_eq!(visible("abc\u{202e}def"), "abc\\u{202e}def");
+        assert_eq!(
+            visible("DELETE FROM \"Ordres\" — ok"),
+            "DELETE FROM \"Ordres\" — ok"
+        );
+    }
 }

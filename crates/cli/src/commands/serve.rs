@@ -222,7 +222,9 @@ async fn start_approvals(
             Some(secret) => Some(
                 secret
                     .resolve()
-                    .with_context(|| format!("the secret of webhook {}", hook.url))?
+                    .with_context(|| {
+                        format!("the secret of the webhook to {}", url_host(&hook.url))
+                    })?
                     .expose()
                     .as_bytes()
                     .into(),
@@ -245,6 +247,15 @@ async fn start_approvals(
         .await
         .context("starting approvals (withdrawing requests a previous run left held)")?;
     Ok(broker)
+}
+
+/// A webhook's host, for messages: its URL can be its secret.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }
 
 /// Where approvers reach the console: `approvals.console_url`, else the admin listener.
