@@ -31,6 +31,7 @@ identity:
     - {{ name: local, local: {{}} }}
 connections:
   - {{ name: app, kind: postgres, upstream: "postgres://svc@127.0.0.1/app" }}
+  - {{ name: billing, kind: http, upstream: "https://billing.internal" }}
 policies:
   - name: readers
     match: {{ roles: [reader] }}
@@ -39,6 +40,15 @@ policies:
       - {{ actions: [select], tables: ["public.*"] }}
     approve:
       - {{ actions: [delete], tables: ["public.orders"], approvers: {{ groups: [dba] }} }}
+  - name: billing-readers
+    match: {{ roles: [reader] }}
+    connections: [billing]
+    allow:
+      - {{ methods: [GET], paths: ["/v1/invoices/*"] }}
+    approve:
+      - {{ methods: [DELETE], paths: ["/v1/invoices/*"], approvers: {{ groups: [finance] }}, mode: ticket }}
+    mask:
+      - {{ json: "$.items[*].email", with: email }}
 "#
         );
         std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
@@ -234,7 +244,7 @@ fn policy_check_reports_every_problem_with_its_place() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let expected = format!(
-        "{}:12:19: policy `readers`: unknown connection `ap`",
+        "{}:13:19: policy `readers`: unknown connection `ap`",
         f.config().display()
     );
     assert!(err.contains(&expected), "{err}");
@@ -290,4 +300,88 @@ fn terminate(pid: u32) {
         .arg(pid.to_string())
         .status()
         .unwrap();
+}
+
+#[test]
+fn policy_explain_judges_http_requests_as_the_gateway_reads_them() {
+    let f = Fixture::new();
+    let explain = |request: &str| {
+        f.run(&[
+            "policy",
+            "explain",
+            "--connection",
+            "billing",
+            "--roles",
+            "reader",
+            "--http",
+            request,
+        ])
+    };
+    let out = explain("GET /v1/invoices/7?expand=lines");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("request: GET /v1/invoices/7"), "{text}");
+    assert!(
+        text.contains("allow by policy billing-readers, allow rule 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mask:     json $.items[*].email with email"),
+        "{text}"
+    );
+
+    let out = explain("DELETE /v1/invoices/7");
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("groups [finance]; mode ticket"),
+        "{}",
+        stdout(&out)
+    );
+
+    assert_eq!(explain("POST /v1/invoices/7").status.code(), Some(1));
+    assert_eq!(explain("GET /v1/invoices/7/lines").status.code(), Some(1));
+    // What the gateway would refuse as ambiguous is a deny, with the reason.
+    let out = explain("GET /v1/invoices/%2E%2E/admin");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("`.` or `..` segment"),
+        "{}",
+        stdout(&out)
+    );
+
+    let json = f.run(&[
+        "policy",
+        "explain",
+        "--connection",
+        "billing",
+        "--roles",
+        "reader",
+        "--json",
+        "--http",
+        "delete /v1/invoices/9",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["decision"], "approve");
+    assert_eq!(doc["request"]["method"], "DELETE");
+    assert_eq!(doc["verdict"]["approval"]["mode"], "ticket");
+
+    // The wrong flag for the connection's kind is a usage error.
+    let out = f.run(&[
+        "policy",
+        "explain",
+        "--connection",
+        "billing",
+        "--sql",
+        "SELECT 1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = f.run(&[
+        "policy",
+        "explain",
+        "--connection",
+        "app",
+        "--http",
+        "GET /",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use globset::{Glob, GlobMatcher};
+use globset::{Glob, GlobBuilder, GlobMatcher};
 use sluice_config::{ApprovalMode, Config, MaskPredicates, Match, Rule, Spanned, Subjects};
 use sluice_core::{Action, Principal, QualifiedName};
 
@@ -40,6 +40,27 @@ impl Patterns {
             .map(Patterns)
     }
 
+    /// HTTP path globs: `*` stays within one segment, `**` spans any number of them
+    /// (`/v1/invoices/*` matches `/v1/invoices/7`, not `/v1/invoices/7/lines`).
+    fn compile_paths(texts: &[String]) -> Result<Self, String> {
+        texts
+            .iter()
+            .map(|text| {
+                let glob = GlobBuilder::new(text)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| format!("invalid path pattern `{text}`: {e}"))?;
+                Ok(Pattern {
+                    text: text.clone(),
+                    matcher: glob.compile_matcher(),
+                    literal: !text.contains(['*', '?', '[', '{']),
+                })
+            })
+            .collect::<Result<_, String>>()
+            .map(Patterns)
+    }
+
     /// Whether `name` matches. With `literal_only`, only a pattern spelling the name
     /// exactly counts: dangerous objects are never covered by a glob.
     pub fn matches(&self, name: &str, literal_only: bool) -> bool {
@@ -65,6 +86,10 @@ pub struct CompiledRule {
     pub approval: Option<Approval>,
     /// HTTP/Kubernetes rules are kept for their protocol crates; SQL judging skips them.
     pub is_sql: bool,
+    /// HTTP: methods (upper case) and path globs; `None` matches any.
+    pub methods: Option<Vec<String>>,
+    pub paths: Option<Patterns>,
+    pub is_http: bool,
 }
 
 impl CompiledRule {
@@ -98,6 +123,16 @@ impl CompiledRule {
             settings: compile(&r.settings)?,
             approval,
             is_sql: r.has_sql_fields(),
+            methods: r
+                .methods
+                .as_ref()
+                .map(|m| m.iter().map(|m| m.to_ascii_uppercase()).collect()),
+            paths: r
+                .paths
+                .as_deref()
+                .map(Patterns::compile_paths)
+                .transpose()?,
+            is_http: r.has_http_fields(),
         })
     }
 

@@ -9,6 +9,7 @@
 //! - [`session`]: [`SessionPolicy`], the policies that apply to one principal on one
 //!   connection, worked out once per session;
 //! - [`decide`]: judging accesses, the protocol-neutral core, and SQL statements on top;
+//! - [`http`]: judging HTTP requests on their method and path;
 //! - [`masking`]: refusing statements that would carry a masked column out other than as a
 //!   result column of its own, from the classifier's value flows; which result columns the
 //!   data path will mask;
@@ -22,6 +23,7 @@
 pub mod compile;
 pub mod decide;
 pub mod decision;
+pub mod http;
 pub mod masking;
 pub mod session;
 pub mod session_settings;

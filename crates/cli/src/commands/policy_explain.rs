@@ -21,12 +21,22 @@ pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
     let Some(connection) = config.connection(&args.connection) else {
         bail!("unknown connection `{}`", args.connection);
     };
-    if args.http.is_some() || !connection.kind.is_sql() {
-        bail!(
-            "connection `{}` is kind {}: judging HTTP and Kubernetes requests arrives with their data path; only SQL connections can be explained yet",
+    match (connection.kind, &args.http) {
+        (ConnectionKind::Http, None) => bail!(
+            "connection `{}` is kind http: explain a request with --http 'METHOD /path'",
+            connection.name
+        ),
+        (ConnectionKind::Http, Some(_)) => {}
+        (ConnectionKind::Kubernetes, _) => bail!(
+            "connection `{}` is kind kubernetes: judging Kubernetes requests arrives with its data path",
+            connection.name
+        ),
+        (_, Some(_)) => bail!(
+            "connection `{}` is kind {}: explain a statement with --sql",
             connection.name,
             connection.kind.as_str()
-        );
+        ),
+        _ => {}
     }
     if connection.kind == ConnectionKind::Mysql {
         bail!(
@@ -57,6 +67,9 @@ pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
     };
     let policies = PolicySet::compile(&config).map_err(anyhow::Error::msg)?;
     let session = policies.for_session(&principal, &connection.name);
+    if let Some(request) = &args.http {
+        return explain_http(request, &connection.name, &principal, &session, args.json);
+    }
     let search_path = connection
         .search_path
         .as_ref()
@@ -165,6 +178,75 @@ fn overall_name(code: u8) -> &'static str {
     }
 }
 
+/// `--http 'METHOD /path'`: the request read as the gateway reads it (a target it would
+/// refuse as ambiguous is a deny, as the gateway's 400 is), then judged.
+fn explain_http(
+    request: &str,
+    connection: &str,
+    principal: &Principal,
+    session: &sluice_policy::SessionPolicy,
+    json: bool,
+) -> Result<u8> {
+    let Some((method, target)) = request.trim().split_once(' ') else {
+        bail!("--http takes a method and a path, such as 'GET /v1/invoices/7'");
+    };
+    let target = match sluice_http::HttpTarget::parse(method, target.trim()) {
+        Ok(target) => target,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "decision": "deny", "reason": format!("the gateway refuses this request (400): {e}") })
+                );
+            } else {
+                println!("decision:   deny");
+                println!("reason:     the gateway refuses this request (400): {e}");
+            }
+            return Ok(1);
+        }
+    };
+    let verdict = session.decide_http(&target.method, &target.path);
+    let code = match verdict.decision {
+        Decision::Allow { .. } => 0,
+        Decision::Deny { .. } => 1,
+        Decision::Approve { .. } => 3,
+    };
+    if json {
+        let doc = serde_json::json!({
+            "connection": connection,
+            "principal": principal,
+            "policies": session.policy_names(),
+            "decision": overall_name(code),
+            "request": { "method": target.method, "path": target.path, "query": target.query },
+            "verdict": verdict,
+            "message": verdict.decision.client_message(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        let names = session.policy_names();
+        println!(
+            "principal:  {} (provider {}, roles [{}], groups [{}])",
+            principal.subject,
+            principal.provider,
+            principal.roles.join(", "),
+            principal.groups.join(", ")
+        );
+        println!(
+            "policies:   {}",
+            if names.is_empty() {
+                "none match".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        println!();
+        println!("request: {target}");
+        print_verdict(&verdict);
+        println!("decision:   {}", overall_name(code));
+    }
+    Ok(code)
+}
+
 fn print_statement(
     n: usize,
     statement: &StatementClass,
@@ -182,6 +264,20 @@ fn print_statement(
             accesses.join("; ")
         }
     );
+    print_verdict(verdict);
+    for m in masked {
+        println!(
+            "  masked:   column {} \u{2192} {} with {} (policy {})",
+            m.column,
+            m.output,
+            m.with.as_str(),
+            m.policy
+        );
+    }
+}
+
+/// A decision with its rule, its approvers, and the masks that come with it.
+fn print_verdict(verdict: &Verdict) {
     match &verdict.decision {
         Decision::Allow { rules } if rules.is_empty() => {
             println!("  decision: allow (transaction control is always allowed)")
@@ -253,15 +349,6 @@ fn print_statement(
                 with.as_str()
             ),
         }
-    }
-    for m in masked {
-        println!(
-            "  masked:   column {} \u{2192} {} with {} (policy {})",
-            m.column,
-            m.output,
-            m.with.as_str(),
-            m.policy
-        );
     }
     if let Some(max) = verdict.limits.max_rows {
         println!("  limit:    max_rows {max}");
