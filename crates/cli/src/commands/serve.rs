@@ -141,8 +141,49 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
             Ok(())
         });
     }
+    if let Some(address) = &config.listen.http {
+        let mut gateway = sluice_http::HttpGateway::from_config(
+            config,
+            authenticator.clone(),
+            policies.clone(),
+            &crate::context::mask_hash_key(config)?,
+        )
+        .context("setting up the HTTP listener")?;
+        gateway.recorder = recorder.clone();
+        gateway.approvals = Some(approvals.clone());
+        let app = sluice_http::router(Arc::new(gateway))
+            .into_make_service_with_connect_info::<sluice_http::ClientAddr>();
+        let listener = tokio::net::TcpListener::bind(&address.value)
+            .await
+            .with_context(|| format!("binding the HTTP listener on {}", address.value))?;
+        let stop = stopped(stop_rx.clone());
+        match &config.tls {
+            Some(tls) => {
+                let server = sluice_postgres::tls::server_config(&tls.cert, &tls.key)
+                    .context("loading the TLS certificate for the HTTP listener")?;
+                let listener = sluice_admin::tls::TlsListener::new(listener, server)
+                    .context("starting the HTTP listener")?;
+                tracing::info!(address = %address.value, tls = true, "HTTP listener ready");
+                tasks.spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                        .context("HTTP listener")
+                });
+            }
+            None => {
+                tracing::info!(address = %address.value, tls = false, "HTTP listener ready");
+                tasks.spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                        .context("HTTP listener")
+                });
+            }
+        }
+    }
     if tasks.is_empty() {
-        anyhow::bail!("no listener to run: set listen.admin or listen.postgres");
+        anyhow::bail!("no listener to run: set listen.admin, listen.postgres or listen.http");
     }
     let mut outcome = Ok(());
     while let Some(result) = tasks.join_next().await {

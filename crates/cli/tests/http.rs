@@ -1,0 +1,325 @@
+//! The HTTP data path through `sluice serve`, with curl as the agent and a real HTTP
+//! service behind the gateway: requests judged on method and path, the agent's token
+//! swapped for the connection's own, ambiguous paths refused, JSON responses masked,
+//! tickets and holds, and every request in the audit trail.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{free_port, Gateway};
+
+/// The echo service, killed when dropped.
+struct Echo(Child, u16);
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn echo() -> Echo {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests-support/http-echo/echo.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    Echo(child, port)
+}
+
+/// A gateway with an HTTP listener in front of the echo service; returns it and its admin
+/// port.
+fn start(echo: &Echo) -> (Gateway, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api-token"), "upstream-secret-token").unwrap();
+    let port = free_port();
+    let admin = free_port();
+    let config = format!(
+        r#"
+listen: {{ http: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}" }}
+store: "sqlite://./sluice.db"
+recording: {{ checkpoint_interval: 200ms }}
+identity:
+  providers:
+    - {{ name: local, local: {{}} }}
+connections:
+  - {{ name: api, kind: http, upstream: "http://127.0.0.1:{echo}/base", token: {{ file: api-token }} }}
+policies:
+  - name: agents
+    match: {{ roles: [agent] }}
+    connections: [api]
+    allow:
+      - {{ methods: [GET], paths: ["/v1/**", "/data/*"] }}
+      - {{ methods: [POST], paths: ["/v1/echo"] }}
+    deny:
+      - {{ paths: ["/v1/secret/**"] }}
+    approve:
+      - {{ methods: [DELETE], paths: ["/v1/items/*"], approvers: {{ groups: [dba] }}, mode: ticket }}
+      - {{ methods: [PUT], paths: ["/v1/items/*"], approvers: {{ groups: [dba] }}, mode: hold, timeout: 60s }}
+    mask:
+      - {{ json: "$.items[*].email", with: email }}
+      - {{ detect: [credit_card], with: redact }}
+"#,
+        echo = echo.1
+    );
+    std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
+    let gw = Gateway::spawn(dir, port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
+        assert!(Instant::now() < deadline, "admin listener did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (gw, admin)
+}
+
+fn token(gw: &Gateway, args: &[&str]) -> String {
+    let mut all = vec!["token", "issue"];
+    all.extend_from_slice(args);
+    let out = gw.sluice(&all);
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// curl with `args`; returns the status and the body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--path-as-is", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+fn call(gw: &Gateway, token: &str, method: &str, path: &str) -> (u16, String) {
+    curl(&[
+        "-X",
+        method,
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("http://127.0.0.1:{}/c/api{path}", gw.port),
+    ])
+}
+
+fn decide(gw: &Gateway, admin: u16, token: &str, verdict: &str, id: &str) -> bool {
+    gw.sluice(&[
+        "approvals",
+        verdict,
+        id,
+        "--reason",
+        "checked",
+        "--gateway",
+        &format!("http://127.0.0.1:{admin}"),
+        "--token",
+        token,
+    ])
+    .status
+    .success()
+}
+
+#[test]
+fn requests_are_judged_and_forwarded_with_the_connections_own_credential() {
+    let echo = echo();
+    let (mut gw, _admin) = start(&echo);
+    let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
+
+    let (status, body) = call(&gw, &agent, "GET", "/v1/things/7?expand=lines");
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["path"], "/base/v1/things/7?expand=lines");
+    assert_eq!(
+        seen["headers"]["authorization"],
+        "Bearer upstream-secret-token"
+    );
+    assert!(
+        !body.contains(&agent),
+        "the agent's token reached the resource"
+    );
+
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {agent}"),
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        r#"{"hello":"world"}"#,
+        &format!("http://127.0.0.1:{}/c/api/v1/echo", gw.port),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["body"],
+        r#"{"hello":"world"}"#
+    );
+
+    // Refused: not allowed, denied, unauthenticated, ambiguous.
+    let (status, body) = call(&gw, &agent, "POST", "/v1/things/7");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("POST /v1/things/7 is not allowed"), "{body}");
+    let (status, body) = call(&gw, &agent, "GET", "/v1/secret/keys");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("is denied"), "{body}");
+    let (status, _) = curl(&[&format!("http://127.0.0.1:{}/c/api/v1/things", gw.port)]);
+    assert_eq!(status, 401);
+    let (status, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {agent}"),
+        "-H",
+        "Authorization: Bearer other",
+        &format!("http://127.0.0.1:{}/c/api/v1/things", gw.port),
+    ]);
+    assert_eq!(status, 401, "two Authorization headers");
+    let (status, body) = call(&gw, &agent, "GET", "/v1/things/..%2Fsecret");
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(&gw, &agent, "GET", "/v1/things/../secret/keys");
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = call(&gw, &agent, "GET", "/v1//secret/keys");
+    assert_eq!(status, 400);
+    let (status, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {agent}"),
+        &format!("http://127.0.0.1:{}/c/nothing/v1/x", gw.port),
+    ]);
+    assert_eq!(status, 404);
+
+    // Masked: JSON by path and by detector; what is not JSON is withheld.
+    let (status, body) = call(&gw, &agent, "GET", "/data/customers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("a***@example.com"), "{body}");
+    assert!(
+        !body.contains("ada@example.com") && !body.contains("4111111111111111"),
+        "{body}"
+    );
+    let (status, body) = call(&gw, &agent, "GET", "/data/text");
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains("ada@example.com"), "{body}");
+
+    // Everything is in the trail, as the agent saw it.
+    assert!(gw.terminate().success());
+    let out = gw.sluice(&["sessions", "export", "--format", "jsonl"]);
+    let events: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let request = events
+        .iter()
+        .find(|e| {
+            e["body"]["kind"] == "request" && e["body"]["text"] == "GET /v1/things/7?expand=lines"
+        })
+        .expect("the GET is recorded");
+    assert_eq!(request["body"]["decision"], "allow");
+    let result = events
+        .iter()
+        .find(|e| e["body"]["kind"] == "result" && e["session_id"] == request["session_id"])
+        .expect("its response is recorded");
+    assert_eq!(result["body"]["rows"][0][0], "200");
+    let masked = events
+        .iter()
+        .filter(|e| e["body"]["kind"] == "result")
+        .any(|e| {
+            e["body"]["rows"][0][1]
+                .as_str()
+                .is_some_and(|b| b.contains("a***@example.com"))
+        });
+    assert!(masked, "the masked response is recorded masked");
+    assert!(!String::from_utf8_lossy(
+        &gw.sluice(&["sessions", "export", "--format", "jsonl"])
+            .stdout
+    )
+    .contains("ada@example.com"));
+    assert!(events
+        .iter()
+        .any(|e| e["body"]["kind"] == "request" && e["body"]["decision"] == "deny"));
+    assert!(gw.sluice(&["sessions", "verify"]).status.success());
+}
+
+#[test]
+fn tickets_and_holds_work_for_http_requests() {
+    let echo = echo();
+    let (gw, admin) = start(&echo);
+    let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
+    let dana = token(&gw, &["--subject", "dana", "--groups", "dba", "--user"]);
+
+    // Ticket: refused with the id, approved, then exactly that request once.
+    let (status, body) = call(&gw, &agent, "DELETE", "/v1/items/7");
+    assert_eq!(status, 403, "{body}");
+    let refusal: Value = serde_json::from_str(&body).unwrap();
+    let id = refusal["approval"]["id"].as_str().unwrap().to_string();
+    assert!(refusal["error"]
+        .as_str()
+        .unwrap()
+        .contains("requested (ticket)"));
+    assert!(decide(&gw, admin, &dana, "approve", &id));
+    let (status, _) = call(&gw, &agent, "DELETE", "/v1/items/8");
+    assert_eq!(status, 403, "another request is not covered");
+    let (status, body) = call(&gw, &agent, "DELETE", "/v1/items/7");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["method"],
+        "DELETE"
+    );
+    let (status, _) = call(&gw, &agent, "DELETE", "/v1/items/7");
+    assert_eq!(status, 403, "once");
+
+    // Hold: the client waits until a person approves.
+    let port = gw.port;
+    let waiting = {
+        let agent = agent.clone();
+        std::thread::spawn(move || {
+            curl(&[
+                "-X",
+                "PUT",
+                "-H",
+                &format!("Authorization: Bearer {agent}"),
+                &format!("http://127.0.0.1:{port}/c/api/v1/items/9"),
+            ])
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let out = gw.sluice(&[
+            "approvals",
+            "list",
+            "--json",
+            "--gateway",
+            &format!("http://127.0.0.1:{admin}"),
+            "--token",
+            &dana,
+        ]);
+        let pending: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(request) = pending.first() {
+            assert_eq!(request["statement"], "PUT /v1/items/9");
+            break request["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "nothing held");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(decide(&gw, admin, &dana, "approve", &id));
+    let (status, body) = waiting.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["method"],
+        "PUT"
+    );
+}

@@ -1,0 +1,941 @@
+//! The HTTP listener's state and its one handler: every request to `/c/<connection>/...`
+//! is authenticated, read strictly, judged, recorded, held or ticketed when its rule says
+//! so, and forwarded to the connection's upstream with the gateway's own credential; the
+//! response comes back masked when a mask applies.
+//!
+//! Each request is a recorded session of its own (opened, the request and its decision,
+//! the response as the agent saw it, closed): HTTP has no session to speak of, and a
+//! request must not wait on another's recording.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sluice_approvals::{Broker, NewApproval};
+use sluice_config::secret::SecretValue;
+use sluice_config::{Config, ConnectionKind};
+use sluice_core::{ApprovalMode, ApprovalStatus, Principal};
+use sluice_identity::Authenticator;
+use sluice_mask::{DetectorSet, Masker};
+use sluice_policy::{Decision, MaskSpec, PolicySet, Verdict};
+
+pub use sluice_admin::tls::ClientAddr;
+
+use crate::json_mask;
+use crate::target::HttpTarget;
+
+/// Bytes of a request body kept for an approval (and its fingerprint).
+const APPROVAL_BODY_LIMIT: usize = 1 << 20;
+/// Bytes of a masked response the gateway will buffer to mask it.
+const MASKED_BODY_LIMIT: usize = 16 << 20;
+/// Bytes of a response kept in the audit record.
+const RECORDED_BODY_LIMIT: usize = 64 << 10;
+
+/// One `kind: http` connection, ready to forward to.
+pub struct HttpConnection {
+    pub name: String,
+    /// Base URL; request paths are appended to its path.
+    pub upstream: reqwest::Url,
+    /// Sent upstream as `Authorization: Bearer`.
+    pub token: Option<SecretValue>,
+}
+
+/// Everything the HTTP listener needs, shared by all requests.
+pub struct HttpGateway {
+    pub connections: HashMap<String, Arc<HttpConnection>>,
+    pub authenticator: Authenticator,
+    pub policies: Arc<PolicySet>,
+    pub recorder: Option<sluice_recorder::Recorder>,
+    pub approvals: Option<Arc<Broker>>,
+    pub masker: Masker,
+    /// Whether clients reach the listener over TLS (recorded per session).
+    pub tls: bool,
+    client: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSetupError {
+    #[error("connection `{name}`: upstream `{upstream}` is not a URL: {reason}")]
+    Upstream {
+        name: String,
+        upstream: String,
+        reason: String,
+    },
+    #[error("connection `{name}`: {source}")]
+    Secret {
+        name: String,
+        source: sluice_config::SecretError,
+    },
+    #[error("connection `{name}`: CA {path}: {reason}")]
+    Ca {
+        name: String,
+        path: String,
+        reason: String,
+    },
+    #[error("policy mask: {0}")]
+    MaskPath(#[from] json_mask::PathError),
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+impl HttpGateway {
+    /// Reads every `kind: http` connection of `config` (its upstream, its token, its CA)
+    /// and checks every JSON mask path now, so a broken one fails at start.
+    pub fn from_config(
+        config: &Config,
+        authenticator: Authenticator,
+        policies: Arc<PolicySet>,
+        mask_hash_key: &[u8],
+    ) -> Result<Self, HttpSetupError> {
+        let mut connections = HashMap::new();
+        let mut client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none());
+        for conn in config
+            .connections
+            .iter()
+            .map(|c| &c.value)
+            .filter(|c| c.kind == ConnectionKind::Http)
+        {
+            let upstream =
+                reqwest::Url::parse(&conn.upstream).map_err(|e| HttpSetupError::Upstream {
+                    name: conn.name.clone(),
+                    upstream: conn.upstream.clone(),
+                    reason: e.to_string(),
+                })?;
+            let token = conn
+                .token
+                .as_ref()
+                .map(|s| s.resolve())
+                .transpose()
+                .map_err(|source| HttpSetupError::Secret {
+                    name: conn.name.clone(),
+                    source,
+                })?;
+            if let Some(ca) = &conn.ca {
+                let ca_error = |reason: String| HttpSetupError::Ca {
+                    name: conn.name.clone(),
+                    path: ca.display().to_string(),
+                    reason,
+                };
+                let pem = std::fs::read(ca).map_err(|e| ca_error(e.to_string()))?;
+                for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| ca_error(e.to_string()))?
+                {
+                    client = client.add_root_certificate(cert);
+                }
+            }
+            connections.insert(
+                conn.name.clone(),
+                Arc::new(HttpConnection {
+                    name: conn.name.clone(),
+                    upstream,
+                    token,
+                }),
+            );
+        }
+        for policy in &policies.policies {
+            for mask in &policy.masks {
+                if let MaskSpec::Json { path, .. } = &mask.spec {
+                    json_mask::check_path(path)?;
+                }
+            }
+        }
+        Ok(HttpGateway {
+            connections,
+            authenticator,
+            policies,
+            recorder: None,
+            approvals: None,
+            masker: Masker::new(mask_hash_key),
+            tls: config.tls.is_some(),
+            client: client
+                .build()
+                .map_err(|e| HttpSetupError::Client(e.to_string()))?,
+        })
+    }
+}
+
+/// The listener's routes: everything goes through [`handle`].
+pub fn router(gateway: Arc<HttpGateway>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(gateway)
+}
+
+/// A refusal in HTTP terms: a status and `{"error": "sluice: ..."}`, plus what an
+/// approval adds.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    approval: Option<serde_json::Value>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            message: message.into(),
+            approval: None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(approval) = self.approval {
+            body["approval"] = approval;
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sluice\""),
+            );
+        }
+        response
+    }
+}
+
+async fn handle(
+    State(gateway): State<Arc<HttpGateway>>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    request: Request,
+) -> Response {
+    match proxy(&gateway, peer, request).await {
+        Ok(response) => response,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The request's session in the audit trail, closed when dropped... explicitly, since
+/// closing waits for room in the queue.
+struct Recording {
+    session: sluice_recorder::SessionRecorder,
+}
+
+async fn proxy(
+    gateway: &Arc<HttpGateway>,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<Response, Refusal> {
+    let (parts, body) = request.into_parts();
+    let raw = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let Some(rest) = raw.strip_prefix("/c/") else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "sluice: connections are reached at /c/<connection>/<path>",
+        ));
+    };
+    let (name, target) = match rest.find(['/', '?']) {
+        Some(at) if rest.as_bytes()[at] == b'/' => (&rest[..at], rest[at..].to_string()),
+        Some(at) => (&rest[..at], format!("/{}", &rest[at..])),
+        None => (rest, "/".to_string()),
+    };
+    let connection = gateway.connections.get(name).cloned().ok_or_else(|| {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!("sluice: no HTTP connection named `{name}`"),
+        )
+    })?;
+    let target = HttpTarget::parse(parts.method.as_str(), &target)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("sluice: {e}")))?;
+
+    let principal = authenticate(gateway, &parts.headers).await?;
+    let session = gateway.policies.for_session(&principal, &connection.name);
+    if session.is_empty() {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "sluice: no policy gives {} access to connection `{}`",
+                principal.subject, connection.name
+            ),
+        ));
+    }
+    let verdict = session.decide_http(&target.method, &target.path);
+
+    let recording = match &gateway.recorder {
+        None => None,
+        Some(recorder) => Some(Recording {
+            session: recorder
+                .open_session(sluice_audit::SessionOpened {
+                    principal: (&principal).into(),
+                    client_addr: peer.to_string(),
+                    connection: connection.name.clone(),
+                    protocol: sluice_audit::Protocol::Http,
+                    tls: gateway.tls,
+                })
+                .map_err(|e| {
+                    Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("sluice: the audit trail cannot take this request: {e}"),
+                    )
+                })?,
+        }),
+    };
+    let result = judge_and_forward(
+        gateway,
+        &connection,
+        &principal,
+        &target,
+        verdict,
+        parts.headers,
+        body,
+        recording.as_ref(),
+    )
+    .await;
+    if let Some(recording) = recording {
+        recording.session.close("request done").await;
+    }
+    result
+}
+
+async fn authenticate(gateway: &HttpGateway, headers: &HeaderMap) -> Result<Principal, Refusal> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "sluice: send exactly one `Authorization: Bearer <token>` header",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "sluice: expected `Authorization: Bearer <token>`",
+            )
+        })?;
+    gateway
+        .authenticator
+        .authenticate(token)
+        .await
+        .map_err(|e| {
+            tracing::info!(error = %e, "HTTP request refused: authentication failed");
+            Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                format!("sluice: authentication failed: {e}"),
+            )
+        })
+}
+
+/// The request as recorded and shown to approvers: `METHOD /path?query`, and the body
+/// when there is one (text, cut).
+fn request_text(target: &HttpTarget, body: Option<&Bytes>) -> String {
+    let mut text = format!("{} {}", target.method, target.forwarded());
+    if let Some(body) = body.filter(|b| !b.is_empty()) {
+        let shown = &body[..body.len().min(4096)];
+        text.push_str("\n\n");
+        text.push_str(&String::from_utf8_lossy(shown));
+        if body.len() > shown.len() {
+            text.push_str(&format!("\n… ({} bytes in all)", body.len()));
+        }
+    }
+    text
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn judge_and_forward(
+    gateway: &Arc<HttpGateway>,
+    connection: &Arc<HttpConnection>,
+    principal: &Principal,
+    target: &HttpTarget,
+    verdict: Verdict,
+    headers: HeaderMap,
+    body: Body,
+    recording: Option<&Recording>,
+) -> Result<Response, Refusal> {
+    let classification = Arc::new(serde_json::json!({
+        "method": target.method, "path": target.path, "query": target.query,
+    }));
+    let record_request =
+        |decision, rule: Option<String>, approval_id: Option<String>, text: String| {
+            let classification = classification.clone();
+            async move {
+                let Some(recording) = recording else {
+                    return Ok(None);
+                };
+                let request = sluice_audit::Request {
+                    text,
+                    classification,
+                    decision,
+                    rule,
+                    approval_id,
+                    parameters: Vec::new(),
+                };
+                recording
+                    .session
+                    .request(request)
+                    .await
+                    .map(Some)
+                    .map_err(|e| {
+                        Refusal::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("sluice: the audit trail cannot take this request: {e}"),
+                        )
+                    })
+            }
+        };
+    let refuse = |status: StatusCode, message: String, seq: Option<u64>, started: Instant| async move {
+        if let (Some(recording), Some(seq)) = (recording, seq) {
+            recording
+                .session
+                .result(error_result(seq, status, &message, started))
+                .await;
+        }
+        Refusal::new(status, message)
+    };
+    let started = Instant::now();
+    let mut body = Some(body);
+    let (rules, approval_id, buffered) = match &verdict.decision {
+        Decision::Deny { .. } => {
+            let message = format!(
+                "sluice: {}",
+                verdict.decision.client_message().unwrap_or_default()
+            );
+            let rule = match &verdict.decision {
+                Decision::Deny { rule, .. } => rule.as_ref().map(ToString::to_string),
+                _ => None,
+            };
+            let seq = record_request(
+                sluice_audit::Decision::Deny,
+                rule,
+                None,
+                request_text(target, None),
+            )
+            .await?;
+            tracing::info!(principal = %principal.subject, connection = %connection.name, request = %target, "HTTP request refused");
+            return Err(refuse(StatusCode::FORBIDDEN, message, seq, started).await);
+        }
+        Decision::Allow { rules } => (
+            rules
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            None,
+            None,
+        ),
+        Decision::Approve { reason, approval } => {
+            let body = read_limited(
+                body.take().expect("the body is read once"),
+                APPROVAL_BODY_LIMIT,
+            )
+            .await
+            .map_err(|e| Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("sluice: {e}")))?;
+            let id = seek_approval(
+                gateway,
+                connection,
+                principal,
+                target,
+                reason,
+                approval,
+                &body,
+                &verdict,
+                recording,
+                &record_request,
+            )
+            .await?;
+            (approval.rule.to_string(), Some(id), Some(body))
+        }
+    };
+    let text = request_text(target, buffered.as_ref());
+    let seq = record_request(
+        sluice_audit::Decision::Allow,
+        (!rules.is_empty()).then_some(rules),
+        approval_id,
+        text,
+    )
+    .await?;
+    if let Some(recording) = recording {
+        // The request is durable before anything of its answer reaches the agent.
+        let mut session = recording.session.clone();
+        session.wait_durable().await.map_err(|e| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("sluice: the audit trail cannot take this request: {e}"),
+            )
+        })?;
+    }
+    let body = match (buffered, body) {
+        (Some(bytes), _) => reqwest::Body::from(bytes),
+        (None, Some(body)) => reqwest::Body::wrap_stream(body.into_data_stream()),
+        (None, None) => reqwest::Body::from(Bytes::new()),
+    };
+    let upstream = forward(gateway, connection, target, &headers, body).await;
+    let upstream = match upstream {
+        Ok(response) => response,
+        Err(message) => return Err(refuse(StatusCode::BAD_GATEWAY, message, seq, started).await),
+    };
+    respond(gateway, upstream, &verdict, recording, seq, started).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn seek_approval<F, Fut>(
+    gateway: &Arc<HttpGateway>,
+    connection: &Arc<HttpConnection>,
+    principal: &Principal,
+    target: &HttpTarget,
+    reason: &str,
+    approval: &sluice_policy::Approval,
+    body: &Bytes,
+    verdict: &Verdict,
+    recording: Option<&Recording>,
+    record_request: &F,
+) -> Result<String, Refusal>
+where
+    F: Fn(sluice_audit::Decision, Option<String>, Option<String>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<u64>, Refusal>>,
+{
+    let started = Instant::now();
+    let Some(broker) = gateway.approvals.clone() else {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "sluice: {}; approvals are not running",
+                verdict.decision.client_message().unwrap_or_default()
+            ),
+        ));
+    };
+    let unavailable = |e: sluice_approvals::BrokerError| {
+        Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("sluice: this request needs approval, and approvals are unavailable: {e}"),
+        )
+    };
+    use sha2::Digest;
+    let fingerprint = sluice_approvals::fingerprint(
+        &format!(
+            "{} {}\n-- body sha256 {}\n-- {}\n-- {}",
+            target.method,
+            target.forwarded(),
+            hex::encode(sha2::Sha256::digest(body)),
+            approval.rule,
+            reason
+        ),
+        &[],
+    );
+    let text = request_text(target, Some(body));
+    if approval.mode == ApprovalMode::Ticket {
+        if let Some(ticket) = broker
+            .redeem(principal, &connection.name, &fingerprint)
+            .await
+            .map_err(unavailable)?
+        {
+            record_outcome(recording, &ticket).await;
+            return Ok(ticket.id);
+        }
+    }
+    let record = broker
+        .request(NewApproval {
+            requester: principal.clone(),
+            connection: connection.name.clone(),
+            protocol: "http".into(),
+            session_id: recording.map(|r| r.session.session_id().to_string()),
+            statement: text.clone(),
+            parameters: Vec::new(),
+            fingerprint,
+            reason: reason.to_string(),
+            rule: approval.rule.to_string(),
+            approvers: approval.approvers.clone(),
+            mode: approval.mode,
+            timeout: approval.timeout,
+            min_approvals: approval.min_approvals,
+        })
+        .await
+        .map_err(unavailable)?;
+    let seq = record_request(
+        sluice_audit::Decision::Approve,
+        Some(approval.rule.to_string()),
+        Some(record.id.clone()),
+        text,
+    )
+    .await?;
+    let link = broker.console_link(&record.id);
+    let details = serde_json::json!({ "id": record.id, "mode": record.mode, "console_url": link });
+    let refusal = |status: StatusCode, message: String| async move {
+        if let (Some(recording), Some(seq)) = (recording, seq) {
+            recording
+                .session
+                .result(error_result(seq, status, &message, started))
+                .await;
+        }
+        Refusal {
+            status,
+            message,
+            approval: Some(details.clone()),
+        }
+    };
+    if record.mode == ApprovalMode::Ticket {
+        let grant = broker.settings().grant_window;
+        return Err(refusal(
+            StatusCode::FORBIDDEN,
+            format!(
+                "sluice: {reason} ({}): approval {} requested (ticket); once it is approved, send exactly this request again within {}s",
+                approval.rule,
+                record.id,
+                grant.as_secs()
+            ),
+        )
+        .await);
+    }
+    // Hold: the client waits. If it goes away, this future is dropped: withdraw then.
+    let guard = WithdrawOnDrop {
+        broker: broker.clone(),
+        id: Some(record.id.clone()),
+    };
+    let outcome = broker.wait(&record.id).await;
+    let mut guard = guard;
+    guard.id = None;
+    let outcome = outcome.map_err(unavailable)?;
+    record_outcome(recording, &outcome).await;
+    match outcome.status {
+        ApprovalStatus::Approved => Ok(outcome.id),
+        ApprovalStatus::Denied => {
+            let (who, why) = outcome
+                .decisions
+                .iter()
+                .rev()
+                .find(|d| d.verdict == sluice_core::Verdict::Deny)
+                .map(|d| (d.approver.subject.clone(), d.reason.clone()))
+                .unwrap_or_default();
+            Err(refusal(
+                StatusCode::FORBIDDEN,
+                format!("sluice: approval {} denied by {who}: {why}", outcome.id),
+            )
+            .await)
+        }
+        ApprovalStatus::Expired => Err(refusal(
+            StatusCode::FORBIDDEN,
+            format!(
+                "sluice: approval {} expired: no decision within {}s",
+                outcome.id,
+                approval.timeout.as_secs()
+            ),
+        )
+        .await),
+        status => Err(refusal(
+            StatusCode::FORBIDDEN,
+            format!("sluice: approval {} is {status}", outcome.id),
+        )
+        .await),
+    }
+}
+
+/// Withdraws a held request whose client went away while it waited.
+struct WithdrawOnDrop {
+    broker: Arc<Broker>,
+    id: Option<String>,
+}
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let broker = self.broker.clone();
+            tokio::spawn(async move {
+                if let Err(e) = broker.withdraw(&id).await {
+                    tracing::warn!(approval = %id, error = %e, "held HTTP request not withdrawn; it expires at its deadline");
+                }
+            });
+        }
+    }
+}
+
+async fn record_outcome(recording: Option<&Recording>, approval: &sluice_store::ApprovalRecord) {
+    let Some(recording) = recording else { return };
+    let decisions = approval
+        .decisions
+        .iter()
+        .map(|d| sluice_audit::ApprovalDecided {
+            approval_id: approval.id.clone(),
+            approver: (&d.approver).into(),
+            verdict: d.verdict,
+            reason: d.reason.clone(),
+            decided_at: sluice_audit::Timestamp::from_unix_micros(d.at.max(0))
+                .or_else(|_| sluice_audit::Timestamp::from_unix_micros(0))
+                .expect("the epoch is a timestamp"),
+        })
+        .collect();
+    recording
+        .session
+        .approval_outcome(
+            decisions,
+            sluice_audit::ApprovalResolved {
+                approval_id: approval.id.clone(),
+                status: approval.status,
+            },
+        )
+        .await;
+}
+
+fn error_result(
+    seq: u64,
+    status: StatusCode,
+    message: &str,
+    started: Instant,
+) -> sluice_audit::StatementResult {
+    sluice_audit::StatementResult {
+        request_seq: seq,
+        columns: Vec::new(),
+        rows: Vec::new(),
+        truncated: false,
+        row_count: 0,
+        bytes: 0,
+        duration_us: started.elapsed().as_micros() as u64,
+        error: Some(sluice_audit::ResultError {
+            code: status.as_u16().to_string(),
+            message: message.to_string(),
+        }),
+    }
+}
+
+/// Headers that belong to one hop, and the agent's credential: never forwarded.
+fn forwardable(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "authorization"
+            | "content-length"
+    )
+}
+
+async fn forward(
+    gateway: &HttpGateway,
+    connection: &HttpConnection,
+    target: &HttpTarget,
+    headers: &HeaderMap,
+    body: reqwest::Body,
+) -> Result<reqwest::Response, String> {
+    let mut url = connection.upstream.clone();
+    let base = url.path().trim_end_matches('/').to_string();
+    let forwarded = target.forwarded();
+    let (path, query) = match forwarded.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (forwarded, None),
+    };
+    url.set_path(&format!("{base}{path}"));
+    url.set_query(query.as_deref());
+    let method =
+        Method::from_bytes(target.method.as_bytes()).map_err(|e| format!("sluice: {e}"))?;
+    let mut request = gateway.client.request(method, url);
+    for (name, value) in headers {
+        // The length the client declared (its body arrives as declared, or not at all)
+        // goes on: servers that read no chunked request bodies need it.
+        if forwardable(name) || name == header::CONTENT_LENGTH {
+            request = request.header(name, value);
+        }
+    }
+    if let Some(token) = &connection.token {
+        request = request.bearer_auth(token.expose());
+    }
+    request.body(body).send().await.map_err(|e| {
+        format!(
+            "sluice: the resource could not be reached: {}",
+            e.without_url()
+        )
+    })
+}
+
+async fn respond(
+    gateway: &HttpGateway,
+    upstream: reqwest::Response,
+    verdict: &Verdict,
+    recording: Option<&Recording>,
+    seq: Option<u64>,
+    started: Instant,
+) -> Result<Response, Refusal> {
+    let status = upstream.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in upstream.headers() {
+        if forwardable(name) || name == header::CONTENT_LENGTH {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let status_code = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let masks: Vec<&MaskSpec> = verdict.masks.iter().collect();
+    if !masks.is_empty() {
+        let is_json = upstream
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let v = v.to_ascii_lowercase();
+                v.starts_with("application/json") || v.contains("+json")
+            });
+        let body = read_limited_stream(upstream.bytes_stream(), MASKED_BODY_LIMIT).await;
+        let masked = match body {
+            Err(e) => Err(e),
+            Ok(body) if body.is_empty() => Ok(body),
+            Ok(_) if !is_json => {
+                Err("this response is not JSON, and masks apply to it; it is withheld".to_string())
+            }
+            Ok(body) => mask_body(gateway, &body, &masks),
+        };
+        let body = match masked {
+            Ok(body) => body,
+            Err(e) => {
+                let message = format!("sluice: {e}");
+                if let (Some(recording), Some(seq)) = (recording, seq) {
+                    recording
+                        .session
+                        .result(error_result(
+                            seq,
+                            StatusCode::BAD_GATEWAY,
+                            &message,
+                            started,
+                        ))
+                        .await;
+                }
+                return Err(Refusal::new(StatusCode::BAD_GATEWAY, message));
+            }
+        };
+        headers.remove(header::CONTENT_LENGTH);
+        if let (Some(recording), Some(seq)) = (recording, seq) {
+            recording
+                .session
+                .result(body_result(
+                    seq,
+                    status_code,
+                    &body,
+                    body.len() as u64,
+                    started,
+                ))
+                .await;
+        }
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status_code;
+        *response.headers_mut() = headers;
+        return Ok(response);
+    }
+    // Streamed as it comes; the record keeps the first bytes and counts the rest.
+    let capture = Arc::new(std::sync::Mutex::new((Vec::new(), 0u64)));
+    let seen = capture.clone();
+    let session = recording.map(|r| r.session.clone());
+    let stream = upstream
+        .bytes_stream()
+        .map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                let mut kept = seen.lock().expect("capture lock");
+                kept.1 += bytes.len() as u64;
+                let room = RECORDED_BODY_LIMIT.saturating_sub(kept.0.len());
+                kept.0.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            chunk
+        })
+        .chain(futures_util::stream::once(async move {
+            if let (Some(session), Some(seq)) = (session, seq) {
+                let (kept, total) = std::mem::take(&mut *capture.lock().expect("capture lock"));
+                session
+                    .result(body_result(seq, status_code, &kept, total, started))
+                    .await;
+            }
+            Ok(Bytes::new())
+        }));
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status_code;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+fn mask_body(gateway: &HttpGateway, body: &[u8], masks: &[&MaskSpec]) -> Result<Bytes, String> {
+    let mut doc: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the resource's JSON cannot be read to mask it: {e}"))?;
+    for mask in masks {
+        match mask {
+            MaskSpec::Json { path, with, .. } => {
+                json_mask::mask_path(&mut doc, path, *with, &gateway.masker)
+                    .map_err(|e| e.to_string())?
+            }
+            MaskSpec::Detect {
+                detectors, with, ..
+            } => {
+                let set = DetectorSet::new(detectors.iter().copied());
+                json_mask::mask_detected(&mut doc, &set, *with, &gateway.masker);
+            }
+            MaskSpec::Column { .. } => {}
+        }
+    }
+    serde_json::to_vec(&doc)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+fn body_result(
+    seq: u64,
+    status: StatusCode,
+    kept: &[u8],
+    total: u64,
+    started: Instant,
+) -> sluice_audit::StatementResult {
+    sluice_audit::StatementResult {
+        request_seq: seq,
+        columns: vec!["status".into(), "body".into()],
+        rows: vec![vec![
+            Some(status.as_u16().to_string()),
+            Some(String::from_utf8_lossy(kept).into_owned()),
+        ]],
+        truncated: (kept.len() as u64) < total,
+        row_count: 1,
+        bytes: total,
+        duration_us: started.elapsed().as_micros() as u64,
+        error: (status.is_client_error() || status.is_server_error()).then(|| {
+            sluice_audit::ResultError {
+                code: status.as_u16().to_string(),
+                message: status.canonical_reason().unwrap_or("").to_string(),
+            }
+        }),
+    }
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, String> {
+    read_limited_stream(
+        body.into_data_stream()
+            .map(|c| c.map_err(|e| e.to_string())),
+        limit,
+    )
+    .await
+}
+
+async fn read_limited_stream<E: std::fmt::Display>(
+    stream: impl futures_util::Stream<Item = Result<Bytes, E>>,
+    limit: usize,
+) -> Result<Bytes, String> {
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("reading the body: {e}"))?;
+        if out.len() + chunk.len() > limit {
+            return Err(format!(
+                "the body is larger than the {limit} bytes the gateway reads here"
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
