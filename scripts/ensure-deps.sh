@@ -4,7 +4,7 @@
 #   - libclang (pg_query generates its bindings with bindgen);
 #   - PostgreSQL (the demo and the data-path tests run a throw-away cluster);
 #   - the local OIDC provider's node packages (identity tests run a real provider);
-#   - the driver compatibility tests' clients: psycopg 3 for python3, and the PostgreSQL
+#   - the test clients: psycopg 3 and requests for python3, and the PostgreSQL
 #     JDBC driver with a JDK (javac) to compile the Java check.
 # Run as root to let it install system packages; otherwise it says what is missing.
 set -euo pipefail
@@ -45,19 +45,24 @@ if [ -f "$oidc/package.json" ] && [ ! -d "$oidc/node_modules" ]; then
   npm ci --prefix "$oidc" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
-# psycopg 3 for whichever python3 the tests will run.
-if ! python3 -c 'import psycopg' >/dev/null 2>&1; then
-  echo "installing psycopg 3 for python3" >&2
+# Python clients the tests drive: psycopg 3 (PostgreSQL) and requests (the HTTP data
+# path), for whichever python3 the tests will run.
+pip_install() {  # pip_install MODULE SPEC
+  python3 -c "import $1" >/dev/null 2>&1 && return 0
+  echo "installing $2 for python3" >&2
+  local pip_log
   pip_log=$(mktemp)
-  if ! python3 -m pip install --quiet --disable-pip-version-check 'psycopg[binary]' >"$pip_log" 2>&1; then
+  if ! python3 -m pip install --quiet --disable-pip-version-check "$2" >"$pip_log" 2>&1; then
     if grep -q externally-managed-environment "$pip_log"; then
       # Debian's own python3 (PEP 668): the test machine is throw-away, install beside it.
-      python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'psycopg[binary]' >"$pip_log" 2>&1 \
+      python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$2" >"$pip_log" 2>&1 \
         || { cat "$pip_log" >&2; rm -f "$pip_log"; exit 1; }
     else
       cat "$pip_log" >&2; rm -f "$pip_log"; exit 1
     fi
   fi
   rm -f "$pip_log"
-  python3 -c 'import psycopg' || { echo "psycopg still not importable by python3" >&2; exit 1; }
-fi
+  python3 -c "import $1" || { echo "$1 still not importable by python3" >&2; exit 1; }
+}
+pip_install psycopg 'psycopg[binary]'
+pip_install requests requests

@@ -367,7 +367,10 @@ fn hostile_requests_get_nothing_past_the_policy() {
         // Read as chunked (an empty body), answered, and the connection closed: what
         // followed is never read as a request.
         assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
-        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
     }
 
     // Oversized headers are refused before anything is judged.
@@ -397,4 +400,50 @@ fn hostile_requests_get_nothing_past_the_policy() {
     assert_eq!(status, 200);
     let seen: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(seen["body"].as_str().unwrap().len(), body.len());
+}
+
+#[test]
+fn a_python_requests_client_works_unchanged() {
+    let echo = echo();
+    let (gw, _admin) = start(&echo);
+    let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
+    let script = r#"
+import json, sys, requests
+base, token = sys.argv[1], sys.argv[2]
+s = requests.Session()
+s.headers["Authorization"] = "Bearer " + token
+ok = s.get(base + "/v1/things", params={"q": "a b"})
+posted = s.post(base + "/v1/echo", json={"n": 1})
+refused = s.delete(base + "/v1/things/1")
+masked = s.get(base + "/data/customers")
+print(json.dumps({
+    "ok": [ok.status_code, ok.json()["path"], ok.json()["headers"]["authorization"]],
+    "posted": [posted.status_code, posted.json()["body"]],
+    "refused": [refused.status_code, refused.json()["error"]],
+    "masked": [masked.status_code, masked.json()["items"][0]["email"]],
+}))
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &format!("http://127.0.0.1:{}/c/api", gw.port),
+            &agent,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        seen["ok"],
+        serde_json::json!([200, "/base/v1/things?q=a+b", "Bearer upstream-secret-token"])
+    );
+    assert_eq!(seen["posted"], serde_json::json!([200, r#"{"n": 1}"#]));
+    assert_eq!(seen["refused"][0], 403);
+    assert!(seen["refused"][1].as_str().unwrap().starts_with("sluice: "));
+    assert_eq!(seen["masked"], serde_json::json!([200, "a***@example.com"]));
 }
