@@ -447,3 +447,42 @@ print(json.dumps({
     assert!(seen["refused"][1].as_str().unwrap().starts_with("sluice: "));
     assert_eq!(seen["masked"], serde_json::json!([200, "a***@example.com"]));
 }
+
+#[test]
+fn a_client_that_gives_up_on_a_held_request_withdraws_it() {
+    let echo = echo();
+    let (gw, admin) = start(&echo);
+    let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
+    let dana = token(&gw, &["--subject", "dana", "--groups", "dba", "--user"]);
+    // curl gives up after 2 s while the request is held.
+    let (status, _) = curl(&[
+        "--max-time",
+        "2",
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Authorization: Bearer {agent}"),
+        &format!("http://127.0.0.1:{}/c/api/v1/items/5", gw.port),
+    ]);
+    assert_eq!(status, 0, "curl should have timed out");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = gw.sluice(&[
+            "approvals",
+            "list",
+            "--status",
+            "all",
+            "--json",
+            "--gateway",
+            &format!("http://127.0.0.1:{admin}"),
+            "--token",
+            &dana,
+        ]);
+        let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if all.first().is_some_and(|a| a["status"] == "withdrawn") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not withdrawn: {all:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
