@@ -4,10 +4,12 @@
 - /base/data/text: the same as text/plain (masks apply and it is not JSON);
 - anything else: the request echoed as JSON (method, path, headers, body).
 
-Listens on 127.0.0.1 on a free port and prints `listening <port>` once ready.
+Listens on 127.0.0.1 on a free port and prints `listening <port>` once ready; with
+`CERT KEY` arguments, over TLS.
 """
 
 import json
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -46,5 +48,9 @@ class Echo(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+if len(sys.argv) == 3:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[1], sys.argv[2])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print("listening", server.server_address[1], flush=True)
 server.serve_forever()

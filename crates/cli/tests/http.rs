@@ -23,12 +23,18 @@ impl Drop for Echo {
 }
 
 fn echo() -> Echo {
+    echo_with(&[])
+}
+
+/// The echo service with extra arguments (`CERT KEY`: over TLS).
+fn echo_with(args: &[&str]) -> Echo {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests-support/http-echo/echo.py"
     );
     let mut child = Command::new("python3")
         .arg(script)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3");
@@ -48,7 +54,12 @@ fn echo() -> Echo {
 /// A gateway with an HTTP listener in front of the echo service; returns it and its admin
 /// port.
 fn start(echo: &Echo) -> (Gateway, u16) {
-    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://127.0.0.1:{}/base", echo.1);
+    start_with(&upstream, "", tempfile::tempdir().unwrap())
+}
+
+/// `upstream` is the connection's URL, `ca` anything more for it (`, ca: ca.pem`).
+fn start_with(upstream: &str, ca: &str, dir: tempfile::TempDir) -> (Gateway, u16) {
     std::fs::write(dir.path().join("api-token"), "upstream-secret-token").unwrap();
     let port = free_port();
     let admin = free_port();
@@ -61,7 +72,7 @@ identity:
   providers:
     - {{ name: local, local: {{}} }}
 connections:
-  - {{ name: api, kind: http, upstream: "http://127.0.0.1:{echo}/base", token: {{ file: api-token }} }}
+  - {{ name: api, kind: http, upstream: "{upstream}", token: {{ file: api-token }}{ca} }}
 policies:
   - name: agents
     match: {{ roles: [agent] }}
@@ -78,7 +89,6 @@ policies:
       - {{ json: "$.items[*].email", with: email }}
       - {{ detect: [credit_card], with: redact }}
 "#,
-        echo = echo.1
     );
     std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
     let gw = Gateway::spawn(dir, port);
@@ -485,4 +495,33 @@ fn a_client_that_gives_up_on_a_held_request_withdraws_it() {
         assert!(Instant::now() < deadline, "not withdrawn: {all:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn an_https_upstream_is_verified_against_the_configured_ca() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("api.pem"), dir.path().join("api-key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let echo = echo_with(&[cert_path.to_str().unwrap(), key_path.to_str().unwrap()]);
+    let upstream = format!("https://localhost:{}/base", echo.1);
+
+    let ca = format!(", ca: {}", cert_path.display());
+    let (gw, _admin) = start_with(&upstream, &ca, dir);
+    let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
+    let (status, body) = call(&gw, &agent, "GET", "/v1/things");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["path"],
+        "/base/v1/things"
+    );
+    drop(gw);
+
+    // Without the CA, the certificate is not trusted: nothing is forwarded.
+    let (gw, _admin) = start_with(&upstream, "", tempfile::tempdir().unwrap());
+    let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
+    let (status, body) = call(&gw, &agent, "GET", "/v1/things");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("could not be reached"), "{body}");
 }
