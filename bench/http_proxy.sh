@@ -11,6 +11,7 @@
 # per-round ratios), and the CPU time Sluice spent per request (utime+stime from /proc).
 #
 # Usage: bench/http_proxy.sh        (as root; installs nginx-light and wrk if missing)
+#        SLUICE_RECORDING=off bench/http_proxy.sh   (the relay alone, unrecorded)
 # Knobs: ROUNDS=5 SECONDS=10 CONNECTIONS=16 RUN_AS=pgrun ORIGIN_PORT=56610 (nginx +1,
 #        sluice +2, admin +3) WORK=${TMPDIR:-/tmp}/http-proxy-bench SLUICE_BIN=<path>
 set -u
@@ -67,6 +68,7 @@ printf '%s\n' \
   "listen: { http: 127.0.0.1:$SLUICE_PORT, admin: 127.0.0.1:$ADMIN_PORT }" \
   "store: sqlite://$SLUICE_DIR/data/sluice.db" \
   "data_dir: $SLUICE_DIR/data" \
+  "recording: { enabled: $( [ "${SLUICE_RECORDING:-on}" = off ] && echo false || echo true ) }" \
   "identity: { providers: [ { name: local, local: {} } ] }" \
   "connections: [ { name: origin, kind: http, upstream: 'http://127.0.0.1:$ORIGIN_PORT' } ]" \
   "policies:" \
