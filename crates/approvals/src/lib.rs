@@ -10,6 +10,7 @@
 //! Layout:
 //! - [`broker`]: the [`Broker`]: requests, waiting, decisions (who may approve), tickets,
 //!   withdrawal, the expiry sweeper;
+//! - [`events`]: what a session records of an approval's decisions and outcome;
 //! - [`fingerprint`]: what a ticket is redeemed against: a statement's normalized text and
 //!   its parameters, hashed;
 //! - [`view`]: the JSON shape of a request, shared by the admin API, the command line and
@@ -36,12 +37,14 @@
 
 pub mod broker;
 mod error;
+pub mod events;
 pub mod fingerprint;
 pub mod view;
 pub mod webhook;
 
 pub use broker::{Broker, BrokerSettings, NewApproval};
 pub use error::{BrokerError, DecideError};
+pub use events::outcome_events;
 pub use fingerprint::fingerprint;
 pub use view::{ApprovalView, DecisionView};
 pub use webhook::{Announcement, WebhookFormat, WebhookTarget, Webhooks};

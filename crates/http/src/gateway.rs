@@ -660,28 +660,10 @@ impl Drop for WithdrawOnDrop {
 
 async fn record_outcome(recording: Option<&Recording>, approval: &sluice_store::ApprovalRecord) {
     let Some(recording) = recording else { return };
-    let decisions = approval
-        .decisions
-        .iter()
-        .map(|d| sluice_audit::ApprovalDecided {
-            approval_id: approval.id.clone(),
-            approver: (&d.approver).into(),
-            verdict: d.verdict,
-            reason: d.reason.clone(),
-            decided_at: sluice_audit::Timestamp::from_unix_micros(d.at.max(0))
-                .or_else(|_| sluice_audit::Timestamp::from_unix_micros(0))
-                .expect("the epoch is a timestamp"),
-        })
-        .collect();
+    let (decisions, resolved) = sluice_approvals::outcome_events(approval);
     recording
         .session
-        .approval_outcome(
-            decisions,
-            sluice_audit::ApprovalResolved {
-                approval_id: approval.id.clone(),
-                status: approval.status,
-            },
-        )
+        .approval_outcome(decisions, resolved)
         .await;
 }
 

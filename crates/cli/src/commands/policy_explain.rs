@@ -130,22 +130,7 @@ pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        let names = session.policy_names();
-        println!(
-            "principal:  {} (provider {}, roles [{}], groups [{}])",
-            principal.subject,
-            principal.provider,
-            principal.roles.join(", "),
-            principal.groups.join(", ")
-        );
-        println!(
-            "policies:   {}",
-            if names.is_empty() {
-                "none match".to_string()
-            } else {
-                names.join(", ")
-            }
-        );
+        print_header(&principal, &session);
         for (i, (statement, verdict, masked)) in verdicts.iter().enumerate() {
             print_statement(i + 1, statement, verdict, masked);
         }
@@ -223,22 +208,7 @@ fn explain_http(
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        let names = session.policy_names();
-        println!(
-            "principal:  {} (provider {}, roles [{}], groups [{}])",
-            principal.subject,
-            principal.provider,
-            principal.roles.join(", "),
-            principal.groups.join(", ")
-        );
-        println!(
-            "policies:   {}",
-            if names.is_empty() {
-                "none match".to_string()
-            } else {
-                names.join(", ")
-            }
-        );
+        print_header(principal, session);
         println!();
         println!("request: {target}");
         print_verdict(&verdict);
@@ -274,6 +244,26 @@ fn print_statement(
             m.policy
         );
     }
+}
+
+/// Who is judged, and under which policies.
+fn print_header(principal: &Principal, session: &sluice_policy::SessionPolicy) {
+    let names = session.policy_names();
+    println!(
+        "principal:  {} (provider {}, roles [{}], groups [{}])",
+        principal.subject,
+        principal.provider,
+        principal.roles.join(", "),
+        principal.groups.join(", ")
+    );
+    println!(
+        "policies:   {}",
+        if names.is_empty() {
+            "none match".to_string()
+        } else {
+            names.join(", ")
+        }
+    );
 }
 
 /// A decision with its rule, its approvers, and the masks that come with it.

@@ -317,29 +317,8 @@ impl Session {
         let Some(recording) = &self.recording else {
             return;
         };
-        let decisions = approval
-            .decisions
-            .iter()
-            .map(|d| sluice_audit::ApprovalDecided {
-                approval_id: approval.id.clone(),
-                approver: (&d.approver).into(),
-                verdict: d.verdict,
-                reason: d.reason.clone(),
-                // Times the broker took from the clock are always in range.
-                decided_at: sluice_audit::Timestamp::from_unix_micros(d.at.max(0))
-                    .or_else(|_| sluice_audit::Timestamp::from_unix_micros(0))
-                    .expect("the epoch is a timestamp"),
-            })
-            .collect();
-        recording
-            .approval_outcome(
-                decisions,
-                sluice_audit::ApprovalResolved {
-                    approval_id: approval.id.clone(),
-                    status: approval.status,
-                },
-            )
-            .await;
+        let (decisions, resolved) = sluice_approvals::outcome_events(approval);
+        recording.approval_outcome(decisions, resolved).await;
     }
 
     /// Records the request for approval. The statement does not run on this record (one
