@@ -218,21 +218,6 @@ fn approval_id(text: &str) -> String {
     text[at..at + 24].to_string()
 }
 
-/// Every recorded event, as `sluice sessions export` prints them.
-fn exported(gw: &Gateway) -> Vec<Value> {
-    let out = gw.sluice(&["sessions", "export", "--format", "jsonl"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 #[test]
 fn a_held_statement_runs_once_approved_and_the_trail_has_every_step() {
     let cluster = PgCluster::shared();
@@ -288,7 +273,7 @@ fn a_held_statement_runs_once_approved_and_the_trail_has_every_step() {
     assert_eq!(count(cluster, &db, "SELECT count(*) FROM orders"), 8);
 
     assert!(gw.terminate().success());
-    let events = exported(&gw);
+    let events = gw.exported();
     let kinds: Vec<(&str, Value)> = events
         .iter()
         .map(|e| (e["body"]["kind"].as_str().unwrap(), e["body"].clone()))

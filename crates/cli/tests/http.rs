@@ -226,12 +226,7 @@ fn requests_are_judged_and_forwarded_with_the_connections_own_credential() {
 
     // Everything is in the trail, as the agent saw it.
     assert!(gw.terminate().success());
-    let out = gw.sluice(&["sessions", "export", "--format", "jsonl"]);
-    let events: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = gw.exported();
     let request = events
         .iter()
         .find(|e| {

@@ -90,21 +90,6 @@ fn conninfo(gw: &Gateway) -> String {
     )
 }
 
-/// Every recorded event, as `sluice sessions export` prints them.
-fn exported(gw: &Gateway) -> Vec<Value> {
-    let out = gw.sluice(&["sessions", "export", "--format", "jsonl"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 fn verify(gw: &Gateway) {
     let out = gw.sluice(&["sessions", "verify"]);
     assert!(
@@ -152,7 +137,7 @@ fn a_psql_session_is_recorded_as_the_agent_saw_it_and_replays() {
     drop(raw);
     assert!(gw.terminate().success());
 
-    let events = exported(&gw);
+    let events = gw.exported();
     let first = events[0]["session_id"].clone();
     let session: Vec<&Value> = events.iter().filter(|e| e["session_id"] == first).collect();
     let second: Vec<&Value> = events.iter().filter(|e| e["session_id"] != first).collect();
@@ -283,7 +268,7 @@ with psycopg.connect(sys.argv[1], password=sys.argv[2]) as conn:
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n3\n");
     assert!(gw.terminate().success());
-    let events = exported(&gw);
+    let events = gw.exported();
     // psycopg wraps the two runs in BEGIN and COMMIT, recorded as requests of their own.
     let requests: Vec<&str> = events
         .iter()
@@ -452,7 +437,7 @@ fn after_sigkill_every_acknowledged_statement_is_in_the_store() {
     // Restarted on the same store: the trail holds every acknowledged statement.
     let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
     let restarted = Gateway::spawn(dir, gw.port);
-    let events = exported(&restarted);
+    let events = restarted.exported();
     let recorded: std::collections::HashSet<&str> = events
         .iter()
         .filter(|e| e["body"]["kind"] == "request")
@@ -606,7 +591,7 @@ fn a_postgres_store_records_and_verify_names_a_changed_event() {
     let (mut gw, _db, _) = start_with_store(cluster, "", &cluster.url(&store_db), "");
     one_statement_then_stop(cluster, &mut gw, "SELECT email FROM customers");
     // The trail is in PostgreSQL, as the agent saw it, and verifies.
-    let events = exported(&gw);
+    let events = gw.exported();
     assert_eq!(events.len(), 4, "{events:#?}");
     assert!(!serde_json::to_string(&events)
         .unwrap()
@@ -639,7 +624,8 @@ fn durability_disk_records_through_the_writer_and_recording_off_records_nothing(
     let (mut disk, _, _) =
         start_with_store(cluster, "", "sqlite://./sluice.db", ", durability: disk");
     one_statement_then_stop(cluster, &mut disk, "SELECT id FROM customers");
-    let kinds: Vec<String> = exported(&disk)
+    let kinds: Vec<String> = disk
+        .exported()
         .iter()
         .map(|e| e["body"]["kind"].as_str().unwrap().to_string())
         .collect();
@@ -651,5 +637,5 @@ fn durability_disk_records_through_the_writer_and_recording_off_records_nothing(
 
     let (mut off, _, _) = start_with_store(cluster, "", "sqlite://./sluice.db", ", enabled: false");
     one_statement_then_stop(cluster, &mut off, "SELECT id FROM customers");
-    assert!(exported(&off).is_empty());
+    assert!(off.exported().is_empty());
 }

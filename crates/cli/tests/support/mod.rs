@@ -79,6 +79,21 @@ impl Gateway {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// Every recorded event, as `sluice sessions export` prints them.
+    pub fn exported(&self) -> Vec<serde_json::Value> {
+        let out = self.sluice(&["sessions", "export", "--format", "jsonl"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
     /// Sends SIGTERM and waits for the process to end.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         Command::new("kill")
