@@ -451,6 +451,35 @@ print(json.dumps({
     assert_eq!(seen["refused"][0], 403);
     assert!(seen["refused"][1].as_str().unwrap().starts_with("sluice: "));
     assert_eq!(seen["masked"], serde_json::json!([200, "a***@example.com"]));
+
+    // One keep-alive connection, one principal, one resource: one recorded session.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = gw.exported();
+        let session_of = |text: &str| {
+            events
+                .iter()
+                .find(|e| {
+                    e["body"]["kind"] == "request"
+                        && e["body"]["text"]
+                            .as_str()
+                            .is_some_and(|t| t.starts_with(text))
+                })
+                .map(|e| e["session_id"].clone())
+        };
+        if let (Some(get), Some(post)) = (session_of("GET /v1/things"), session_of("POST /v1/echo"))
+        {
+            assert_eq!(get, post, "two requests of one connection, two sessions");
+            let opened = events
+                .iter()
+                .filter(|e| e["session_id"] == get && e["body"]["kind"] == "session_opened")
+                .count();
+            assert_eq!(opened, 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the requests were not recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -3,9 +3,10 @@
 //! so, and forwarded to the connection's upstream with the gateway's own credential; the
 //! response comes back masked when a mask applies.
 //!
-//! Each request is a recorded session of its own (opened, the request and its decision,
-//! the response as the agent saw it, closed): HTTP has no session to speak of, and a
-//! request must not wait on another's recording.
+//! A client connection is recorded as one session per principal and resource: opened on
+//! its first request, each request with its decision and its response as the agent saw
+//! it, closed when the connection ends (keep-alive clients make long sessions, one-shot
+//! clients short ones).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ use sluice_identity::Authenticator;
 use sluice_mask::{DetectorSet, Masker};
 use sluice_policy::{Decision, MaskSpec, PolicySet, Verdict};
 
-pub use sluice_admin::tls::ClientAddr;
+use sluice_admin::tls::TlsListener;
 
 use crate::json_mask;
 use crate::target::HttpTarget;
@@ -203,26 +204,128 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// One client connection, as the listener accepted it: its address, and the audit
+/// sessions its requests are recorded in. Serve the router with
+/// `into_make_service_with_connect_info::<ClientConnection>()`: hyper makes one per
+/// accepted connection and drops it when the connection ends, which closes its sessions.
+#[derive(Clone)]
+pub struct ClientConnection {
+    pub addr: SocketAddr,
+    sessions: Arc<ConnectionSessions>,
+}
+
+/// A keep-alive connection is one recorded session per principal and resource (a client
+/// may send several tokens, or call several connections, over one socket).
+#[derive(Default)]
+struct ConnectionSessions {
+    open: std::sync::Mutex<HashMap<(String, String, String), sluice_recorder::SessionRecorder>>,
+}
+
+impl Drop for ConnectionSessions {
+    fn drop(&mut self) {
+        let open: Vec<_> = self
+            .open
+            .get_mut()
+            .map(|open| open.drain().map(|(_, session)| session).collect())
+            .unwrap_or_default();
+        if open.is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for session in open {
+                    session.close("client connection closed").await;
+                }
+            });
+        }
+    }
+}
+
+impl ClientConnection {
+    fn new(addr: SocketAddr) -> Self {
+        ClientConnection {
+            addr,
+            sessions: Arc::default(),
+        }
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientConnection
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientConnection::new(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientConnection
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        ClientConnection::new(*stream.remote_addr())
+    }
+}
+
 async fn handle(
     State(gateway): State<Arc<HttpGateway>>,
-    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    ConnectInfo(client): ConnectInfo<ClientConnection>,
     request: Request,
 ) -> Response {
-    match proxy(&gateway, peer, request).await {
+    match proxy(&gateway, &client, request).await {
         Ok(response) => response,
         Err(refusal) => refusal.into_response(),
     }
 }
 
-/// The request's session in the audit trail, closed when dropped... explicitly, since
-/// closing waits for room in the queue.
+/// The audit session a request is recorded in.
 struct Recording {
     session: sluice_recorder::SessionRecorder,
 }
 
+/// The session of `principal` on `connection` over this client connection, opened on its
+/// first request.
+fn recording_for(
+    gateway: &HttpGateway,
+    client: &ClientConnection,
+    principal: &Principal,
+    connection: &str,
+) -> Result<Option<Recording>, Refusal> {
+    let Some(recorder) = &gateway.recorder else {
+        return Ok(None);
+    };
+    let key = (
+        principal.provider.clone(),
+        principal.subject.clone(),
+        connection.to_string(),
+    );
+    let mut open = client.sessions.open.lock().expect("sessions lock");
+    if let Some(session) = open.get(&key) {
+        return Ok(Some(Recording {
+            session: session.clone(),
+        }));
+    }
+    let session = recorder
+        .open_session(sluice_audit::SessionOpened {
+            principal: principal.into(),
+            client_addr: client.addr.to_string(),
+            connection: connection.to_string(),
+            protocol: sluice_audit::Protocol::Http,
+            tls: gateway.tls,
+        })
+        .map_err(|e| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("sluice: the audit trail cannot take this request: {e}"),
+            )
+        })?;
+    open.insert(key, session.clone());
+    Ok(Some(Recording { session }))
+}
+
 async fn proxy(
     gateway: &Arc<HttpGateway>,
-    peer: SocketAddr,
+    client: &ClientConnection,
     request: Request,
 ) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
@@ -264,26 +367,8 @@ async fn proxy(
     }
     let verdict = session.decide_http(&target.method, &target.path);
 
-    let recording = match &gateway.recorder {
-        None => None,
-        Some(recorder) => Some(Recording {
-            session: recorder
-                .open_session(sluice_audit::SessionOpened {
-                    principal: (&principal).into(),
-                    client_addr: peer.to_string(),
-                    connection: connection.name.clone(),
-                    protocol: sluice_audit::Protocol::Http,
-                    tls: gateway.tls,
-                })
-                .map_err(|e| {
-                    Refusal::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("sluice: the audit trail cannot take this request: {e}"),
-                    )
-                })?,
-        }),
-    };
-    let result = judge_and_forward(
+    let recording = recording_for(gateway, client, &principal, &connection.name)?;
+    judge_and_forward(
         gateway,
         &connection,
         &principal,
@@ -293,11 +378,7 @@ async fn proxy(
         body,
         recording.as_ref(),
     )
-    .await;
-    if let Some(recording) = recording {
-        recording.session.close("request done").await;
-    }
-    result
+    .await
 }
 
 async fn authenticate(gateway: &HttpGateway, headers: &HeaderMap) -> Result<Principal, Refusal> {

@@ -31,5 +31,5 @@ pub mod gateway;
 pub mod json_mask;
 pub mod target;
 
-pub use gateway::{router, ClientAddr, HttpGateway};
+pub use gateway::{router, ClientConnection, HttpGateway};
 pub use target::{HttpTarget, TargetError};

@@ -152,7 +152,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         gateway.recorder = recorder.clone();
         gateway.approvals = Some(approvals.clone());
         let app = sluice_http::router(Arc::new(gateway))
-            .into_make_service_with_connect_info::<sluice_http::ClientAddr>();
+            .into_make_service_with_connect_info::<sluice_http::ClientConnection>();
         let listener = tokio::net::TcpListener::bind(&address.value)
             .await
             .with_context(|| format!("binding the HTTP listener on {}", address.value))?;
