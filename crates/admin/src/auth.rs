@@ -10,27 +10,17 @@ use sluice_core::Principal;
 
 use crate::{AdminState, ApiError};
 
-/// `admins` in the config: who may use the admin API.
+/// `admins` in the config: who may use the admin API (nobody without it).
 #[derive(Debug, Clone, Default)]
-pub struct Admins {
-    pub subjects: Vec<String>,
-    pub roles: Vec<String>,
-    pub groups: Vec<String>,
-}
+pub struct Admins(sluice_core::Subjects);
 
 impl Admins {
     pub fn from_config(admins: Option<&sluice_config::Subjects>) -> Self {
-        admins.map_or_else(Admins::default, |a| Admins {
-            subjects: a.subjects.clone(),
-            roles: a.roles.clone(),
-            groups: a.groups.clone(),
-        })
+        Admins(admins.cloned().unwrap_or_default())
     }
 
     pub fn admits(&self, principal: &Principal) -> bool {
-        self.subjects.contains(&principal.subject)
-            || self.roles.iter().any(|r| principal.has_role(r))
-            || self.groups.iter().any(|g| principal.in_group(g))
+        self.0.contains(principal)
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
-use sluice_config::{ApprovalMode, Config, MaskPredicates, Match, Rule, Spanned, Subjects};
+use sluice_config::{ApprovalMode, Config, MaskPredicates, Match, Rule, Spanned};
 use sluice_core::{Action, Principal, QualifiedName};
 
 use crate::decision::{Approval, EffectiveLimits, MaskSpec, RuleRef, Section};
@@ -329,10 +329,5 @@ impl PolicySet {
             .cloned()
             .collect();
         SessionPolicy::new(applicable)
-    }
-
-    /// Whether `principal` may approve requests held by a rule naming `approvers`.
-    pub fn is_approver(approvers: &Subjects, principal: &Principal) -> bool {
-        approvers.contains(principal)
     }
 }
