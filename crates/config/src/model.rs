@@ -249,6 +249,12 @@ pub struct Connection {
     /// CA bundle to verify the upstream's certificate.
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// HTTP and Kubernetes: a client certificate (PEM, with its chain) and its key the
+    /// gateway presents upstream, for API servers that authenticate by certificate.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
     /// PostgreSQL: the schemas unqualified names resolve through (default `[public]`).
     #[serde(default)]
     pub search_path: Option<Vec<String>>,
@@ -338,6 +344,14 @@ pub struct Rule {
     pub namespaces: Option<Vec<String>>,
     #[serde(default)]
     pub names: Option<Vec<String>>,
+    /// Paths that are not API resources (`/healthz`, `/metrics`), as RBAC's
+    /// `nonResourceURLs`.
+    #[serde(default)]
+    pub non_resource_urls: Option<Vec<String>>,
+    /// Whether Secrets this rule lets through keep their `data` (`reveal`) or have it
+    /// masked (`mask`, the default).
+    #[serde(default)]
+    pub secret_data: Option<SecretData>,
     // approve only
     #[serde(default)]
     pub approvers: Option<Subjects>,
@@ -367,6 +381,8 @@ impl Rule {
             || self.resources.is_some()
             || self.namespaces.is_some()
             || self.names.is_some()
+            || self.non_resource_urls.is_some()
+            || self.secret_data.is_some()
     }
 
     pub fn has_approval_fields(&self) -> bool {
@@ -375,6 +391,17 @@ impl Rule {
             || self.timeout.is_some()
             || self.min_approvals.is_some()
     }
+}
+
+/// What a Kubernetes rule that lets Secrets through does with their values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretData {
+    /// `data` and `stringData` values are redacted in every response.
+    #[default]
+    Mask,
+    /// The values reach the agent as the API server sends them.
+    Reveal,
 }
 
 /// A masking rule: by column, by detector over values, or by JSON path (HTTP).

@@ -214,6 +214,18 @@ fn connections(c: &mut Collector<'_>) -> Vec<(String, ConnectionKind)> {
         if !v.kind.is_sql() && v.password.is_some() {
             c.at(conn, format!("connection `{}`: `password` is for SQL connections; http and kubernetes take `token`", v.name));
         }
+        if v.kind.is_sql() && (v.client_cert.is_some() || v.client_key.is_some()) {
+            c.at(conn, format!("connection `{}`: `client_cert` and `client_key` are for http and kubernetes connections", v.name));
+        }
+        if v.client_cert.is_some() != v.client_key.is_some() {
+            c.at(
+                conn,
+                format!(
+                    "connection `{}`: `client_cert` and `client_key` go together",
+                    v.name
+                ),
+            );
+        }
         if v.search_path.is_some() && v.kind != ConnectionKind::Postgres {
             c.at(
                 conn,
@@ -374,6 +386,17 @@ fn check_rule(
     } else if r.has_approval_fields() {
         c.at(rule, format!("policy `{policy}`: `approvers`, `mode`, `timeout` and `min_approvals` belong in approve rules, not {section}"));
     }
+    if section == "deny" && r.secret_data.is_some() {
+        c.at(rule, format!("policy `{policy}`: `secret_data` says what an allow or approve rule reveals; a deny rule lets nothing through"));
+    }
+    if r.non_resource_urls.is_some()
+        && (r.resources.is_some()
+            || r.api_groups.is_some()
+            || r.namespaces.is_some()
+            || r.names.is_some())
+    {
+        c.at(rule, format!("policy `{policy}`: a rule names either `non_resource_urls` or resources (`resources`, `api_groups`, `namespaces`, `names`), not both"));
+    }
     for list in [
         &r.tables,
         &r.functions,
@@ -382,6 +405,7 @@ fn check_rule(
         &r.resources,
         &r.namespaces,
         &r.names,
+        &r.non_resource_urls,
     ]
     .into_iter()
     .flatten()

@@ -30,6 +30,7 @@ use sluice_policy::{Decision, MaskSpec, PolicySet, Verdict};
 use sluice_admin::tls::TlsListener;
 
 use crate::json_mask;
+use crate::kube;
 use crate::target::HttpTarget;
 
 /// Bytes of a request body kept for an approval (and its fingerprint).
@@ -39,13 +40,23 @@ const MASKED_BODY_LIMIT: usize = 16 << 20;
 /// Bytes of a response kept in the audit record.
 const RECORDED_BODY_LIMIT: usize = 64 << 10;
 
-/// One `kind: http` connection, ready to forward to.
+/// One `kind: http` or `kind: kubernetes` connection, ready to forward to.
 pub struct HttpConnection {
     pub name: String,
+    pub kind: ConnectionKind,
     /// Base URL; request paths are appended to its path.
     pub upstream: reqwest::Url,
     /// Sent upstream as `Authorization: Bearer`.
     pub token: Option<SecretValue>,
+    /// The connection's own client: it trusts the connection's CA (and only it, when one
+    /// is set) and presents the connection's client certificate.
+    client: reqwest::Client,
+}
+
+impl HttpConnection {
+    fn is_kubernetes(&self) -> bool {
+        self.kind == ConnectionKind::Kubernetes
+    }
 }
 
 /// Everything the HTTP listener needs, shared by all requests.
@@ -58,7 +69,6 @@ pub struct HttpGateway {
     pub masker: Masker,
     /// Whether clients reach the listener over TLS (recorded per session).
     pub tls: bool,
-    client: reqwest::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,21 +84,23 @@ pub enum HttpSetupError {
         name: String,
         source: sluice_config::SecretError,
     },
-    #[error("connection `{name}`: CA {path}: {reason}")]
-    Ca {
+    #[error("connection `{name}`: {what} {path}: {reason}")]
+    File {
         name: String,
+        what: &'static str,
         path: String,
         reason: String,
     },
     #[error("policy mask: {0}")]
     MaskPath(#[from] json_mask::PathError),
-    #[error("HTTP client: {0}")]
-    Client(String),
+    #[error("connection `{name}`: HTTP client: {reason}")]
+    Client { name: String, reason: String },
 }
 
 impl HttpGateway {
-    /// Reads every `kind: http` connection of `config` (its upstream, its token, its CA)
-    /// and checks every JSON mask path now, so a broken one fails at start.
+    /// Reads every `kind: http` and `kind: kubernetes` connection of `config` (its
+    /// upstream, token, CA and client certificate) and checks every JSON mask path now,
+    /// so a broken one fails at start.
     pub fn from_config(
         config: &Config,
         authenticator: Authenticator,
@@ -96,51 +108,14 @@ impl HttpGateway {
         mask_hash_key: &[u8],
     ) -> Result<Self, HttpSetupError> {
         let mut connections = HashMap::new();
-        let mut client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none());
         for conn in config
             .connections
             .iter()
             .map(|c| &c.value)
-            .filter(|c| c.kind == ConnectionKind::Http)
+            .filter(|c| matches!(c.kind, ConnectionKind::Http | ConnectionKind::Kubernetes))
         {
-            let upstream =
-                reqwest::Url::parse(&conn.upstream).map_err(|e| HttpSetupError::Upstream {
-                    name: conn.name.clone(),
-                    upstream: conn.upstream.clone(),
-                    reason: e.to_string(),
-                })?;
-            let token = conn
-                .token
-                .as_ref()
-                .map(|s| s.resolve())
-                .transpose()
-                .map_err(|source| HttpSetupError::Secret {
-                    name: conn.name.clone(),
-                    source,
-                })?;
-            if let Some(ca) = &conn.ca {
-                let ca_error = |reason: String| HttpSetupError::Ca {
-                    name: conn.name.clone(),
-                    path: ca.display().to_string(),
-                    reason,
-                };
-                let pem = std::fs::read(ca).map_err(|e| ca_error(e.to_string()))?;
-                for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| ca_error(e.to_string()))?
-                {
-                    client = client.add_root_certificate(cert);
-                }
-            }
-            connections.insert(
-                conn.name.clone(),
-                Arc::new(HttpConnection {
-                    name: conn.name.clone(),
-                    upstream,
-                    token,
-                }),
-            );
+            let connection = connection_from_config(conn)?;
+            connections.insert(conn.name.clone(), Arc::new(connection));
         }
         for policy in &policies.policies {
             for mask in &policy.masks {
@@ -157,11 +132,67 @@ impl HttpGateway {
             approvals: None,
             masker: Masker::new(mask_hash_key),
             tls: config.tls.is_some(),
-            client: client
-                .build()
-                .map_err(|e| HttpSetupError::Client(e.to_string()))?,
         })
     }
+}
+
+fn connection_from_config(
+    conn: &sluice_config::Connection,
+) -> Result<HttpConnection, HttpSetupError> {
+    let upstream = reqwest::Url::parse(&conn.upstream).map_err(|e| HttpSetupError::Upstream {
+        name: conn.name.clone(),
+        upstream: conn.upstream.clone(),
+        reason: e.to_string(),
+    })?;
+    let token = conn
+        .token
+        .as_ref()
+        .map(|s| s.resolve())
+        .transpose()
+        .map_err(|source| HttpSetupError::Secret {
+            name: conn.name.clone(),
+            source,
+        })?;
+    let file_error =
+        |what: &'static str, path: &std::path::Path, reason: String| HttpSetupError::File {
+            name: conn.name.clone(),
+            what,
+            path: path.display().to_string(),
+            reason,
+        };
+    let read = |what: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| file_error(what, path, e.to_string()))
+    };
+    let mut client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = &conn.ca {
+        let pem = read("CA", ca)?;
+        // A connection with its own CA trusts that CA only.
+        client = client.tls_certs_only(
+            reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| file_error("CA", ca, e.to_string()))?,
+        );
+    }
+    if let (Some(cert), Some(key)) = (&conn.client_cert, &conn.client_key) {
+        let mut pem = read("client certificate", cert)?;
+        pem.push(b'\n');
+        pem.extend_from_slice(&read("client key", key)?);
+        client = client.identity(
+            reqwest::Identity::from_pem(&pem)
+                .map_err(|e| file_error("client certificate", cert, e.to_string()))?,
+        );
+    }
+    Ok(HttpConnection {
+        name: conn.name.clone(),
+        kind: conn.kind,
+        upstream,
+        token,
+        client: client.build().map_err(|e| HttpSetupError::Client {
+            name: conn.name.clone(),
+            reason: e.to_string(),
+        })?,
+    })
 }
 
 /// The listener's routes: everything goes through [`handle`].
@@ -175,6 +206,9 @@ struct Refusal {
     status: StatusCode,
     message: String,
     approval: Option<serde_json::Value>,
+    /// Said as a Kubernetes `Status` object (a refusal on a `kind: kubernetes`
+    /// connection).
+    kubernetes: bool,
 }
 
 impl Refusal {
@@ -183,16 +217,22 @@ impl Refusal {
             status,
             message: message.into(),
             approval: None,
+            kubernetes: false,
         }
     }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.message });
-        if let Some(approval) = self.approval {
-            body["approval"] = approval;
-        }
+        let body = if self.kubernetes {
+            kube::status::status_body(self.status, &self.message, self.approval.as_ref())
+        } else {
+            let mut body = serde_json::json!({ "error": self.message });
+            if let Some(approval) = self.approval {
+                body["approval"] = approval;
+            }
+            body
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -348,10 +388,49 @@ async fn proxy(
     let connection = gateway.connections.get(name).cloned().ok_or_else(|| {
         Refusal::new(
             StatusCode::NOT_FOUND,
-            format!("sluice: no HTTP connection named `{name}`"),
+            format!("sluice: no HTTP or Kubernetes connection named `{name}`"),
         )
     })?;
-    let target = HttpTarget::parse(parts.method.as_str(), &target)
+    let kubernetes = connection.is_kubernetes();
+    proxy_to(gateway, client, connection, parts, body, &target)
+        .await
+        .map_err(|mut refusal| {
+            refusal.kubernetes = kubernetes;
+            refusal
+        })
+}
+
+/// What the policy made of a request, and what that means for its response.
+struct Judgement {
+    verdict: Verdict,
+    /// Recorded as the request's classification.
+    classification: serde_json::Value,
+    /// Kubernetes: mask Secret values in the response.
+    mask_secrets: bool,
+    /// Kubernetes: a watch, whose response is a stream of JSON documents.
+    watch: bool,
+}
+
+impl Judgement {
+    fn masks_response(&self) -> bool {
+        self.mask_secrets || !self.verdict.masks.is_empty()
+    }
+}
+
+async fn proxy_to(
+    gateway: &Arc<HttpGateway>,
+    client: &ClientConnection,
+    connection: Arc<HttpConnection>,
+    parts: axum::http::request::Parts,
+    body: Body,
+    target: &str,
+) -> Result<Response, Refusal> {
+    let target = HttpTarget::parse(parts.method.as_str(), target)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("sluice: {e}")))?;
+    let kube_request = connection
+        .is_kubernetes()
+        .then(|| kube::request_info(&target))
+        .transpose()
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("sluice: {e}")))?;
 
     let principal = authenticate(gateway, &parts.headers).await?;
@@ -365,7 +444,28 @@ async fn proxy(
             ),
         ));
     }
-    let verdict = session.decide_http(&target.method, &target.path);
+    let judgement = match &kube_request {
+        None => Judgement {
+            verdict: session.decide_http(&target.method, &target.path),
+            classification: serde_json::json!({
+                "method": target.method, "path": target.path, "query": target.query,
+            }),
+            mask_secrets: false,
+            watch: false,
+        },
+        Some(request) => {
+            let verdict = session.decide_kubernetes(request);
+            let mut classification = serde_json::to_value(request).unwrap_or_default();
+            classification["method"] = target.method.clone().into();
+            classification["path"] = target.path.clone().into();
+            Judgement {
+                mask_secrets: request.is_secret() && !verdict.reveal_secret_data,
+                verdict: verdict.verdict,
+                classification,
+                watch: request.verb == "watch",
+            }
+        }
+    };
 
     let recording = recording_for(gateway, client, &principal, &connection.name)?;
     judge_and_forward(
@@ -373,7 +473,7 @@ async fn proxy(
         &connection,
         &principal,
         &target,
-        verdict,
+        judgement,
         parts.headers,
         body,
         recording.as_ref(),
@@ -438,14 +538,13 @@ async fn judge_and_forward(
     connection: &Arc<HttpConnection>,
     principal: &Principal,
     target: &HttpTarget,
-    verdict: Verdict,
+    judgement: Judgement,
     headers: HeaderMap,
     body: Body,
     recording: Option<&Recording>,
 ) -> Result<Response, Refusal> {
-    let classification = Arc::new(serde_json::json!({
-        "method": target.method, "path": target.path, "query": target.query,
-    }));
+    let verdict = &judgement.verdict;
+    let classification = Arc::new(judgement.classification.clone());
     let record_request =
         |decision, rule: Option<String>, approval_id: Option<String>, text: String| {
             let classification = classification.clone();
@@ -529,7 +628,7 @@ async fn judge_and_forward(
                 reason,
                 approval,
                 &body,
-                &verdict,
+                verdict,
                 recording,
                 &record_request,
             )
@@ -560,12 +659,12 @@ async fn judge_and_forward(
         (None, Some(body)) => reqwest::Body::wrap_stream(body.into_data_stream()),
         (None, None) => reqwest::Body::from(Bytes::new()),
     };
-    let upstream = forward(gateway, connection, target, &headers, body).await;
+    let upstream = forward(connection, target, &headers, body, &judgement).await;
     let upstream = match upstream {
         Ok(response) => response,
         Err(message) => return Err(refuse(StatusCode::BAD_GATEWAY, message, seq, started).await),
     };
-    respond(gateway, upstream, &verdict, recording, seq, started).await
+    respond(gateway, upstream, &judgement, recording, seq, started).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -662,6 +761,7 @@ where
             status,
             message,
             approval: Some(details.clone()),
+            kubernetes: false,
         }
     };
     if record.mode == ApprovalMode::Ticket {
@@ -785,15 +885,43 @@ fn forwardable(name: &HeaderName) -> bool {
             | "host"
             | "authorization"
             | "content-length"
+            // Bodies stay readable: the gateway masks and records what it relays.
+            | "accept-encoding"
     )
 }
 
+/// The JSON media types of an `Accept` header (`application/json;as=Table;...` stays),
+/// or plain `application/json` when it names none.
+fn json_only(accept: Option<&HeaderValue>) -> HeaderValue {
+    let kept: Vec<&str> = accept
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| {
+            let media = t
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            media == "application/json"
+        })
+        .collect();
+    if kept.is_empty() {
+        HeaderValue::from_static("application/json")
+    } else {
+        HeaderValue::from_str(&kept.join(", "))
+            .unwrap_or_else(|_| HeaderValue::from_static("application/json"))
+    }
+}
+
 async fn forward(
-    gateway: &HttpGateway,
     connection: &HttpConnection,
     target: &HttpTarget,
     headers: &HeaderMap,
     body: reqwest::Body,
+    judgement: &Judgement,
 ) -> Result<reqwest::Response, String> {
     let mut url = connection.upstream.clone();
     let base = url.path().trim_end_matches('/').to_string();
@@ -806,13 +934,17 @@ async fn forward(
     url.set_query(query.as_deref());
     let method =
         Method::from_bytes(target.method.as_bytes()).map_err(|e| format!("sluice: {e}"))?;
-    let mut request = gateway.client.request(method, url);
+    let mut request = connection.client.request(method, url);
     for (name, value) in headers {
         // The length the client declared (its body arrives as declared, or not at all)
         // goes on: servers that read no chunked request bodies need it.
         if forwardable(name) || name == header::CONTENT_LENGTH {
             request = request.header(name, value);
         }
+    }
+    if judgement.masks_response() {
+        // The gateway reads what it masks: JSON (tables included), never protobuf.
+        request = request.header(header::ACCEPT, json_only(headers.get(header::ACCEPT)));
     }
     if let Some(token) = &connection.token {
         request = request.bearer_auth(token.expose());
@@ -826,9 +958,9 @@ async fn forward(
 }
 
 async fn respond(
-    gateway: &HttpGateway,
+    gateway: &Arc<HttpGateway>,
     upstream: reqwest::Response,
-    verdict: &Verdict,
+    judgement: &Judgement,
     recording: Option<&Recording>,
     seq: Option<u64>,
     started: Instant,
@@ -841,67 +973,90 @@ async fn respond(
         }
     }
     let status_code = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let masks: Vec<&MaskSpec> = verdict.masks.iter().collect();
-    if !masks.is_empty() {
-        let is_json = upstream
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let v = v.to_ascii_lowercase();
-                v.starts_with("application/json") || v.contains("+json")
-            });
-        let body = read_limited_stream(upstream.bytes_stream(), MASKED_BODY_LIMIT).await;
-        let masked = match body {
-            Err(e) => Err(e),
-            Ok(body) if body.is_empty() => Ok(body),
-            Ok(_) if !is_json => {
-                Err("this response is not JSON, and masks apply to it; it is withheld".to_string())
-            }
-            Ok(body) => mask_body(gateway, &body, &masks),
-        };
-        let body = match masked {
-            Ok(body) => body,
-            Err(e) => {
-                let message = format!("sluice: {e}");
-                if let (Some(recording), Some(seq)) = (recording, seq) {
-                    recording
-                        .session
-                        .result(error_result(
-                            seq,
-                            StatusCode::BAD_GATEWAY,
-                            &message,
-                            started,
-                        ))
-                        .await;
-                }
-                return Err(Refusal::new(StatusCode::BAD_GATEWAY, message));
-            }
-        };
-        headers.remove(header::CONTENT_LENGTH);
+    let withhold = |message: String| async move {
+        let message = format!("sluice: {message}");
         if let (Some(recording), Some(seq)) = (recording, seq) {
             recording
                 .session
-                .result(body_result(
+                .result(error_result(
                     seq,
-                    status_code,
-                    &body,
-                    body.len() as u64,
+                    StatusCode::BAD_GATEWAY,
+                    &message,
                     started,
                 ))
                 .await;
         }
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = status_code;
-        *response.headers_mut() = headers;
-        return Ok(response);
-    }
+        Refusal::new(StatusCode::BAD_GATEWAY, message)
+    };
+    let masking = judgement.masks_response().then(|| ResponseMasks {
+        gateway: gateway.clone(),
+        masks: judgement.verdict.masks.clone(),
+        secrets: judgement.mask_secrets,
+    });
+    let is_json = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.to_ascii_lowercase();
+            v.starts_with("application/json") || v.contains("+json")
+        });
+    let body: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>> =
+        match masking {
+            Some(masking) if !judgement.watch => {
+                let body = read_limited_stream(upstream.bytes_stream(), MASKED_BODY_LIMIT).await;
+                let masked = match body {
+                    Err(e) => Err(e),
+                    Ok(body) if body.is_empty() => Ok(body),
+                    Ok(_) if !is_json => Err(
+                        "this response is not JSON, and masks apply to it; it is withheld"
+                            .to_string(),
+                    ),
+                    Ok(body) => masking.mask_body(&body),
+                };
+                let body = match masked {
+                    Ok(body) => body,
+                    Err(e) => return Err(withhold(e).await),
+                };
+                headers.remove(header::CONTENT_LENGTH);
+                if let (Some(recording), Some(seq)) = (recording, seq) {
+                    recording
+                        .session
+                        .result(body_result(
+                            seq,
+                            status_code,
+                            &body,
+                            body.len() as u64,
+                            started,
+                        ))
+                        .await;
+                }
+                let mut response = Response::new(Body::from(body));
+                *response.status_mut() = status_code;
+                *response.headers_mut() = headers;
+                return Ok(response);
+            }
+            Some(masking) => {
+                // A watch: masked one event at a time, as the events come.
+                if !is_json {
+                    return Err(withhold(
+                        "this watch is not JSON, and masks apply to it; it is withheld".into(),
+                    )
+                    .await);
+                }
+                headers.remove(header::CONTENT_LENGTH);
+                masking.mask_stream(upstream.bytes_stream())
+            }
+            None => upstream
+                .bytes_stream()
+                .map(|chunk| chunk.map_err(std::io::Error::other))
+                .boxed(),
+        };
     // Streamed as it comes; the record keeps the first bytes and counts the rest.
     let capture = Arc::new(std::sync::Mutex::new((Vec::new(), 0u64)));
     let seen = capture.clone();
     let session = recording.map(|r| r.session.clone());
-    let stream = upstream
-        .bytes_stream()
+    let stream = body
         .map(move |chunk| {
             if let Ok(bytes) = &chunk {
                 let mut kept = seen.lock().expect("capture lock");
@@ -926,27 +1081,108 @@ async fn respond(
     Ok(response)
 }
 
-fn mask_body(gateway: &HttpGateway, body: &[u8], masks: &[&MaskSpec]) -> Result<Bytes, String> {
-    let mut doc: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the resource's JSON cannot be read to mask it: {e}"))?;
-    for mask in masks {
-        match mask {
-            MaskSpec::Json { path, with, .. } => {
-                json_mask::mask_path(&mut doc, path, *with, &gateway.masker)
-                    .map_err(|e| e.to_string())?
-            }
-            MaskSpec::Detect {
-                detectors, with, ..
-            } => {
-                let set = DetectorSet::new(detectors.iter().copied());
-                json_mask::mask_detected(&mut doc, &set, *with, &gateway.masker);
-            }
-            MaskSpec::Column { .. } => {}
+/// The masks a response gets: JSON paths and detectors from policy, and, on Kubernetes
+/// requests about Secrets, their values.
+struct ResponseMasks {
+    gateway: Arc<HttpGateway>,
+    masks: Vec<MaskSpec>,
+    secrets: bool,
+}
+
+impl ResponseMasks {
+    fn mask_document(&self, doc: &mut serde_json::Value) -> Result<(), String> {
+        let masker = &self.gateway.masker;
+        if self.secrets {
+            kube::secrets::mask_secret_values(doc, masker);
         }
+        for mask in &self.masks {
+            match mask {
+                MaskSpec::Json { path, with, .. } => {
+                    json_mask::mask_path(doc, path, *with, masker).map_err(|e| e.to_string())?
+                }
+                MaskSpec::Detect {
+                    detectors, with, ..
+                } => {
+                    let set = DetectorSet::new(detectors.iter().copied());
+                    json_mask::mask_detected(doc, &set, *with, masker);
+                }
+                MaskSpec::Column { .. } => {}
+            }
+        }
+        Ok(())
     }
-    serde_json::to_vec(&doc)
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+
+    fn mask_body(&self, body: &[u8]) -> Result<Bytes, String> {
+        let mut doc: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| format!("the resource's JSON cannot be read to mask it: {e}"))?;
+        self.mask_document(&mut doc)?;
+        serde_json::to_vec(&doc)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Masks a stream of JSON documents one by one; a document that cannot be read or
+    /// masked ends the stream with an error (the client sees a cut response), never
+    /// with the document unmasked.
+    fn mask_stream(
+        self,
+        upstream: impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    ) -> futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
+        let documents = kube::stream::DocumentStream::new(MASKED_BODY_LIMIT);
+        let state = (Box::pin(upstream), documents, self, false);
+        futures_util::stream::unfold(
+            state,
+            |(mut upstream, mut documents, masks, done)| async move {
+                if done {
+                    return None;
+                }
+                let fail = |e: String| std::io::Error::other(format!("sluice: {e}"));
+                loop {
+                    let chunk = match upstream.next().await {
+                        None => {
+                            let end = documents.finish().map_err(|e| fail(e.to_string()));
+                            return match end {
+                                Ok(()) => None,
+                                Err(e) => Some((Err(e), (upstream, documents, masks, true))),
+                            };
+                        }
+                        Some(Err(e)) => {
+                            return Some((
+                                Err(fail(e.to_string())),
+                                (upstream, documents, masks, true),
+                            ))
+                        }
+                        Some(Ok(chunk)) => chunk,
+                    };
+                    let masked =
+                        documents
+                            .push(&chunk)
+                            .map_err(|e| e.to_string())
+                            .and_then(|docs| {
+                                let mut out = Vec::new();
+                                for mut doc in docs {
+                                    masks.mask_document(&mut doc)?;
+                                    serde_json::to_writer(&mut out, &doc)
+                                        .map_err(|e| e.to_string())?;
+                                    out.push(b'\n');
+                                }
+                                Ok(out)
+                            });
+                    match masked {
+                        Ok(out) if out.is_empty() => continue,
+                        Ok(out) => {
+                            return Some((
+                                Ok(Bytes::from(out)),
+                                (upstream, documents, masks, false),
+                            ))
+                        }
+                        Err(e) => return Some((Err(fail(e)), (upstream, documents, masks, true))),
+                    }
+                }
+            },
+        )
+        .boxed()
+    }
 }
 
 fn body_result(

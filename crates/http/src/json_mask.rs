@@ -159,7 +159,7 @@ fn visit(value: &mut Value, steps: &[Step], apply: &mut dyn FnMut(&mut Value)) {
     }
 }
 
-fn mask_whole(value: &mut Value, strategy: MaskStrategy, masker: &Masker) {
+pub(crate) fn mask_whole(value: &mut Value, strategy: MaskStrategy, masker: &Masker) {
     let text = match &mut *value {
         Value::Null => return,
         Value::String(s) => std::mem::take(s),

@@ -29,6 +29,7 @@
 
 pub mod gateway;
 pub mod json_mask;
+pub mod kube;
 pub mod target;
 
 pub use gateway::{router, ClientConnection, HttpGateway};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
-use sluice_config::{ApprovalMode, Config, MaskPredicates, Match, Rule, Spanned};
+use sluice_config::{ApprovalMode, Config, MaskPredicates, Match, Rule, SecretData, Spanned};
 use sluice_core::{Action, Principal, QualifiedName};
 
 use crate::decision::{Approval, EffectiveLimits, MaskSpec, RuleRef, Section};
@@ -90,6 +90,25 @@ pub struct CompiledRule {
     pub methods: Option<Vec<String>>,
     pub paths: Option<Patterns>,
     pub is_http: bool,
+    /// Kubernetes: the rule's attributes; `None` for other rules.
+    pub kubernetes: Option<KubeRule>,
+    /// Kubernetes: what Secrets this rule lets through keep of their values.
+    pub secret_data: SecretData,
+}
+
+/// A Kubernetes rule's attributes; a field left out matches any value.
+#[derive(Debug, Clone)]
+pub struct KubeRule {
+    /// Lower case; `*` any.
+    pub verbs: Option<Vec<String>>,
+    /// `""` is the core group; `*` any.
+    pub api_groups: Option<Vec<String>>,
+    /// `pods`, `pods/log`, `pods/*`: `*` stays within one segment, so `*` alone names no
+    /// subresource.
+    pub resources: Option<Patterns>,
+    pub namespaces: Option<Patterns>,
+    pub names: Option<Patterns>,
+    pub non_resource_urls: Option<Patterns>,
 }
 
 impl CompiledRule {
@@ -133,6 +152,27 @@ impl CompiledRule {
                 .map(Patterns::compile_paths)
                 .transpose()?,
             is_http: r.has_http_fields(),
+            kubernetes: r
+                .has_kubernetes_fields()
+                .then(|| -> Result<KubeRule, String> {
+                    let paths = |list: &Option<Vec<String>>| {
+                        list.as_deref().map(Patterns::compile_paths).transpose()
+                    };
+                    let lower = |list: &Option<Vec<String>>| {
+                        list.as_ref()
+                            .map(|l| l.iter().map(|v| v.to_ascii_lowercase()).collect())
+                    };
+                    Ok(KubeRule {
+                        verbs: lower(&r.verbs),
+                        api_groups: r.api_groups.clone(),
+                        resources: paths(&r.resources)?,
+                        namespaces: compile(&r.namespaces)?,
+                        names: compile(&r.names)?,
+                        non_resource_urls: paths(&r.non_resource_urls)?,
+                    })
+                })
+                .transpose()?,
+            secret_data: r.secret_data.unwrap_or_default(),
         })
     }
 

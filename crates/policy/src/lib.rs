@@ -10,6 +10,8 @@
 //!   connection, worked out once per session;
 //! - [`decide`]: judging accesses, the protocol-neutral core, and SQL statements on top;
 //! - [`http`]: judging HTTP requests on their method and path;
+//! - [`kubernetes`]: judging Kubernetes API requests on verb, group, resource,
+//!   namespace and name ([`KubeRequest`]), Secrets only by a rule that names them;
 //! - [`masking`]: refusing statements that would carry a masked column out other than as a
 //!   result column of its own, from the classifier's value flows; which result columns the
 //!   data path will mask;
@@ -24,11 +26,13 @@ pub mod compile;
 pub mod decide;
 pub mod decision;
 pub mod http;
+pub mod kubernetes;
 pub mod masking;
 pub mod session;
 pub mod session_settings;
 
 pub use compile::{CompiledMask, CompiledPolicy, PolicySet};
 pub use decision::{Approval, Decision, EffectiveLimits, MaskSpec, RuleRef, Section, Verdict};
+pub use kubernetes::{KubeRequest, KubeTarget, KubeVerdict};
 pub use masking::MaskedColumn;
 pub use session::SessionPolicy;
