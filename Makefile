@@ -13,8 +13,10 @@ deps:
 demo: deps
 	$(CARGO) run --quiet --bin sluice -- demo
 
+# The Kubernetes suite needs a real kube-apiserver: built once from Debian's source
+# package and cached outside the repository (scripts/ensure-kube-apiserver.sh).
 test: deps
-	$(CARGO) test --workspace
+	kube_dir=$$(scripts/ensure-kube-apiserver.sh) && SLUICE_KUBE_DIR="$$kube_dir" $(CARGO) test --workspace
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -46,6 +46,42 @@ pub enum Command {
     /// The approver's side of just-in-time approval, through a running gateway's admin API.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Write a kubeconfig that points kubectl at a Kubernetes connection through the
+    /// gateway, with the agent's token.
+    Kubeconfig(KubeconfigArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KubeconfigArgs {
+    /// The `kind: kubernetes` connection.
+    #[arg(long)]
+    pub connection: String,
+    /// The agent's token or API key, written into the kubeconfig (default: $SLUICE_TOKEN).
+    #[arg(
+        long,
+        env = "SLUICE_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// A file holding the agent's token, which kubectl re-reads (for tokens that are
+    /// renewed, such as Entra's).
+    #[arg(long)]
+    pub token_file: Option<String>,
+    /// The gateway's address as agents reach it (default: from `listen.http`, https://
+    /// when `tls` is configured).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// PEM of the CA that signed the gateway's certificate (default: `tls.cert` itself,
+    /// right for a self-signed certificate).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// The namespace the context starts in.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Write here instead of standard output (created with mode 0600).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -101,11 +101,7 @@ policies:
 }
 
 fn token(gw: &Gateway, args: &[&str]) -> String {
-    let mut all = vec!["token", "issue"];
-    all.extend_from_slice(args);
-    let out = gw.sluice(&all);
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    gw.issue(args)
 }
 
 /// curl with `args`; returns the status and the body.
@@ -131,19 +127,7 @@ fn call(gw: &Gateway, token: &str, method: &str, path: &str) -> (u16, String) {
 }
 
 fn decide(gw: &Gateway, admin: u16, token: &str, verdict: &str, id: &str) -> bool {
-    gw.sluice(&[
-        "approvals",
-        verdict,
-        id,
-        "--reason",
-        "checked",
-        "--gateway",
-        &format!("http://127.0.0.1:{admin}"),
-        "--token",
-        token,
-    ])
-    .status
-    .success()
+    gw.decide(&support::Admin::plain(admin), token, verdict, id)
 }
 
 #[test]
@@ -301,25 +285,9 @@ fn tickets_and_holds_work_for_http_requests() {
             ])
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let id = loop {
-        let out = gw.sluice(&[
-            "approvals",
-            "list",
-            "--json",
-            "--gateway",
-            &format!("http://127.0.0.1:{admin}"),
-            "--token",
-            &dana,
-        ]);
-        let pending: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if let Some(request) = pending.first() {
-            assert_eq!(request["statement"], "PUT /v1/items/9");
-            break request["id"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "nothing held");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let pending = gw.wait_pending(&support::Admin::plain(admin), &dana);
+    assert_eq!(pending[0]["statement"], "PUT /v1/items/9");
+    let id = pending[0]["id"].as_str().unwrap().to_string();
     assert!(decide(&gw, admin, &dana, "approve", &id));
     let (status, body) = waiting.join().unwrap();
     assert_eq!(status, 200, "{body}");

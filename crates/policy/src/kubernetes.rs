@@ -85,11 +85,16 @@ impl KubeRequest {
             return false;
         }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] | ["version"] => true,
-            ["openapi", ..] => true,
-            _ => false,
-        }
+        matches!(
+            segments.as_slice(),
+            ["api"]
+                | ["api", _]
+                | ["apis"]
+                | ["apis", _]
+                | ["apis", _, _]
+                | ["version"]
+                | ["openapi", ..]
+        )
     }
 }
 

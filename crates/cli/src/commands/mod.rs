@@ -4,6 +4,7 @@
 mod approvals;
 mod demo;
 mod keys;
+mod kubeconfig;
 mod policy_check;
 mod policy_explain;
 mod serve;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Approvals(ApprovalsCommand::Deny(args)) => {
             approvals::decide(args, sluice_core::Verdict::Deny)
         }
+        Command::Kubeconfig(args) => kubeconfig::run(&cli.config, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -26,11 +26,11 @@ pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
             "connection `{}` is kind http: explain a request with --http 'METHOD /path'",
             connection.name
         ),
-        (ConnectionKind::Http, Some(_)) => {}
-        (ConnectionKind::Kubernetes, _) => bail!(
-            "connection `{}` is kind kubernetes: judging Kubernetes requests arrives with its data path",
+        (ConnectionKind::Kubernetes, None) => bail!(
+            "connection `{}` is kind kubernetes: explain a request with --http 'METHOD /api/v1/...'",
             connection.name
         ),
+        (ConnectionKind::Http | ConnectionKind::Kubernetes, Some(_)) => {}
         (_, Some(_)) => bail!(
             "connection `{}` is kind {}: explain a statement with --sql",
             connection.name,
@@ -68,7 +68,15 @@ pub fn run(config_path: &Path, args: &Explain) -> Result<u8> {
     let policies = PolicySet::compile(&config).map_err(anyhow::Error::msg)?;
     let session = policies.for_session(&principal, &connection.name);
     if let Some(request) = &args.http {
-        return explain_http(request, &connection.name, &principal, &session, args.json);
+        let kubernetes = connection.kind == ConnectionKind::Kubernetes;
+        return explain_http(
+            request,
+            &connection.name,
+            kubernetes,
+            &principal,
+            &session,
+            args.json,
+        );
     }
     let search_path = connection
         .search_path
@@ -168,6 +176,7 @@ fn overall_name(code: u8) -> &'static str {
 fn explain_http(
     request: &str,
     connection: &str,
+    kubernetes: bool,
     principal: &Principal,
     session: &sluice_policy::SessionPolicy,
     json: bool,
@@ -190,7 +199,34 @@ fn explain_http(
             return Ok(1);
         }
     };
-    let verdict = session.decide_http(&target.method, &target.path);
+    let refused = |reason: String| {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "decision": "deny", "reason": reason })
+            );
+        } else {
+            println!("decision:   deny");
+            println!("reason:     {reason}");
+        }
+        Ok(1)
+    };
+    let (verdict, kube_request, reveal_secret_data) = if kubernetes {
+        let request = match sluice_http::kube::request_info(&target) {
+            Ok(request) => request,
+            Err(e) => return refused(format!("the gateway refuses this request (400): {e}")),
+        };
+        let judged = session.decide_kubernetes(&request);
+        (judged.verdict, Some(request), judged.reveal_secret_data)
+    } else {
+        (
+            session.decide_http(&target.method, &target.path),
+            None,
+            false,
+        )
+    };
+    let secrets_masked =
+        kube_request.as_ref().is_some_and(|r| r.is_secret()) && !reveal_secret_data;
     let code = match verdict.decision {
         Decision::Allow { .. } => 0,
         Decision::Deny { .. } => 1,
@@ -203,6 +239,8 @@ fn explain_http(
             "policies": session.policy_names(),
             "decision": overall_name(code),
             "request": { "method": target.method, "path": target.path, "query": target.query },
+            "kubernetes": kube_request,
+            "secret_data": kube_request.as_ref().filter(|r| r.is_secret()).map(|_| if secrets_masked { "masked" } else { "revealed" }),
             "verdict": verdict,
             "message": verdict.decision.client_message(),
         });
@@ -211,7 +249,20 @@ fn explain_http(
         print_header(principal, session);
         println!();
         println!("request: {target}");
+        if let Some(request) = &kube_request {
+            println!("  kubernetes: {request}");
+        }
         print_verdict(&verdict);
+        if kube_request.as_ref().is_some_and(|r| r.is_secret()) && verdict.decision.is_allow() {
+            println!(
+                "  secret data: {}",
+                if secrets_masked {
+                    "masked (the rule does not say `secret_data: reveal`)"
+                } else {
+                    "revealed (`secret_data: reveal`)"
+                }
+            );
+        }
         println!("decision:   {}", overall_name(code));
     }
     Ok(code)

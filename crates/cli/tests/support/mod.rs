@@ -30,6 +30,40 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Where a gateway's admin API is, for `sluice approvals`.
+pub struct Admin {
+    pub url: String,
+    /// The CA to trust when the admin listener speaks TLS.
+    pub ca: Option<PathBuf>,
+}
+
+impl Admin {
+    pub fn plain(port: u16) -> Admin {
+        Admin {
+            url: format!("http://127.0.0.1:{port}"),
+            ca: None,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--gateway".to_string(), self.url.clone()];
+        if let Some(ca) = &self.ca {
+            args.push("--ca".into());
+            args.push(ca.display().to_string());
+        }
+        args
+    }
+}
+
+/// Waits until something accepts connections on `port` (20 s at most).
+pub fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl Gateway {
     /// Runs `sluice serve` on `dir/sluice.yaml`, listening for PostgreSQL on `port`, and
     /// waits until it accepts connections.
@@ -77,6 +111,54 @@ impl Gateway {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// A token from the local issuer, with `sluice token issue` arguments.
+    pub fn issue(&self, args: &[&str]) -> String {
+        let mut all = vec!["token", "issue"];
+        all.extend_from_slice(args);
+        let out = self.sluice(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// `sluice approvals approve|deny ID` through the admin API, as `token`.
+    pub fn decide(&self, admin: &Admin, token: &str, verdict: &str, id: &str) -> bool {
+        let mut args = vec![
+            "approvals",
+            verdict,
+            id,
+            "--reason",
+            "checked",
+            "--token",
+            token,
+        ];
+        let target = admin.args();
+        args.extend(target.iter().map(String::as_str));
+        self.sluice(&args).status.success()
+    }
+
+    /// The approval requests `token` sees through the admin API, waiting up to 20 s for
+    /// the first.
+    pub fn wait_pending(&self, admin: &Admin, token: &str) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let target = admin.args();
+        loop {
+            let mut args = vec!["approvals", "list", "--json", "--token", token];
+            args.extend(target.iter().map(String::as_str));
+            let out = self.sluice(&args);
+            let pending: Vec<serde_json::Value> =
+                serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if !pending.is_empty() {
+                return pending;
+            }
+            assert!(Instant::now() < deadline, "nothing held");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Every recorded event, as `sluice sessions export` prints them.
