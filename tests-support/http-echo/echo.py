@@ -2,6 +2,8 @@
 
 - /base/data/customers: JSON with an email and a card number (for masking);
 - /base/data/text: the same as text/plain (masks apply and it is not JSON);
+- /base/stream with `Upgrade: echo`: switches protocols (101) and echoes every byte
+  back upper-cased until the client closes, as exec and port-forward streams do;
 - anything else: the request echoed as JSON (method, path, headers, body).
 
 Listens on 127.0.0.1 on a free port and prints `listening <port>` once ready; with
@@ -18,6 +20,20 @@ class Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def answer(self):
+        if self.path.startswith("/base/stream") and self.headers.get("Upgrade", "").lower() == "echo":
+            self.send_response(101)
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Upgrade", "echo")
+            self.send_header("X-Saw-Authorization", self.headers.get("Authorization", ""))
+            self.end_headers()
+            self.wfile.flush()
+            while True:
+                data = self.connection.recv(4096)
+                if not data:
+                    break
+                self.connection.sendall(data.upper())
+            self.close_connection = True
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         if self.path.startswith("/base/data/customers"):

@@ -88,6 +88,11 @@ policies:
     mask:
       - {{ json: "$.items[*].email", with: email }}
       - {{ detect: [credit_card], with: redact }}
+  - name: streamers
+    match: {{ roles: [streamer] }}
+    connections: [api]
+    allow:
+      - {{ methods: [GET], paths: ["/stream"] }}
 "#,
     );
     std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
@@ -516,4 +521,82 @@ fn an_https_upstream_is_verified_against_the_configured_ca() {
     let (status, body) = call(&gw, &agent, "GET", "/v1/things");
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("could not be reached"), "{body}");
+}
+
+/// Opens an upgrade request on the HTTP listener and reads the response head.
+fn upgrade(port: u16, token: &str, path: &str) -> (std::net::TcpStream, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!(
+        "GET /c/api{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "cut head: {head:?}");
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8(head).unwrap())
+}
+
+#[test]
+fn upgraded_streams_are_judged_relayed_and_recorded() {
+    use std::io::{Read, Write};
+    let echo = echo();
+    let (mut gw, _admin) = start(&echo);
+    let streamer = token(&gw, &["--subject", "streamer-1", "--roles", "streamer"]);
+    let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
+
+    // Allowed: the resource switches protocols and the bytes flow both ways, with the
+    // connection's own credential upstream.
+    let (mut stream, head) = upgrade(gw.port, &streamer, "/stream");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-saw-authorization: bearer upstream-secret-token"),
+        "{head}"
+    );
+    stream.write_all(b"hello through the gateway").unwrap();
+    let mut answer = [0u8; 25];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HELLO THROUGH THE GATEWAY");
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+
+    // Refused: a path no rule allows, and a stream masks would apply to (it cannot be
+    // masked, so it does not start).
+    let (_, head) = upgrade(gw.port, &streamer, "/other");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let (mut stream, head) = upgrade(gw.port, &agent, "/v1/stream");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    assert!(body.contains("cannot be masked"), "{body}");
+
+    // The stream is in the trail, both directions.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = gw.exported();
+        let recorded = events.iter().any(|e| {
+            e["body"]["kind"] == "result"
+                && e["body"]["rows"][0][1] == "hello through the gateway"
+                && e["body"]["rows"][1][1] == "HELLO THROUGH THE GATEWAY"
+        });
+        if recorded {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream was not recorded: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(gw.terminate().success());
+    assert!(gw.sluice(&["sessions", "verify"]).status.success());
 }

@@ -230,6 +230,11 @@ policies:
       - {{ verbs: [get, list, watch], resources: [secrets], namespaces: [staging] }}
     approve:
       - {{ verbs: [delete], resources: [pods], namespaces: [staging], approvers: {{ groups: [sre] }}, mode: hold, timeout: 2m }}
+  - name: debuggers
+    match: {{ roles: [debugger] }}
+    connections: [staging-k8s]
+    allow:
+      - {{ verbs: [get, create], resources: [pods, pods/exec], namespaces: [staging] }}
 "#,
         kube = cluster.port,
         ca = cluster.ca().display(),
@@ -381,6 +386,30 @@ fn kubectl_through_the_gateway() {
     assert!(!out.status.success());
     assert!(
         text(&out).contains("sluice:") && text(&out).contains("pods/exec"),
+        "{}",
+        text(&out)
+    );
+
+    // exec, where a rule allows it: the upgrade goes to the API server, whose answer
+    // comes back (this cluster has no node to run it on).
+    let debugger = gw.issue(&["--subject", "debug-agent", "--roles", "debugger"]);
+    let debug_kubeconfig = gw.dir.path().join("debug.kubeconfig");
+    let out = gw.sluice(&[
+        "kubeconfig",
+        "--connection",
+        "staging-k8s",
+        "--token",
+        &debugger,
+        "--namespace",
+        "staging",
+        "-o",
+        debug_kubeconfig.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = agent_kubectl(&debug_kubeconfig, &["exec", "web", "--", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not have a host assigned") && !text(&out).contains("sluice:"),
         "{}",
         text(&out)
     );

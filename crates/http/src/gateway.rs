@@ -51,6 +51,8 @@ pub struct HttpConnection {
     /// The connection's own client: it trusts the connection's CA (and only it, when one
     /// is set) and presents the connection's client certificate.
     client: reqwest::Client,
+    /// The same, HTTP/1.1 only: protocols switch only there.
+    upgrade_client: reqwest::Client,
 }
 
 impl HttpConnection {
@@ -153,6 +155,22 @@ fn connection_from_config(
             name: conn.name.clone(),
             source,
         })?;
+    let client = build_client(conn, false)?;
+    let upgrade_client = build_client(conn, true)?;
+    Ok(HttpConnection {
+        name: conn.name.clone(),
+        kind: conn.kind,
+        upstream,
+        token,
+        client,
+        upgrade_client,
+    })
+}
+
+fn build_client(
+    conn: &sluice_config::Connection,
+    http1_only: bool,
+) -> Result<reqwest::Client, HttpSetupError> {
     let file_error =
         |what: &'static str, path: &std::path::Path, reason: String| HttpSetupError::File {
             name: conn.name.clone(),
@@ -166,6 +184,9 @@ fn connection_from_config(
     let mut client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none());
+    if http1_only {
+        client = client.http1_only();
+    }
     if let Some(ca) = &conn.ca {
         let pem = read("CA", ca)?;
         // A connection with its own CA trusts that CA only.
@@ -183,15 +204,9 @@ fn connection_from_config(
                 .map_err(|e| file_error("client certificate", cert, e.to_string()))?,
         );
     }
-    Ok(HttpConnection {
+    client.build().map_err(|e| HttpSetupError::Client {
         name: conn.name.clone(),
-        kind: conn.kind,
-        upstream,
-        token,
-        client: client.build().map_err(|e| HttpSetupError::Client {
-            name: conn.name.clone(),
-            reason: e.to_string(),
-        })?,
+        reason: e.to_string(),
     })
 }
 
@@ -368,6 +383,10 @@ async fn proxy(
     client: &ClientConnection,
     request: Request,
 ) -> Result<Response, Refusal> {
+    let mut request = request;
+    // An upgrade (exec, attach, port-forward, WebSocket): the client's side of the
+    // stream, taken before the request is split; used only if the request is let through.
+    let client_upgrade = wants_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let raw = parts
         .uri
@@ -392,12 +411,20 @@ async fn proxy(
         )
     })?;
     let kubernetes = connection.is_kubernetes();
-    proxy_to(gateway, client, connection, parts, body, &target)
-        .await
-        .map_err(|mut refusal| {
-            refusal.kubernetes = kubernetes;
-            refusal
-        })
+    proxy_to(
+        gateway,
+        client,
+        connection,
+        parts,
+        body,
+        &target,
+        client_upgrade,
+    )
+    .await
+    .map_err(|mut refusal| {
+        refusal.kubernetes = kubernetes;
+        refusal
+    })
 }
 
 /// What the policy made of a request, and what that means for its response.
@@ -424,6 +451,7 @@ async fn proxy_to(
     parts: axum::http::request::Parts,
     body: Body,
     target: &str,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response, Refusal> {
     let target = HttpTarget::parse(parts.method.as_str(), target)
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("sluice: {e}")))?;
@@ -476,6 +504,7 @@ async fn proxy_to(
         judgement,
         parts.headers,
         body,
+        client_upgrade,
         recording.as_ref(),
     )
     .await
@@ -541,6 +570,7 @@ async fn judge_and_forward(
     judgement: Judgement,
     headers: HeaderMap,
     body: Body,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     recording: Option<&Recording>,
 ) -> Result<Response, Refusal> {
     let verdict = &judgement.verdict;
@@ -653,6 +683,30 @@ async fn judge_and_forward(
                 format!("sluice: the audit trail cannot take this request: {e}"),
             )
         })?;
+    }
+    if let Some(client_upgrade) = client_upgrade {
+        if judgement.masks_response() {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "sluice: masks apply to this request, and an upgraded stream (exec, attach, port-forward, WebSocket) cannot be masked".to_string(),
+                seq,
+                started,
+            )
+            .await);
+        }
+        return relay_upgrade(
+            gateway,
+            connection,
+            target,
+            &headers,
+            client_upgrade,
+            &judgement,
+            recording,
+            seq,
+            started,
+        )
+        .await
+        .map_err(|message| Refusal::new(StatusCode::BAD_GATEWAY, message));
     }
     let body = match (buffered, body) {
         (Some(bytes), _) => reqwest::Body::from(bytes),
@@ -890,6 +944,180 @@ fn forwardable(name: &HeaderName) -> bool {
     )
 }
 
+/// The resource's URL for `target`: the connection's base path, then the target's path
+/// and query exactly as judged.
+fn upstream_url(connection: &HttpConnection, target: &HttpTarget) -> reqwest::Url {
+    let mut url = connection.upstream.clone();
+    let base = url.path().trim_end_matches('/').to_string();
+    let forwarded = target.forwarded();
+    let (path, query) = match forwarded.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (forwarded, None),
+    };
+    url.set_path(&format!("{base}{path}"));
+    url.set_query(query.as_deref());
+    url
+}
+
+/// Whether the client asks to switch protocols (`Connection: upgrade` with `Upgrade`).
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// An allowed upgrade request (exec, attach, port-forward, a WebSocket): asked of the
+/// resource over HTTP/1.1; if it switches protocols, the agent gets the 101 and the two
+/// streams are joined, each direction recorded (the first bytes kept, all counted) when
+/// the stream ends. Any other answer is relayed as an ordinary response.
+#[allow(clippy::too_many_arguments)]
+async fn relay_upgrade(
+    gateway: &Arc<HttpGateway>,
+    connection: &HttpConnection,
+    target: &HttpTarget,
+    headers: &HeaderMap,
+    client_upgrade: hyper::upgrade::OnUpgrade,
+    judgement: &Judgement,
+    recording: Option<&Recording>,
+    seq: Option<u64>,
+    started: Instant,
+) -> Result<Response, String> {
+    let method =
+        Method::from_bytes(target.method.as_bytes()).map_err(|e| format!("sluice: {e}"))?;
+    let mut request = connection
+        .upgrade_client
+        .request(method, upstream_url(connection, target));
+    for (name, value) in headers {
+        if forwardable(name) || name == header::UPGRADE {
+            request = request.header(name, value);
+        }
+    }
+    request = request.header(header::CONNECTION, "Upgrade");
+    if let Some(token) = &connection.token {
+        request = request.bearer_auth(token.expose());
+    }
+    let upstream = request.send().await.map_err(|e| {
+        format!(
+            "sluice: the resource could not be reached: {}",
+            e.without_url()
+        )
+    })?;
+    if upstream.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+        return respond(gateway, upstream, judgement, recording, seq, started)
+            .await
+            .or_else(|refusal| Ok(refusal.into_response()));
+    }
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    for (name, value) in upstream.headers() {
+        if forwardable(name) || name == header::UPGRADE {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    let upstream_io = upstream
+        .upgrade()
+        .await
+        .map_err(|e| format!("sluice: the resource's stream could not be taken over: {e}"))?;
+    let session = recording.map(|r| r.session.clone());
+    tokio::spawn(async move {
+        let client_io = match client_upgrade.await {
+            Ok(upgraded) => hyper_util::rt::TokioIo::new(upgraded),
+            Err(e) => {
+                tracing::info!(error = %e, "the agent's side of an upgraded stream never came");
+                return;
+            }
+        };
+        let (sent, received) = join_streams(client_io, upstream_io).await;
+        if let (Some(session), Some(seq)) = (session, seq) {
+            session
+                .result(stream_result(seq, &sent, &received, started))
+                .await;
+        }
+    });
+    Ok(response)
+}
+
+/// What one direction of an upgraded stream carried: its first bytes, and how many in all.
+#[derive(Default)]
+struct Carried {
+    kept: Vec<u8>,
+    total: u64,
+}
+
+/// Copies both ways until both directions end; a direction that ends closes the other
+/// side's writing half, as a TCP proxy does.
+async fn join_streams<A, B>(agent: A, resource: B) -> (Carried, Carried)
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (agent_read, agent_write) = tokio::io::split(agent);
+    let (resource_read, resource_write) = tokio::io::split(resource);
+    tokio::join!(
+        copy_carried(agent_read, resource_write),
+        copy_carried(resource_read, agent_write)
+    )
+}
+
+async fn copy_carried<R, W>(mut from: R, mut to: W) -> Carried
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut carried = Carried::default();
+    let mut buffer = vec![0u8; 16 << 10];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let room = RECORDED_BODY_LIMIT.saturating_sub(carried.kept.len());
+        carried.kept.extend_from_slice(&buffer[..n.min(room)]);
+        carried.total += n as u64;
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+    carried
+}
+
+fn stream_result(
+    seq: u64,
+    sent: &Carried,
+    received: &Carried,
+    started: Instant,
+) -> sluice_audit::StatementResult {
+    let row = |direction: &str, carried: &Carried| {
+        vec![
+            Some(direction.to_string()),
+            Some(String::from_utf8_lossy(&carried.kept).into_owned()),
+        ]
+    };
+    sluice_audit::StatementResult {
+        request_seq: seq,
+        columns: vec!["stream".into(), "bytes".into()],
+        rows: vec![
+            row("agent to resource", sent),
+            row("resource to agent", received),
+        ],
+        truncated: (sent.kept.len() as u64) < sent.total
+            || (received.kept.len() as u64) < received.total,
+        row_count: 2,
+        bytes: sent.total + received.total,
+        duration_us: started.elapsed().as_micros() as u64,
+        error: None,
+    }
+}
+
 /// The JSON media types of an `Accept` header (`application/json;as=Table;...` stays),
 /// or plain `application/json` when it names none.
 fn json_only(accept: Option<&HeaderValue>) -> HeaderValue {
@@ -923,18 +1151,11 @@ async fn forward(
     body: reqwest::Body,
     judgement: &Judgement,
 ) -> Result<reqwest::Response, String> {
-    let mut url = connection.upstream.clone();
-    let base = url.path().trim_end_matches('/').to_string();
-    let forwarded = target.forwarded();
-    let (path, query) = match forwarded.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (forwarded, None),
-    };
-    url.set_path(&format!("{base}{path}"));
-    url.set_query(query.as_deref());
     let method =
         Method::from_bytes(target.method.as_bytes()).map_err(|e| format!("sluice: {e}"))?;
-    let mut request = connection.client.request(method, url);
+    let mut request = connection
+        .client
+        .request(method, upstream_url(connection, target));
     for (name, value) in headers {
         // The length the client declared (its body arrives as declared, or not at all)
         // goes on: servers that read no chunked request bodies need it.

@@ -38,6 +38,9 @@ pub fn run(config_path: &Path, args: &KubeconfigArgs) -> Result<u8> {
             format!("{scheme}://{}", listen.value)
         }
     };
+    if server.starts_with("http://") {
+        eprintln!("warning: {server} is plain HTTP, and kubectl sends no token to a server without TLS; configure `tls` on the gateway");
+    }
     let ca_path = args
         .ca
         .clone()

@@ -151,6 +151,14 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         .context("setting up the HTTP listener")?;
         gateway.recorder = recorder.clone();
         gateway.approvals = Some(approvals.clone());
+        if config.tls.is_none()
+            && config
+                .connections
+                .iter()
+                .any(|c| c.value.kind == sluice_config::ConnectionKind::Kubernetes)
+        {
+            tracing::warn!("the HTTP listener has no TLS: kubectl sends no token to a plain-HTTP server, so Kubernetes connections are reachable only by clients that do (configure `tls`)");
+        }
         let app = sluice_http::router(Arc::new(gateway))
             .into_make_service_with_connect_info::<sluice_http::ClientConnection>();
         let listener = tokio::net::TcpListener::bind(&address.value)
