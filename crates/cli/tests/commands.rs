@@ -32,6 +32,7 @@ identity:
 connections:
   - {{ name: app, kind: postgres, upstream: "postgres://svc@127.0.0.1/app" }}
   - {{ name: billing, kind: http, upstream: "https://billing.internal" }}
+  - {{ name: cluster, kind: kubernetes, upstream: "https://k8s.internal:6443" }}
 policies:
   - name: readers
     match: {{ roles: [reader] }}
@@ -49,6 +50,13 @@ policies:
       - {{ methods: [DELETE], paths: ["/v1/invoices/*"], approvers: {{ groups: [finance] }}, mode: ticket }}
     mask:
       - {{ json: "$.items[*].email", with: email }}
+  - name: operators
+    match: {{ roles: [operator] }}
+    connections: [cluster]
+    allow:
+      - {{ verbs: [get, list, watch], resources: [pods, secrets], namespaces: [staging] }}
+    approve:
+      - {{ verbs: [delete], resources: [pods], namespaces: [staging], approvers: {{ groups: [sre] }} }}
 "#
         );
         std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
@@ -382,6 +390,72 @@ fn policy_explain_judges_http_requests_as_the_gateway_reads_them() {
         "app",
         "--http",
         "GET /",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn policy_explain_reads_kubernetes_requests_as_the_api_server_does() {
+    let f = Fixture::new();
+    let explain = |request: &str| {
+        f.run(&[
+            "policy",
+            "explain",
+            "--connection",
+            "cluster",
+            "--roles",
+            "operator",
+            "--http",
+            request,
+        ])
+    };
+    let out = explain("GET /api/v1/namespaces/staging/pods?watch=1");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("kubernetes: watch pods in namespace staging"),
+        "{}",
+        stdout(&out)
+    );
+    let out = explain("GET /api/v1/namespaces/staging/secrets/db");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("secret data: masked"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        explain("DELETE /api/v1/namespaces/staging/pods/web")
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_eq!(
+        explain("POST /api/v1/namespaces/staging/pods/web/exec?command=sh")
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        explain("GET /api/v1/pods").status.code(),
+        Some(1),
+        "cluster-wide"
+    );
+    assert_eq!(
+        explain("GET /apis/apps/v1").status.code(),
+        Some(0),
+        "discovery"
+    );
+    let out = explain("GET /api/v1/pods?watch=true&watch=false");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("more than once"), "{}", stdout(&out));
+    // Without a request it is a usage error.
+    let out = f.run(&[
+        "policy",
+        "explain",
+        "--connection",
+        "cluster",
+        "--sql",
+        "SELECT 1",
     ]);
     assert_eq!(out.status.code(), Some(2));
 }

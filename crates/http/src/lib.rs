@@ -1,4 +1,5 @@
-//! The HTTP data path (`kind: http` connections): agents call an internal API through the
+//! The HTTP data path (`kind: http` and `kind: kubernetes` connections): agents call an
+//! internal API or a cluster's API server through the
 //! gateway at `/c/<connection>/...` with their token; the gateway judges each request,
 //! records it, holds or tickets it when a rule says so, and forwards it with the
 //! connection's own credential.
@@ -14,7 +15,10 @@
 //! - [`gateway`]: the listener's state ([`HttpGateway`]) and its one handler: routing by
 //!   `/c/<connection>/`, authentication, judging, recording, approvals, forwarding with
 //!   the connection's own credential, masked responses;
-//! - [`json_mask`]: masking JSON bodies by path and by detector.
+//! - [`json_mask`]: masking JSON bodies by path and by detector;
+//! - [`kube`]: what Kubernetes connections add: requests read as the API server reads
+//!   them, Secret values masked, watches masked one event at a time, `Status` refusals,
+//!   the kubeconfig.
 //!
 //! Architecture invariants:
 //! - Refuse, never repair: a target that could be read two ways (`%2F`, `..`, `//`,
