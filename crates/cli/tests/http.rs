@@ -328,6 +328,19 @@ fn hostile_requests_get_nothing_past_the_policy() {
     let (gw, _admin) = start(&echo);
     let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
 
+    // A method override would have the API run something other than what was judged.
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Authorization: Bearer {agent}"),
+        "-H",
+        "X-HTTP-Method-Override: DELETE",
+        &format!("http://127.0.0.1:{}/c/api/v1/echo", gw.port),
+    ]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("x-http-method-override"), "{body}");
+
     // Conflicting framing: Content-Length and Transfer-Encoding together, with a denied
     // request hidden in the body. The gateway reads one request; the hidden one never
     // reaches the API as a request of its own.

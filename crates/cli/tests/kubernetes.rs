@@ -381,6 +381,12 @@ fn kubectl_through_the_gateway() {
         "the refused create did not happen"
     );
 
+    // Impersonation would have the API server act as someone else with the gateway's
+    // credential.
+    let out = agent_kubectl(&kubeconfig, &["get", "pods", "--as", "system:admin"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("impersonate-user"), "{}", text(&out));
+
     // exec: refused before anything reaches the API server.
     let out = agent_kubectl(&kubeconfig, &["exec", "web", "--", "cat", "/etc/passwd"]);
     assert!(!out.status.success());

@@ -461,6 +461,7 @@ async fn proxy_to(
         .transpose()
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("sluice: {e}")))?;
 
+    refuse_ambiguous_headers(&parts.headers, connection.is_kubernetes())?;
     let principal = authenticate(gateway, &parts.headers).await?;
     let session = gateway.policies.for_session(&principal, &connection.name);
     if session.is_empty() {
@@ -508,6 +509,29 @@ async fn proxy_to(
         recording.as_ref(),
     )
     .await
+}
+
+/// Headers that would make the resource do something other than what was judged: a
+/// method override (some frameworks run `X-HTTP-Method-Override: DELETE` on a `POST`),
+/// and on Kubernetes connections impersonation (the API server would act as another
+/// user with the gateway's own credential). Refused, not stripped, so the agent learns
+/// why its request did not run as sent.
+fn refuse_ambiguous_headers(headers: &HeaderMap, kubernetes: bool) -> Result<(), Refusal> {
+    for name in headers.keys() {
+        let name = name.as_str();
+        let overrides = matches!(
+            name,
+            "x-http-method-override" | "x-http-method" | "x-method-override"
+        );
+        let impersonates = kubernetes && name.starts_with("impersonate-");
+        if overrides || impersonates {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("sluice: the `{name}` header is not accepted: the resource would act on something other than the request judged"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn authenticate(gateway: &HttpGateway, headers: &HeaderMap) -> Result<Principal, Refusal> {

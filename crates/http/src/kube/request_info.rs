@@ -32,6 +32,10 @@ pub enum KubeRequestError {
     Watch(String),
     #[error("the query is not valid percent-encoding")]
     Query,
+    #[error(
+        "the query holds `;`, which the API server drops pairs over; send `&` between parameters"
+    )]
+    Semicolon,
 }
 
 /// Reads `target` (already checked by [`HttpTarget::parse`]) as the API server would.
@@ -120,6 +124,11 @@ struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(query: Option<&str>) -> Result<Self, KubeRequestError> {
+        // Go's `url.ParseQuery` skips a pair holding `;` (the server would read
+        // `fieldSelector=metadata.name=db;x` as no selector at all): refuse instead.
+        if query.is_some_and(|q| q.contains(';')) {
+            return Err(KubeRequestError::Semicolon);
+        }
         let mut pairs = Vec::new();
         for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = part.split_once('=').unwrap_or((part, ""));
@@ -515,6 +524,10 @@ mod tests {
         assert_eq!(
             parse("/api/v1/pods?watch=%zz"),
             Err(KubeRequestError::Query)
+        );
+        assert_eq!(
+            parse("/api/v1/namespaces/a/secrets?fieldSelector=metadata.name%3Ddb;x"),
+            Err(KubeRequestError::Semicolon)
         );
         assert_eq!(
             parse("/api/v1/watch"),
