@@ -25,11 +25,16 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Serves TLS on `listener` with `config` (ALPN: HTTP/1.1, what the admin API speaks).
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+    /// Serves TLS on `listener` with `config`, offering `alpn` (`[b"http/1.1"]` for the
+    /// admin API; the HTTP data path offers `h2` first).
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        alpn: &[&[u8]],
+    ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let mut config = (*config).clone();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let (done, ready) = mpsc::channel(64);
         tokio::spawn(async move {

@@ -227,7 +227,7 @@ policies:
     connections: [staging-k8s]
     allow:
       - {{ verbs: [get, list, watch], resources: [pods, pods/log, configmaps], namespaces: [staging] }}
-      - {{ verbs: [get, list, watch], resources: [secrets], namespaces: [staging] }}
+      - {{ verbs: [get, list, watch, patch], resources: [secrets], namespaces: [staging] }}
     approve:
       - {{ verbs: [delete], resources: [pods], namespaces: [staging], approvers: {{ groups: [sre] }}, mode: hold, timeout: 2m }}
   - name: debuggers
@@ -436,6 +436,56 @@ fn kubectl_through_the_gateway() {
             "base64 of the value: {shown}"
         );
     }
+    // Writes to a masked Secret: the response is masked too, and a JSON patch, which
+    // could copy values where masks do not look, is refused.
+    let out = agent_kubectl(
+        &kubeconfig,
+        &[
+            "patch",
+            "secret",
+            "db",
+            "-p",
+            r#"{"metadata":{"labels":{"seen":"yes"}}}"#,
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("****") && !text(&out).contains(SECRET_VALUE),
+        "{}",
+        text(&out)
+    );
+    let out = agent_kubectl(
+        &kubeconfig,
+        &[
+            "patch",
+            "secret",
+            "db",
+            "--type=json",
+            "-p",
+            r#"[{"op":"copy","from":"/data/password","path":"/metadata/annotations/x"}]"#,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("JSON patch"), "{}", text(&out));
+    assert!(!cluster
+        .admin_ok(&["get", "secret", "db", "-n", "staging", "-o", "json"])
+        .contains("\"x\""));
+    // Identity headers: impersonation (above) and the front proxy's.
+    let curl = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(gw.dir.path().join("gw.pem"))
+        .args(["-H", &format!("Authorization: Bearer {agent}")])
+        .args(["-H", "X-Remote-User: system:admin"])
+        .arg(format!(
+            "https://127.0.0.1:{}/c/staging-k8s/api/v1/namespaces/staging/pods",
+            gw.port
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "400");
+
     let (mut secrets_watch, secret_lines) = watch(
         &kubeconfig,
         &[

@@ -483,13 +483,29 @@ async fn proxy_to(
             watch: false,
         },
         Some(request) => {
+            if client_upgrade.is_some() && !upgrades_on_kubernetes(request) {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("sluice: {request} does not switch protocols; only exec, attach, port-forward and proxy do"),
+                ));
+            }
             let verdict = session.decide_kubernetes(request);
             let mut classification = serde_json::to_value(request).unwrap_or_default();
             classification["method"] = target.method.clone().into();
             classification["path"] = target.path.clone().into();
+            let mask_secrets = request.is_secret() && !verdict.reveal_secret_data;
+            let mut verdict = verdict.verdict;
+            if mask_secrets && verdict.decision.is_allow() && is_json_patch(&parts.headers) {
+                // `copy` and `move` would put values where the masks do not look, and
+                // `test` would tell them one guess at a time.
+                verdict.decision = Decision::Deny {
+                    reason: format!("{request} as a JSON patch could copy the Secret's values where they are not masked; send a merge patch or a server-side apply"),
+                    rule: None,
+                };
+            }
             Judgement {
-                mask_secrets: request.is_secret() && !verdict.reveal_secret_data,
-                verdict: verdict.verdict,
+                mask_secrets,
+                verdict,
                 classification,
                 watch: request.verb == "watch",
             }
@@ -511,6 +527,27 @@ async fn proxy_to(
     .await
 }
 
+/// Kubernetes requests that may switch protocols: streams into a container, and proxies.
+fn upgrades_on_kubernetes(request: &sluice_policy::KubeRequest) -> bool {
+    request.verb == "proxy"
+        || request
+            .resource_path()
+            .and_then(|r| r.split_once('/').map(|(_, sub)| sub.to_string()))
+            .is_some_and(|sub| sub == "proxy" || kube::request_info::is_streaming_subresource(&sub))
+}
+
+fn is_json_patch(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json-patch")
+        })
+}
+
 /// Headers that would make the resource do something other than what was judged: a
 /// method override (some frameworks run `X-HTTP-Method-Override: DELETE` on a `POST`),
 /// and on Kubernetes connections impersonation (the API server would act as another
@@ -523,7 +560,11 @@ fn refuse_ambiguous_headers(headers: &HeaderMap, kubernetes: bool) -> Result<(),
             name,
             "x-http-method-override" | "x-http-method" | "x-method-override"
         );
-        let impersonates = kubernetes && name.starts_with("impersonate-");
+        // Impersonation, and the front proxy's identity headers (an API server that
+        // trusts the connection's client certificate as its front proxy would take them
+        // as the caller).
+        let impersonates =
+            kubernetes && (name.starts_with("impersonate-") || name.starts_with("x-remote-"));
         if overrides || impersonates {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
@@ -1339,6 +1380,7 @@ impl ResponseMasks {
         let masker = &self.gateway.masker;
         if self.secrets {
             kube::secrets::mask_secret_values(doc, masker);
+            kube::secrets::withhold_status_message(doc);
         }
         for mask in &self.masks {
             match mask {

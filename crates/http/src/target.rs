@@ -138,6 +138,10 @@ fn decode_segment(raw: &str) -> Result<String, TargetError> {
         match byte {
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3).ok_or(TargetError::BadEscape)?;
+                // Two hex digits exactly: `from_str_radix` alone would take `%+1`.
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(TargetError::BadEscape);
+                }
                 let hex = std::str::from_utf8(hex).map_err(|_| TargetError::BadEscape)?;
                 let decoded = u8::from_str_radix(hex, 16).map_err(|_| TargetError::BadEscape)?;
                 if decoded == b'/' || decoded == b'\\' {

@@ -6,8 +6,11 @@
 //! allow rule lets the request through; else an approve rule holds it; else it is refused.
 //!
 //! Two things differ from RBAC on purpose:
-//! - Secrets are matched only by a rule that names them (`secrets`, `secrets/...`) in so
-//!   many letters: `resources: ["*"]` or a rule without `resources` never covers them.
+//! - Secrets, and what hands out a credential or a way into a container or node
+//!   (`pods/exec`, `pods/attach`, `pods/portforward`, any `*/proxy`,
+//!   `serviceaccounts/token`), are matched only by a rule that names them in so many
+//!   letters: `resources: ["*"]`, `pods/*` or a rule without `resources` never covers
+//!   them; the old `proxy` verb only by a rule that lists it.
 //!   What a Secret holds is masked in responses unless the rule that let the request
 //!   through says `secret_data: reveal`.
 //! - Discovery (`GET /api`, `/apis/...` down to a group version, `/version`, `/openapi/...`)
@@ -74,6 +77,31 @@ impl KubeRequest {
     pub fn is_secret(&self) -> bool {
         matches!(&self.target, KubeTarget::Resource { api_group, resource, .. }
             if api_group.is_empty() && resource == "secrets")
+    }
+
+    /// Whether only a rule naming this resource literally may cover it: Secrets, and
+    /// what hands out a credential or a way into a container or node — exec, attach,
+    /// port-forward, every `proxy` subresource, service account tokens. No glob and no
+    /// rule without `resources` reaches them.
+    pub fn needs_literal_rule(&self) -> bool {
+        let KubeTarget::Resource {
+            api_group,
+            resource,
+            subresource,
+            ..
+        } = &self.target
+        else {
+            return false;
+        };
+        if self.is_secret() {
+            return true;
+        }
+        match subresource.as_deref() {
+            Some("exec" | "attach" | "portforward") => resource == "pods",
+            Some("proxy") => true,
+            Some("token") => api_group.is_empty() && resource == "serviceaccounts",
+            _ => false,
+        }
     }
 
     /// Discovery: what API groups, versions and kinds exist, and the server's version.
@@ -178,8 +206,11 @@ impl SessionPolicy {
                     .expect("approve rules carry an approval"),
             }
         } else {
-            let reason = if request.is_secret() {
-                format!("{request} is not allowed (Secrets are reached only by a rule that names `secrets`)")
+            let reason = if request.needs_literal_rule() {
+                format!(
+                    "{request} is not allowed (`{}` is reached only by a rule that names it)",
+                    request.resource_path().unwrap_or_default()
+                )
             } else {
                 format!("{request} is not allowed")
             };
@@ -205,10 +236,13 @@ fn kube_rule_matches(rule: &CompiledRule, request: &KubeRequest) -> bool {
     let Some(kube) = &rule.kubernetes else {
         return false;
     };
-    let verb_ok = kube
-        .verbs
-        .as_ref()
-        .is_none_or(|verbs| verbs.iter().any(|v| v == "*" || *v == request.verb));
+    // The old `proxy` verb (`/api/v1/proxy/...`) reaches into whatever it names: only
+    // a rule that lists it.
+    let verb_ok = kube.verbs.as_ref().is_none_or(|verbs| {
+        verbs
+            .iter()
+            .any(|v| *v == request.verb || (v == "*" && request.verb != "proxy"))
+    }) && (request.verb != "proxy" || kube.verbs.is_some());
     if !verb_ok {
         return false;
     }
@@ -228,9 +262,10 @@ fn kube_rule_matches(rule: &CompiledRule, request: &KubeRequest) -> bool {
             }
             let resource = request.resource_path().unwrap_or_default();
             // Secrets only by name, never by a glob or by leaving `resources` out.
+            let literal_only = request.needs_literal_rule();
             let resource_ok = match &kube.resources {
-                Some(resources) => resources.matches(&resource, request.is_secret()),
-                None => !request.is_secret(),
+                Some(resources) => resources.matches(&resource, literal_only),
+                None => !literal_only,
             };
             let group_ok = kube
                 .api_groups

@@ -190,7 +190,7 @@ fn secrets_only_by_name_and_masked_unless_revealed() {
         .decision
         .client_message()
         .unwrap()
-        .contains("names `secrets`"));
+        .contains("only by a rule that names it"));
     let masked = s.decide_kubernetes(&request(
         "get",
         "",
@@ -254,6 +254,54 @@ fn discovery_is_open_and_other_paths_need_a_rule() {
     // Resource rules do not cover paths, nor path rules resources.
     assert!(!session(&["wide"])
         .decide_kubernetes(&non_resource("get", "/metrics"))
+        .verdict
+        .decision
+        .is_allow());
+}
+
+#[test]
+fn ways_into_containers_nodes_and_credentials_need_a_rule_naming_them() {
+    let wide = session(&["wide"]);
+    let allow = |r: KubeRequest| wide.decide_kubernetes(&r).verdict.decision.is_allow();
+    for resource in [
+        "pods/exec",
+        "pods/attach",
+        "pods/portforward",
+        "pods/proxy",
+        "services/proxy",
+        "nodes/proxy",
+        "serviceaccounts/token",
+    ] {
+        assert!(
+            !allow(request("create", "", resource, Some("a"), Some("b"))),
+            "{resource}"
+        );
+        assert!(
+            !allow(request("get", "", resource, Some("a"), Some("b"))),
+            "{resource}"
+        );
+    }
+    assert!(
+        !allow(request("proxy", "", "services", Some("a"), Some("b"))),
+        "the old proxy verb"
+    );
+    assert!(allow(request("get", "", "pods/log", Some("a"), Some("b"))));
+    assert!(allow(request(
+        "create",
+        "",
+        "serviceaccounts",
+        Some("a"),
+        None
+    )));
+    let s = session(&["operator"]);
+    assert!(s
+        .decide_kubernetes(&request(
+            "get",
+            "apps",
+            "deployments/scale",
+            None,
+            Some("x")
+        ))
         .verdict
         .decision
         .is_allow());

@@ -98,8 +98,9 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
             Some(tls) => {
                 let server = sluice_postgres::tls::server_config(&tls.cert, &tls.key)
                     .context("loading the TLS certificate for the admin listener")?;
-                let listener = sluice_admin::tls::TlsListener::new(listener, server)
-                    .context("starting the admin listener")?;
+                let listener =
+                    sluice_admin::tls::TlsListener::new(listener, server, &[b"http/1.1"])
+                        .context("starting the admin listener")?;
                 tracing::info!(address = %admin.value, tls = true, "admin listener ready");
                 tasks.spawn(async move {
                     axum::serve(listener, app)
@@ -169,8 +170,9 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
             Some(tls) => {
                 let server = sluice_postgres::tls::server_config(&tls.cert, &tls.key)
                     .context("loading the TLS certificate for the HTTP listener")?;
-                let listener = sluice_admin::tls::TlsListener::new(listener, server)
-                    .context("starting the HTTP listener")?;
+                let listener =
+                    sluice_admin::tls::TlsListener::new(listener, server, &[b"h2", b"http/1.1"])
+                        .context("starting the HTTP listener")?;
                 tracing::info!(address = %address.value, tls = true, "HTTP listener ready");
                 tasks.spawn(async move {
                     axum::serve(listener, app)

@@ -28,8 +28,6 @@ pub enum KubeRequestError {
     SpecialVerbWithoutResource(String),
     #[error("the query has `{0}` more than once")]
     RepeatedParameter(&'static str),
-    #[error("`watch={0}` is not a boolean (true, false, 1, 0)")]
-    Watch(String),
     #[error("the query is not valid percent-encoding")]
     Query,
     #[error(
@@ -97,6 +95,11 @@ pub fn request_info(target: &HttpTarget) -> Result<KubeRequest, KubeRequestError
     let mut name = rest.get(1).map(|n| n.to_string());
     let subresource = (rest.len() >= 3 && verb != "proxy").then(|| rest[2].to_string());
 
+    // exec, attach and port-forward run something whatever the method (kubectl's
+    // WebSocket exec is a GET): judged as `create`, as Kubernetes 1.31+ checks them.
+    if verb == "get" && subresource.as_deref().is_some_and(is_streaming_subresource) {
+        verb = "create".into();
+    }
     if name.is_none() && verb == "get" {
         verb = if query.watch()? { "watch" } else { "list" }.to_string();
         name = query.field_selector_name()?;
@@ -117,6 +120,11 @@ pub fn request_info(target: &HttpTarget) -> Result<KubeRequest, KubeRequestError
         },
         dry_run,
     })
+}
+
+/// Subresources that open a stream into a running container.
+pub fn is_streaming_subresource(subresource: &str) -> bool {
+    matches!(subresource, "exec" | "attach" | "portforward")
 }
 
 /// The decoded query parameters, in order (`+` is a space, as Go's `url.ParseQuery`).
@@ -152,15 +160,13 @@ impl Query {
         }
     }
 
-    /// `watch`, read as Go's `strconv.ParseBool`; anything else is refused (the server
-    /// would take it as `true`).
+    /// `watch`, as the API server converts it (`Convert_Slice_string_To_bool`): `0` or
+    /// `false` in any case is false, anything else (`f`, an empty value) true.
     fn watch(&self) -> Result<bool, KubeRequestError> {
-        match self.one("watch")? {
-            None => Ok(false),
-            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
-            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
-            Some(other) => Err(KubeRequestError::Watch(other.to_string())),
-        }
+        Ok(match self.one("watch")? {
+            None => false,
+            Some(value) => !(value == "0" || value.eq_ignore_ascii_case("false")),
+        })
     }
 
     /// The object a list or watch is narrowed to by `fieldSelector=metadata.name=x`.
@@ -193,6 +199,10 @@ fn decode(text: &str) -> Result<String, KubeRequestError> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3).ok_or(KubeRequestError::Query)?;
+                // Two hex digits exactly, as Go requires (`from_str_radix` takes `+1`).
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(KubeRequestError::Query);
+                }
                 let hex = std::str::from_utf8(hex).map_err(|_| KubeRequestError::Query)?;
                 out.push(u8::from_str_radix(hex, 16).map_err(|_| KubeRequestError::Query)?);
                 i += 2;
@@ -201,7 +211,11 @@ fn decode(text: &str) -> Result<String, KubeRequestError> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| KubeRequestError::Query)
+    let text = String::from_utf8(out).map_err(|_| KubeRequestError::Query)?;
+    if text.chars().any(char::is_control) {
+        return Err(KubeRequestError::Query);
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -326,7 +340,7 @@ mod tests {
                 "GET",
                 "/api/v1/namespaces/staging/pods/web/exec?command=sh",
                 resource(
-                    "get",
+                    "create",
                     "",
                     "pods",
                     Some("exec"),
@@ -513,13 +527,25 @@ mod tests {
             parse("/api/v1/pods?watch=true&watch=false"),
             Err(KubeRequestError::RepeatedParameter("watch"))
         );
+        // `watch` as the server converts it: only `0` and `false` (any case) are false.
+        for (value, verb) in [
+            ("f", "watch"),
+            ("", "watch"),
+            ("yes", "watch"),
+            ("FALSE", "list"),
+            ("0", "list"),
+        ] {
+            assert_eq!(
+                parse(&format!("/api/v1/pods?watch={value}")).unwrap().verb,
+                verb,
+                "{value:?}"
+            );
+        }
+        assert_eq!(parse("/api/v1/pods?watch").unwrap().verb, "watch");
+        // Go drops a pair with a bad escape; `from_str_radix` alone would take `%+0`.
         assert_eq!(
-            parse("/api/v1/pods?watch=yes"),
-            Err(KubeRequestError::Watch("yes".into()))
-        );
-        assert_eq!(
-            parse("/api/v1/pods?watch="),
-            Err(KubeRequestError::Watch(String::new()))
+            parse("/api/v1/namespaces/a/configmaps?fieldSelector=metadata.name%3Dapp-x%+0"),
+            Err(KubeRequestError::Query)
         );
         assert_eq!(
             parse("/api/v1/pods?watch=%zz"),

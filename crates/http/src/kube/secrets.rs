@@ -24,6 +24,25 @@ pub fn mask_secret_values(doc: &mut Value, masker: &Masker) -> usize {
     masked
 }
 
+/// An error about a Secret (`kind: Status`) can quote its values (`Invalid value:
+/// "aHVu..."`): its message and details are replaced, the reason and code kept.
+pub fn withhold_status_message(doc: &mut Value) {
+    let is_status = doc.get("kind").and_then(Value::as_str) == Some("Status");
+    let Some(fields) = doc.as_object_mut().filter(|_| is_status) else {
+        return;
+    };
+    if fields.contains_key("message") {
+        fields.insert(
+            "message".into(),
+            Value::String(
+                "sluice: the API server's message is withheld: it may quote the Secret's values"
+                    .into(),
+            ),
+        );
+    }
+    fields.remove("details");
+}
+
 fn walk(value: &mut Value, masker: &Masker, masked: &mut usize) {
     match value {
         Value::Object(fields) => {
@@ -99,6 +118,17 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn status_messages_about_secrets_are_withheld() {
+        let mut doc = json!({"kind": "Status", "code": 422, "reason": "Invalid",
+            "message": "Secret \"db\" is invalid: type: Invalid value: \"aHVudGVyMg==\"",
+            "details": {"causes": [{"message": "Invalid value: \"aHVudGVyMg==\""}]}});
+        withhold_status_message(&mut doc);
+        assert!(!doc.to_string().contains("aHVudGVyMg=="), "{doc}");
+        assert_eq!(doc["code"], 422);
+        assert_eq!(doc["reason"], "Invalid");
     }
 
     #[test]
