@@ -141,6 +141,16 @@ fn requests_are_judged_and_forwarded_with_the_connections_own_credential() {
     let (mut gw, _admin) = start(&echo);
     let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
 
+    // HTTP/2 (prior knowledge, in the clear on loopback) is served too.
+    let h2 = Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-o", "/dev/null"])
+        .args(["-w", "%{http_version} %{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {agent}"))
+        .arg(format!("http://127.0.0.1:{}/c/api/v1/things/1", gw.port))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&h2.stdout), "2 200");
+
     let (status, body) = call(&gw, &agent, "GET", "/v1/things/7?expand=lines");
     assert_eq!(status, 200, "{body}");
     let seen: Value = serde_json::from_str(&body).unwrap();

@@ -472,6 +472,26 @@ fn kubectl_through_the_gateway() {
     assert!(!cluster
         .admin_ok(&["get", "secret", "db", "-n", "staging", "-o", "json"])
         .contains("\"x\""));
+    // HTTP/2 from the agent, negotiated by ALPN on the TLS listener.
+    let h2 = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            "--http2",
+            "--cacert",
+        ])
+        .arg(gw.dir.path().join("gw.pem"))
+        .args(["-H", &format!("Authorization: Bearer {agent}")])
+        .arg(format!(
+            "https://127.0.0.1:{}/c/staging-k8s/api/v1/namespaces/staging/pods",
+            gw.port
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&h2.stdout), "2 200");
     // Identity headers: impersonation (above) and the front proxy's.
     let curl = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
