@@ -252,7 +252,7 @@ fn policy_check_reports_every_problem_with_its_place() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let expected = format!(
-        "{}:13:19: policy `readers`: unknown connection `ap`",
+        "{}:14:19: policy `readers`: unknown connection `ap`",
         f.config().display()
     );
     assert!(err.contains(&expected), "{err}");
