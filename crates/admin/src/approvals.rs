@@ -46,6 +46,7 @@ fn store_error(e: BrokerError) -> ApiError {
     match e {
         BrokerError::Store(e) => ApiError::Store(e),
         BrokerError::NotFound(id) => ApiError::NotFound(format!("approval {id} does not exist")),
+        BrokerError::Limit(e) => ApiError::Conflict(e.to_string()),
     }
 }
 

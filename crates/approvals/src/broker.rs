@@ -45,6 +45,8 @@ pub struct BrokerSettings {
     /// that held them. Right for one gateway on its own store; gateways sharing a store
     /// leave it off, or they would withdraw each other's.
     pub withdraw_holds_at_start: bool,
+    /// Requests one principal may leave pending (`limits.pending_approvals_per_principal`).
+    pub pending_per_principal: usize,
 }
 
 impl BrokerSettings {
@@ -55,6 +57,8 @@ impl BrokerSettings {
             poll_interval: Duration::from_secs(1),
             sweep_interval: Duration::from_secs(5),
             withdraw_holds_at_start: true,
+            pending_per_principal: sluice_limits::LimitSettings::default()
+                .pending_approvals_per_principal,
         }
     }
 }
@@ -142,6 +146,29 @@ impl Broker {
     /// Keeps a new request in the store and announces it. Fails (and the statement must
     /// then be refused) if the store cannot take it.
     pub async fn request(&self, new: NewApproval) -> Result<ApprovalRecord, BrokerError> {
+        // A principal cannot flood approvers: past its cap of pending requests it must
+        // wait for some to be decided, withdrawn or expire.
+        let store = self.store.clone();
+        let pending = blocking(move || {
+            store.list_approvals(&sluice_store::ApprovalFilter {
+                status: Some(ApprovalStatus::Pending),
+                ..Default::default()
+            })
+        })
+        .await?
+        .iter()
+        .filter(|a| {
+            a.requester.provider == new.requester.provider
+                && a.requester.subject == new.requester.subject
+        })
+        .count();
+        if pending >= self.settings.pending_per_principal {
+            return Err(sluice_limits::LimitExceeded::PendingApprovals {
+                subject: new.requester.subject.clone(),
+                pending,
+            }
+            .into());
+        }
         let now = now_us();
         let record = ApprovalRecord {
             id: new_approval_id(),
@@ -248,6 +275,7 @@ impl Broker {
             .map_err(|e| match e {
                 BrokerError::Store(e) => DecideError::Store(e),
                 BrokerError::NotFound(id) => DecideError::NotFound(id),
+                BrokerError::Limit(e) => DecideError::BadRequest(e.to_string()),
             })?
             .ok_or_else(|| DecideError::NotFound(id.to_string()))?;
         may_decide(approver, &record).map_err(DecideError::Forbidden)?;

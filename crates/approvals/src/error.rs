@@ -10,6 +10,9 @@ pub enum BrokerError {
     Store(#[from] sluice_store::StoreError),
     #[error("approval {0} does not exist")]
     NotFound(String),
+    /// The requester already has as many requests pending as it may.
+    #[error(transparent)]
+    Limit(#[from] sluice_limits::LimitExceeded),
 }
 
 impl BrokerError {

@@ -196,6 +196,28 @@ pub fn load_audit_signer(config: &Config) -> Result<Option<sluice_audit::Checkpo
         .with_context(|| format!("reading the audit signing key {}", path.display()))
 }
 
+/// The caps against abuse `limits:` sets, over the defaults.
+pub fn limits(config: &Config) -> Arc<sluice_limits::Limits> {
+    let l = &config.limits;
+    let mut settings = sluice_limits::LimitSettings::default();
+    if let Some(n) = l.sessions_per_principal {
+        settings.sessions_per_principal = n;
+    }
+    if let Some(n) = l.auth_failures_per_address {
+        settings.auth_failures_per_address = n;
+    }
+    if let Some(d) = l.auth_failure_window {
+        settings.auth_failure_window = d.0;
+    }
+    if let Some(n) = l.statements_per_query {
+        settings.statements_per_query = n;
+    }
+    if let Some(n) = l.pending_approvals_per_principal {
+        settings.pending_approvals_per_principal = n;
+    }
+    sluice_limits::Limits::new(settings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

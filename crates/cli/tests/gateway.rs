@@ -213,3 +213,69 @@ fn with_tls_configured_the_admin_api_is_served_over_tls_only() {
     let untrusted = curl(&format!("https://localhost:{admin}/healthz"), false);
     assert!(!untrusted.status.success());
 }
+
+#[test]
+fn abuse_limits_say_no_in_postgres_terms() {
+    let cluster = PgCluster::shared();
+    let gw = start(
+        cluster,
+        "limits: { sessions_per_principal: 2, statements_per_query: 3, auth_failures_per_address: 3, auth_failure_window: 1h }",
+    );
+    let token = token(&gw);
+    let conninfo = format!("host=127.0.0.1 port={} dbname=app user=agent", gw.port);
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    // Statements per query string: three are judged, four are refused (54000).
+    let out = psql(cluster, &conninfo, &token, "SELECT 1; SELECT 2; SELECT 3");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = psql(
+        cluster,
+        &conninfo,
+        &token,
+        "SELECT 1; SELECT 2; SELECT 3; SELECT 4",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("at most 3 are judged"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Sessions per principal: two open, the third refused (53300) until one ends.
+    let first = raw_login(gw.port, &token);
+    let _second = raw_login(gw.port, &token);
+    let out = psql(cluster, &conninfo, &token, "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already holds 2 sessions"),
+        "{}",
+        stderr(&out)
+    );
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = psql(cluster, &conninfo, &token, "SELECT 'freed'");
+        if out.status.success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Failed authentications: after three, the address is turned away, good token or not.
+    for _ in 0..3 {
+        let out = psql(cluster, &conninfo, "not-a-token", "SELECT 1");
+        assert!(
+            stderr(&out).contains("authentication failed"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = psql(cluster, &conninfo, &token, "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("too many failed authentications"),
+        "{}",
+        stderr(&out)
+    );
+}

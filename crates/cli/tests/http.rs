@@ -60,6 +60,16 @@ fn start(echo: &Echo) -> (Gateway, u16) {
 
 /// `upstream` is the connection's URL, `ca` anything more for it (`, ca: ca.pem`).
 fn start_with(upstream: &str, ca: &str, dir: tempfile::TempDir) -> (Gateway, u16) {
+    start_with_extra(upstream, ca, "", dir)
+}
+
+/// `extra`: more top-level configuration (`limits: ...`).
+fn start_with_extra(
+    upstream: &str,
+    ca: &str,
+    extra: &str,
+    dir: tempfile::TempDir,
+) -> (Gateway, u16) {
     std::fs::write(dir.path().join("api-token"), "upstream-secret-token").unwrap();
     let port = free_port();
     let admin = free_port();
@@ -68,6 +78,7 @@ fn start_with(upstream: &str, ca: &str, dir: tempfile::TempDir) -> (Gateway, u16
 listen: {{ http: "127.0.0.1:{port}", admin: "127.0.0.1:{admin}" }}
 store: "sqlite://./sluice.db"
 recording: {{ checkpoint_interval: 200ms }}
+{extra}
 identity:
   providers:
     - {{ name: local, local: {{}} }}
@@ -622,4 +633,60 @@ fn upgraded_streams_are_judged_relayed_and_recorded() {
     }
     assert!(gw.terminate().success());
     assert!(gw.sluice(&["sessions", "verify"]).status.success());
+}
+
+#[test]
+fn abuse_limits_say_no_in_http_terms() {
+    let echo = echo();
+    let upstream = format!("http://127.0.0.1:{}/base", echo.1);
+    let (gw, _admin) = start_with_extra(
+        &upstream,
+        "",
+        "limits: { sessions_per_principal: 1, pending_approvals_per_principal: 2, auth_failures_per_address: 3, auth_failure_window: 1h }",
+        tempfile::tempdir().unwrap(),
+    );
+    let agent = token(&gw, &["--subject", "agent-1", "--roles", "agent"]);
+
+    // Pending approvals per principal: two tickets, then 429.
+    for item in ["1", "2"] {
+        let (status, body) = call(&gw, &agent, "DELETE", &format!("/v1/items/{item}"));
+        assert_eq!(status, 403, "{body}");
+    }
+    let (status, body) = call(&gw, &agent, "DELETE", "/v1/items/3");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("2 approval requests pending"), "{body}");
+
+    // Sessions per principal: one client connection at a time (curl runs one per call,
+    // so the ones above have ended; a connection held open takes the only place).
+    use std::io::Write;
+    let mut held = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    write!(
+        held,
+        "GET /c/api/v1/things/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {agent}\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = call(&gw, &agent, "GET", "/v1/things/2");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("already holds 1 sessions"), "{body}");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call(&gw, &agent, "GET", "/v1/things/3").0 != 200 {
+        assert!(Instant::now() < deadline, "the place was not freed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Failed authentications: after three, 429 with Retry-After, good token or not.
+    for _ in 0..3 {
+        assert_eq!(call(&gw, "not-a-token", "GET", "/v1/things/1").0, 401);
+    }
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-H"])
+        .arg(format!("Authorization: Bearer {agent}"))
+        .arg(format!("http://127.0.0.1:{}/c/api/v1/things/1", gw.port))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 429"), "{head}");
+    assert!(head.contains("retry-after: "), "{head}");
 }

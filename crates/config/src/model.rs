@@ -44,6 +44,10 @@ pub struct Config {
     /// Just-in-time approval (DESIGN.md §5): grants, the console's address, webhooks.
     #[serde(default)]
     pub approvals: Approvals,
+    /// Caps against abuse, for the whole gateway (a policy's own `limits` are about its
+    /// statements).
+    #[serde(default)]
+    pub limits: GatewayLimits,
     pub identity: Identity,
     #[serde(default)]
     pub connections: Vec<Spanned<Connection>>,
@@ -52,6 +56,22 @@ pub struct Config {
     /// Not part of the file: the file it was loaded from, for messages and relative paths.
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// The `limits:` block: every field optional, defaults in `sluice-limits`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayLimits {
+    #[serde(default)]
+    pub sessions_per_principal: Option<usize>,
+    #[serde(default)]
+    pub auth_failures_per_address: Option<u32>,
+    #[serde(default)]
+    pub auth_failure_window: Option<ConfigDuration>,
+    #[serde(default)]
+    pub statements_per_query: Option<usize>,
+    #[serde(default)]
+    pub pending_approvals_per_principal: Option<usize>,
 }
 
 fn default_store() -> String {

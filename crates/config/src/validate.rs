@@ -47,11 +47,40 @@ pub fn validate(config: &Config) -> Result<(), Diagnostics> {
     let kinds = connections(&mut c);
     policies(&mut c, &kinds);
     approvals(&mut c);
+    limits(&mut c);
     if c.found.is_empty() {
         Ok(())
     } else {
         c.found.sort_by_key(|d| (d.line, d.column));
         Err(Diagnostics(c.found))
+    }
+}
+
+fn limits(c: &mut Collector<'_>) {
+    let l = &c.config.limits;
+    let zero = [
+        (
+            "sessions_per_principal",
+            l.sessions_per_principal == Some(0),
+        ),
+        (
+            "auth_failures_per_address",
+            l.auth_failures_per_address == Some(0),
+        ),
+        ("statements_per_query", l.statements_per_query == Some(0)),
+        (
+            "pending_approvals_per_principal",
+            l.pending_approvals_per_principal == Some(0),
+        ),
+        (
+            "auth_failure_window",
+            l.auth_failure_window.is_some_and(|d| d.0.is_zero()),
+        ),
+    ];
+    for (name, is_zero) in zero {
+        if is_zero {
+            c.file(format!("limits.{name} must be more than 0"));
+        }
     }
 }
 

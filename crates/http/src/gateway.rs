@@ -71,6 +71,9 @@ pub struct HttpGateway {
     pub masker: Masker,
     /// Whether clients reach the listener over TLS (recorded per session).
     pub tls: bool,
+    /// Caps against abuse: client connections per principal, failed authentications
+    /// per address.
+    pub limits: Arc<sluice_limits::Limits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +137,7 @@ impl HttpGateway {
             approvals: None,
             masker: Masker::new(mask_hash_key),
             tls: config.tls.is_some(),
+            limits: Arc::new(sluice_limits::Limits::default()),
         })
     }
 }
@@ -224,6 +228,8 @@ struct Refusal {
     /// Said as a Kubernetes `Status` object (a refusal on a `kind: kubernetes`
     /// connection).
     kubernetes: bool,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -233,6 +239,7 @@ impl Refusal {
             message: message.into(),
             approval: None,
             kubernetes: false,
+            retry_after: None,
         }
     }
 }
@@ -249,6 +256,11 @@ impl IntoResponse for Refusal {
             body
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -274,6 +286,9 @@ pub struct ClientConnection {
 #[derive(Default)]
 struct ConnectionSessions {
     open: std::sync::Mutex<HashMap<(String, String, String), sluice_recorder::SessionRecorder>>,
+    /// Each principal seen on this connection counts one session against its cap
+    /// until the connection ends.
+    permits: std::sync::Mutex<HashMap<(String, String), sluice_limits::SessionPermit>>,
 }
 
 impl Drop for ConnectionSessions {
@@ -462,7 +477,8 @@ async fn proxy_to(
         .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("sluice: {e}")))?;
 
     refuse_ambiguous_headers(&parts.headers, connection.is_kubernetes())?;
-    let principal = authenticate(gateway, &parts.headers).await?;
+    let principal = authenticate(gateway, client.addr.ip(), &parts.headers).await?;
+    count_session(gateway, client, &principal)?;
     let session = gateway.policies.for_session(&principal, &connection.name);
     if session.is_empty() {
         return Err(Refusal::new(
@@ -575,12 +591,48 @@ fn refuse_ambiguous_headers(headers: &HeaderMap, kubernetes: bool) -> Result<(),
     Ok(())
 }
 
-async fn authenticate(gateway: &HttpGateway, headers: &HeaderMap) -> Result<Principal, Refusal> {
+/// The first request of a principal on a client connection counts a session against
+/// its cap (`limits.sessions_per_principal`), held until the connection ends.
+fn count_session(
+    gateway: &HttpGateway,
+    client: &ClientConnection,
+    principal: &Principal,
+) -> Result<(), Refusal> {
+    let key = (principal.provider.clone(), principal.subject.clone());
+    let mut permits = client.sessions.permits.lock().expect("permits lock");
+    if let std::collections::hash_map::Entry::Vacant(place) = permits.entry(key) {
+        let permit = gateway
+            .limits
+            .open_session(principal)
+            .map_err(|e| Refusal::new(StatusCode::TOO_MANY_REQUESTS, format!("sluice: {e}")))?;
+        place.insert(permit);
+    }
+    Ok(())
+}
+
+async fn authenticate(
+    gateway: &HttpGateway,
+    address: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> Result<Principal, Refusal> {
+    // An address that keeps failing is turned away before it may try again.
+    if let Err(e) = gateway.limits.may_authenticate(address, Instant::now()) {
+        let mut refusal = Refusal::new(StatusCode::TOO_MANY_REQUESTS, format!("sluice: {e}"));
+        if let sluice_limits::LimitExceeded::AuthFailures { retry_after } = e {
+            refusal.retry_after = Some(retry_after.as_secs().max(1));
+        }
+        return Err(refusal);
+    }
+    let failed = |message: String| {
+        gateway
+            .limits
+            .authentication_failed(address, Instant::now());
+        Refusal::new(StatusCode::UNAUTHORIZED, message)
+    };
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            "sluice: send exactly one `Authorization: Bearer <token>` header",
+        return Err(failed(
+            "sluice: send exactly one `Authorization: Bearer <token>` header".into(),
         ));
     };
     let token = value
@@ -592,22 +644,14 @@ async fn authenticate(gateway: &HttpGateway, headers: &HeaderMap) -> Result<Prin
         })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                "sluice: expected `Authorization: Bearer <token>`",
-            )
-        })?;
+        .ok_or_else(|| failed("sluice: expected `Authorization: Bearer <token>`".into()))?;
     gateway
         .authenticator
         .authenticate(token)
         .await
         .map_err(|e| {
             tracing::info!(error = %e, "HTTP request refused: authentication failed");
-            Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                format!("sluice: authentication failed: {e}"),
-            )
+            failed(format!("sluice: authentication failed: {e}"))
         })
 }
 
@@ -813,11 +857,15 @@ where
             ),
         ));
     };
-    let unavailable = |e: sluice_approvals::BrokerError| {
-        Refusal::new(
+    let unavailable = |e: sluice_approvals::BrokerError| match e {
+        sluice_approvals::BrokerError::Limit(limit) => Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("sluice: this request needs approval, and {limit}"),
+        ),
+        e => Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("sluice: this request needs approval, and approvals are unavailable: {e}"),
-        )
+        ),
     };
     use sha2::Digest;
     let fingerprint = sluice_approvals::fingerprint(
@@ -881,6 +929,7 @@ where
             message,
             approval: Some(details.clone()),
             kubernetes: false,
+            retry_after: None,
         }
     };
     if record.mode == ApprovalMode::Ticket {

@@ -82,6 +82,9 @@ pub struct PgGateway {
     pub recorder: Option<sluice_recorder::Recorder>,
     /// Just-in-time approval. Without it, statements that need approval are refused.
     pub approvals: Option<Arc<sluice_approvals::Broker>>,
+    /// Caps against abuse: sessions per principal, failed logins per address,
+    /// statements per query string.
+    pub limits: Arc<sluice_limits::Limits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +190,7 @@ impl PgGateway {
             mask_hash_key: Arc::from(&mask_hash_key[..]),
             recorder: None,
             approvals: None,
+            limits: Arc::new(sluice_limits::Limits::default()),
         })
     }
 }

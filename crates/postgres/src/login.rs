@@ -178,6 +178,8 @@ pub struct LoggedIn {
     pub peer: SocketAddr,
     /// Records the session; `None` when recording is off.
     pub recording: Option<sluice_recorder::SessionRecorder>,
+    /// Counts the session against its principal's cap while it lives.
+    pub permit: sluice_limits::SessionPermit,
 }
 
 async fn login(
@@ -242,6 +244,11 @@ async fn login(
         return Err(refuse("28000", "sluice: TLS is required off loopback"));
     }
 
+    // An address that keeps failing is turned away before it may try again.
+    gateway
+        .limits
+        .may_authenticate(peer.ip(), std::time::Instant::now())
+        .map_err(|e| refuse("28000", format!("sluice: {e}")))?;
     out.extend_from_slice(&backend::authentication_cleartext_password());
     send(io, &out).await?;
     let frame = io
@@ -255,17 +262,22 @@ async fn login(
         .cstr("PasswordMessage")
         .map_err(|_| refuse("08P01", "sluice: malformed password message"))?
         .to_string();
+    let failed = |message: String| {
+        gateway
+            .limits
+            .authentication_failed(peer.ip(), std::time::Instant::now());
+        refuse("28P01", message)
+    };
     if credential.is_empty() {
-        return Err(refuse(
-            "28P01",
-            "sluice: no token given; pass your token or API key as the password",
+        return Err(failed(
+            "sluice: no token given; pass your token or API key as the password".into(),
         ));
     }
     let principal = gateway
         .authenticator
         .authenticate(&credential)
         .await
-        .map_err(|e| refuse("28P01", format!("sluice: authentication failed: {e}")))?;
+        .map_err(|e| failed(format!("sluice: authentication failed: {e}")))?;
     // Validation allows clock skew; a session does not start on a token already past its
     // expiry, since it would end at once.
     let now = std::time::SystemTime::now()
@@ -288,6 +300,10 @@ async fn login(
             ),
         ));
     }
+    let permit = gateway
+        .limits
+        .open_session(&principal)
+        .map_err(|e| refuse("53300", format!("sluice: {e}")))?;
 
     // Parameter names are case-insensitive (libpq sends `datestyle` from PGDATESTYLE).
     let mut upstream_params: Vec<(String, String)> = params
@@ -370,6 +386,7 @@ async fn login(
         cancel_key,
         peer,
         recording,
+        permit,
     })
 }
 

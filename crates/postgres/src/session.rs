@@ -1137,6 +1137,13 @@ impl Session {
                 },
                 ..Refusal::policy(format!("sluice: {e}"))
             })?;
+        self.gateway
+            .limits
+            .check_statements(class.statements.len())
+            .map_err(|e| Refusal {
+                code: "54000",
+                ..Refusal::policy(format!("sluice: {e}"))
+            })?;
         if self.recording.is_some() {
             self.judgement.class = Some(class.clone());
         }

@@ -61,6 +61,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
     let policies = Arc::new(sluice_policy::PolicySet::compile(config).map_err(anyhow::Error::msg)?);
     let classifier = Arc::new(sluice_sql::Classifier::default());
     let recorder = start_recorder(config, &store)?;
+    let limits = crate::context::limits(config);
     let approvals = start_approvals(config, &store).await?;
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -131,6 +132,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         gateway.mask_hash_key = crate::context::mask_hash_key(config)?.into();
         gateway.recorder = recorder.clone();
         gateway.approvals = Some(approvals.clone());
+        gateway.limits = limits.clone();
         let listener = tokio::net::TcpListener::bind(&address.value)
             .await
             .with_context(|| format!("binding the postgres listener on {}", address.value))?;
@@ -152,6 +154,7 @@ pub async fn run_gateway(config: &Config, stop_rx: watch::Receiver<bool>) -> Res
         .context("setting up the HTTP listener")?;
         gateway.recorder = recorder.clone();
         gateway.approvals = Some(approvals.clone());
+        gateway.limits = limits.clone();
         if config.tls.is_none()
             && config
                 .connections
@@ -266,6 +269,9 @@ async fn start_approvals(
         settings.grant_window = window.0;
     }
     settings.withdraw_holds_at_start = config.store.starts_with("sqlite:");
+    settings.pending_per_principal = crate::context::limits(config)
+        .settings()
+        .pending_approvals_per_principal;
     let mut targets = Vec::new();
     for hook in &approvals.webhooks {
         let hook = &hook.value;

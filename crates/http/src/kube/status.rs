@@ -14,6 +14,7 @@ pub fn status_body(status: StatusCode, message: &str, approval: Option<&Value>) 
         403 => "Forbidden",
         404 => "NotFound",
         413 => "RequestEntityTooLarge",
+        429 => "TooManyRequests",
         502 | 503 => "ServiceUnavailable",
         _ => "InternalError",
     };

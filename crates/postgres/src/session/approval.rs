@@ -369,6 +369,13 @@ impl Session {
 }
 
 fn unavailable(e: &BrokerError) -> Refusal {
+    if let BrokerError::Limit(limit) = e {
+        return Refusal {
+            code: "53400",
+            message: format!("sluice: this statement needs approval, and {limit}"),
+            ..Default::default()
+        };
+    }
     Refusal {
         code: "58030",
         message: format!(
