@@ -993,3 +993,44 @@ fn an_sql_prepared_name_is_judged_by_everything_it_may_hold() {
         1
     );
 }
+
+#[test]
+fn sigterm_with_a_held_request_withdraws_it_and_tells_the_client() {
+    let cluster = PgCluster::shared();
+    let (mut gw, db, admin) = start(cluster, "60s", "15m");
+    // The same gateway with a short shutdown grace.
+    assert!(gw.terminate().success());
+    let mut config = std::fs::read_to_string(gw.config()).unwrap();
+    config.push_str("shutdown_grace: 1s\n");
+    std::fs::write(gw.config(), config).unwrap();
+    let port = gw.port;
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
+    drop(gw);
+    let mut gw = Gateway::spawn(dir, port);
+    wait_port(admin);
+
+    let agent = agent(&gw, "agent-1");
+    let alice = person(&gw, "alice", "dba");
+    let held = psql_child(cluster, &gw, &agent, "DELETE FROM orders WHERE id = 1");
+    let id = pending_one(&gw, admin, &alice)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(gw.terminate().success(), "a clean stop");
+    let (ok, _, err) = finish(held);
+    assert!(!ok);
+    assert!(err.contains("the gateway is shutting down"), "{err}");
+
+    // Nothing ran, the request is withdrawn, the trail verifies.
+    assert_eq!(
+        count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 1"),
+        1
+    );
+    let port = gw.port;
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
+    drop(gw);
+    let gw = Gateway::spawn(dir, port);
+    wait_port(admin);
+    await_status(&gw, admin, &alice, &id, "withdrawn");
+    assert!(gw.sluice(&["sessions", "verify"]).status.success());
+}

@@ -279,3 +279,93 @@ fn abuse_limits_say_no_in_postgres_terms() {
         stderr(&out)
     );
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_client_that_stops_reading_does_not_grow_the_gateway() {
+    use std::io::Write;
+    let cluster = PgCluster::shared();
+    let gw = start(cluster, "");
+    let token = token(&gw);
+    let mut stalled = raw_login(gw.port, &token);
+    let before = rss_kib(gw.child.id());
+    // About 200 MB of rows, which the client does not read for a while.
+    let sql = "SELECT repeat('x', 1000) FROM generate_series(1, 200000)";
+    let mut msg = vec![b'Q'];
+    msg.extend((sql.len() as i32 + 5).to_be_bytes());
+    msg.extend(sql.as_bytes());
+    msg.push(0);
+    stalled.write_all(&msg).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let grown = rss_kib(gw.child.id()).saturating_sub(before);
+    // The relay waits for the client (backpressure) instead of buffering the result:
+    // what it holds is a few frames, not the 200 MB the resource has to send.
+    assert!(grown < 48 * 1024, "the gateway grew by {grown} KiB");
+    // Reading on, the client gets every row.
+    let mut rows = 0;
+    loop {
+        let (tag, _) = read_message(&mut stalled);
+        match tag {
+            b'D' => rows += 1,
+            b'Z' => break,
+            b'E' => panic!("error instead of rows"),
+            _ => {}
+        }
+    }
+    assert_eq!(rows, 200_000);
+}
+
+#[test]
+fn a_resource_that_refuses_connections_is_a_clear_login_error() {
+    let cluster = PgCluster::shared();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "gw-password").unwrap();
+    let (port, closed) = (free_port(), free_port());
+    let config = format!(
+        r#"
+listen: {{ postgres: "127.0.0.1:{port}" }}
+store: sqlite://./sluice.db
+identity:
+  providers:
+    - {{ name: local, local: {{}} }}
+connections:
+  - {{ name: app, kind: postgres, upstream: "postgres://gw_svc@127.0.0.1:{closed}/app", password: {{ file: pw }} }}
+policies:
+  - name: all
+    match: {{ roles: [all] }}
+    connections: [app]
+    allow:
+      - {{ actions: [select], tables: ["*"] }}
+"#
+    );
+    std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
+    let mut gw = Gateway::spawn(dir, port);
+    let token = token(&gw);
+    let conninfo = format!("host=127.0.0.1 port={port} dbname=app user=agent");
+    let out = psql(cluster, &conninfo, &token, "SELECT 1");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sluice: cannot open a session with the resource of connection \"app\""),
+        "{stderr}"
+    );
+    // The gateway goes on: the failure is recorded, and the trail verifies.
+    assert!(gw.terminate().success());
+    let events = gw.exported();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["body"]["kind"] == "login_refused" || e["body"]["kind"] == "session_closed"),
+        "{events:?}"
+    );
+    assert!(gw.sluice(&["sessions", "verify"]).status.success());
+}
