@@ -89,7 +89,7 @@ start_bench_postgres() {
   as_run_as "$PGBIN/initdb" -D "$PGDATA" -U "$RUN_AS" --auth-local=trust --auth-host=scram-sha-256 \
     -E UTF8 --locale=C >"$WORK/initdb.log" 2>&1 || { echo "initdb failed ($WORK/initdb.log)" >&2; exit 1; }
   printf '%s\n' "listen_addresses = '127.0.0.1'" "port = $PG_PORT" "unix_socket_directories = '$WORK/sock'" \
-    "password_encryption = 'scram-sha-256'" "max_connections = 100" >>"$PGDATA/postgresql.conf"
+    "password_encryption = 'scram-sha-256'" "max_connections = ${PG_MAX_CONNECTIONS:-100}" >>"$PGDATA/postgresql.conf"
   setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --init-groups -- "$PGBIN/postgres" -D "$PGDATA" >"$WORK/postgres.log" 2>&1 &
   PG_PID=$!
   for _ in $(seq 1 100); do

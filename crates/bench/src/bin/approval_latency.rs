@@ -9,13 +9,13 @@
 //!
 //! Usage: approval-latency PG_ADDR ADMIN_URL AGENT_TOKEN APPROVER_TOKEN [COUNT] [DATABASE]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use sluice_bench::wire::{cstring, message, read_message, startup, text, Error};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
@@ -136,42 +136,4 @@ async fn read_rest(reader: &mut OwnedReadHalf, tag: u8) -> Result<u8, Error> {
     let mut body = vec![0u8; length.saturating_sub(4)];
     reader.read_exact(&mut body).await?;
     Ok(tag)
-}
-
-async fn read_message(reader: &mut OwnedReadHalf) -> Result<(u8, Vec<u8>), Error> {
-    let tag = tokio::time::timeout(Duration::from_secs(120), reader.read_u8()).await??;
-    let length = reader.read_i32().await? as usize;
-    let mut body = vec![0u8; length.saturating_sub(4)];
-    reader.read_exact(&mut body).await?;
-    Ok((tag, body))
-}
-
-fn startup(database: &str) -> Vec<u8> {
-    let mut body = 196_608i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", "bench"), ("database", database)] {
-        body.extend(cstring(k));
-        body.extend(cstring(v));
-    }
-    body.push(0);
-    let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    out.extend(body);
-    out
-}
-
-fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    out.extend(((body.len() + 4) as i32).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-fn cstring(s: &str) -> Vec<u8> {
-    let mut v = s.as_bytes().to_vec();
-    v.push(0);
-    v
-}
-
-/// The fields of an ErrorResponse or NoticeResponse, as text.
-fn text(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).replace('\0', " ")
 }
