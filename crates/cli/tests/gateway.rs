@@ -369,3 +369,36 @@ policies:
     );
     assert!(gw.sluice(&["sessions", "verify"]).status.success());
 }
+
+#[test]
+fn oversized_messages_and_startup_packets_are_refused_with_a_reason() {
+    use std::io::{Read, Write};
+    let cluster = PgCluster::shared();
+    let gw = start(cluster, "");
+    let token = token(&gw);
+
+    // A message that says it is larger than the 64 MiB cap: refused before it is read.
+    let mut s = raw_login(gw.port, &token);
+    let mut header = vec![b'Q'];
+    header.extend(((100 << 20) as i32).to_be_bytes());
+    s.write_all(&header).unwrap();
+    let (tag, body) = read_message(&mut s);
+    assert_eq!(tag, b'E');
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("08P01") && text.contains("exceeds the limit of 67108864"),
+        "{text}"
+    );
+
+    // A startup packet over 10,000 bytes: the connection is closed without a session.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&20_000i32.to_be_bytes()).unwrap();
+    s.write_all(&196_608i32.to_be_bytes()).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty() || rest[0] == b'E',
+        "no session for an oversized startup packet: {rest:?}"
+    );
+}

@@ -18,7 +18,6 @@ use sluice_bench::wire::{cstring, message, read_message, sqlstate, startup, text
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-
 #[derive(Default)]
 struct Tally {
     ok: AtomicU64,
