@@ -34,3 +34,36 @@ pub fn timestamp(secs: i64) -> String {
 pub fn instant(at: &sluice_audit::Timestamp) -> String {
     timestamp(at.unix_micros().div_euclid(1_000_000))
 }
+
+/// `text` with control characters (C0, DEL, C1) and the characters that change text
+/// direction written as `\u{..}` escapes: what an agent sent is shown to a person's
+/// terminal, which must not take it as commands (ANSI escapes) or reorder it.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if hidden {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn control_and_direction_characters_are_shown() {
+        assert_eq!(visible("a\x1b[2Kb"), "a\\u{1b}[2Kb");
+        assert_eq!(visible("x\ny\rz"), "x\\u{a}y\\u{d}z");
+        assert_eq!(visible("abc\u{202e}def"), "abc\\u{202e}def");
+        assert_eq!(
+            visible("DELETE FROM \"Ordres\" — ok"),
+            "DELETE FROM \"Ordres\" — ok"
+        );
+    }
+}

@@ -267,6 +267,20 @@ fn requests_are_judged_and_forwarded_with_the_connections_own_credential() {
         .iter()
         .any(|e| e["body"]["kind"] == "request" && e["body"]["decision"] == "deny"));
     assert!(gw.sluice(&["sessions", "verify"]).status.success());
+
+    // Replayed as exchanges: the request line, then the status and the body indented.
+    let session = request["session_id"].as_str().unwrap();
+    let replay = gw.sluice(&["sessions", "replay", session, "--speed", "0"]);
+    let transcript = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        transcript.contains("GET /v1/things/7?expand=lines"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("      HTTP 200"), "{transcript}");
+    assert!(
+        transcript.contains("          \"method\": \"GET\","),
+        "{transcript}"
+    );
 }
 
 #[test]

@@ -120,7 +120,8 @@ fn a_psql_session_is_recorded_as_the_agent_saw_it_and_replays() {
         .write_all(
             b"SELECT id, email FROM customers ORDER BY id;\n\
               SELECT * FROM secrets;\n\
-              INSERT INTO t VALUES (42);\n",
+              INSERT INTO t VALUES (42);\n\
+              SELECT E'\\033[2J' AS trap;\n",
         )
         .unwrap();
     let out = psql.wait_with_output().unwrap();
@@ -149,6 +150,8 @@ fn a_psql_session_is_recorded_as_the_agent_saw_it_and_replays() {
         kinds,
         [
             "session_opened",
+            "request",
+            "result",
             "request",
             "result",
             "request",
@@ -188,7 +191,7 @@ fn a_psql_session_is_recorded_as_the_agent_saw_it_and_replays() {
     assert!(error["message"].as_str().unwrap().contains("secrets"));
 
     assert_eq!(session[6]["body"]["row_count"], 1, "INSERT 0 1");
-    assert_eq!(session[7]["body"]["reason"], "client left");
+    assert_eq!(session[9]["body"]["reason"], "client left");
     let kinds: Vec<&str> = second
         .iter()
         .map(|e| e["body"]["kind"].as_str().unwrap())
@@ -240,6 +243,9 @@ fn a_psql_session_is_recorded_as_the_agent_saw_it_and_replays() {
         );
     }
     assert!(!transcript.contains(CLEAR_EMAIL));
+    // What the agent sent reaches the auditor's terminal as text, not as escapes.
+    assert!(!transcript.contains('\x1b'), "{transcript}");
+    assert!(transcript.contains("\\u{1b}[2J"), "{transcript}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use sluice_approvals::ApprovalView;
 use sluice_core::Verdict;
 
 use crate::cli::{ApprovalsDecide, ApprovalsList, ApprovalsShow, GatewayArgs};
-use crate::output::table;
+use crate::output::{table, visible};
 
 pub fn list(args: &ApprovalsList) -> Result<u8> {
     let mut path = format!("/api/v1/approvals?status={}", args.status);
@@ -202,22 +202,6 @@ fn call(
     })
 }
 
-/// `text` with control characters (C0, DEL, C1) and the characters that change text
-/// direction written as `\u{..}` escapes.
-fn visible(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let hidden = c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if hidden {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// A statement on one line, cut at `max` characters.
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -239,20 +223,4 @@ fn url_escape(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::visible;
-
-    #[test]
-    fn control_and_direction_characters_are_shown() {
-        assert_eq!(visible("a\x1b[2Kb"), "a\\u{1b}[2Kb");
-        assert_eq!(visible("x\ny\rz"), "x\\u{a}y\\u{d}z");
-        assert_eq!(visible("abc\u{202e}def"), "abc\\u{202e}def");
-        assert_eq!(
-            visible("DELETE FROM \"Ordres\" — ok"),
-            "DELETE FROM \"Ordres\" — ok"
-        );
-    }
 }

@@ -10,7 +10,7 @@ use sluice_audit::{Event, EventBody};
 
 use crate::cli::SessionsShow;
 use crate::context::{load_config, open_store};
-use crate::output::table;
+use crate::output::{table, visible};
 
 pub fn run(config_path: &Path, args: &SessionsShow) -> Result<u8> {
     let config = load_config(config_path)?;
@@ -85,14 +85,14 @@ pub(crate) fn print_event(event: &Event) {
                 }
             );
             for line in request.text.lines() {
-                println!("{:>6}{line}", "");
+                println!("{:>6}{}", "", visible(line));
             }
             if !request.parameters.is_empty() {
                 let values: Vec<String> = request
                     .parameters
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| format!("${}={}", i + 1, v.as_deref().unwrap_or("NULL")))
+                    .map(|(i, v)| format!("${}={}", i + 1, visible(v.as_deref().unwrap_or("NULL"))))
                     .collect();
                 println!("{:>6}-- with {}", "", values.join(", "));
             }
@@ -117,14 +117,16 @@ pub(crate) fn print_event(event: &Event) {
                 result.request_seq,
                 result.duration_us as f64 / 1000.0
             );
-            if !result.columns.is_empty() {
+            if is_http_response(&result.columns) {
+                print_http_response(result);
+            } else if !result.columns.is_empty() {
                 let headers: Vec<&str> = result.columns.iter().map(String::as_str).collect();
                 let rows: Vec<Vec<String>> = result
                     .rows
                     .iter()
                     .map(|row| {
                         row.iter()
-                            .map(|v| v.clone().unwrap_or_else(|| "NULL".into()))
+                            .map(|v| v.as_deref().map(visible).unwrap_or_else(|| "NULL".into()))
                             .collect()
                     })
                     .collect();
@@ -153,5 +155,47 @@ pub(crate) fn print_event(event: &Event) {
             "{head}  approval {} {}",
             resolved.approval_id, resolved.status
         ),
+    }
+}
+
+/// HTTP and Kubernetes responses are recorded as one row `(status, body)`, upgraded
+/// streams as one row per direction `(stream, bytes)`: shown as an exchange, not a table.
+fn is_http_response(columns: &[String]) -> bool {
+    matches!(
+        columns
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["status", "body"] | ["stream", "bytes"]
+    )
+}
+
+/// Lines of a recorded body shown before the rest is summed up.
+const BODY_LINES: usize = 40;
+
+fn print_http_response(result: &sluice_audit::StatementResult) {
+    for row in &result.rows {
+        let (Some(Some(first)), Some(second)) = (row.first(), row.get(1)) else {
+            continue;
+        };
+        let body = second.as_deref().unwrap_or("");
+        if result.columns[0] == "status" {
+            println!("{:>6}HTTP {}", "", visible(first));
+        } else {
+            println!("{:>6}{}:", "", visible(first));
+        }
+        // JSON is shown indented; anything else as it came.
+        let shown = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| body.to_string());
+        let lines: Vec<&str> = shown.lines().collect();
+        for line in lines.iter().take(BODY_LINES) {
+            println!("{:>8}{}", "", visible(line));
+        }
+        if lines.len() > BODY_LINES {
+            println!("{:>8}... ({} more lines)", "", lines.len() - BODY_LINES);
+        }
     }
 }
