@@ -380,7 +380,7 @@ fn oversized_messages_and_startup_packets_are_refused_with_a_reason() {
     // A message that says it is larger than the 64 MiB cap: refused before it is read.
     let mut s = raw_login(gw.port, &token);
     let mut header = vec![b'Q'];
-    header.extend(((100 << 20) as i32).to_be_bytes());
+    header.extend((100i32 << 20).to_be_bytes());
     s.write_all(&header).unwrap();
     let (tag, body) = read_message(&mut s);
     assert_eq!(tag, b'E');
