@@ -633,3 +633,35 @@ async fn who_may_see_a_request() {
         "the requester's subject under another provider"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_principal_cannot_leave_more_requests_pending_than_its_cap() {
+    let store = TestStore::new();
+    let mut settings = settings();
+    settings.pending_per_principal = 2;
+    let broker = broker_on(&store, settings);
+    let first = broker
+        .request(new_approval(ApprovalMode::Ticket, LONG))
+        .await
+        .unwrap();
+    broker
+        .request(new_approval(ApprovalMode::Ticket, LONG))
+        .await
+        .unwrap();
+    let third = broker
+        .request(new_approval(ApprovalMode::Ticket, LONG))
+        .await;
+    assert!(matches!(&third, Err(BrokerError::Limit(_))), "{third:?}");
+    // Another principal is counted apart; a decided request frees a place.
+    let mut other = new_approval(ApprovalMode::Ticket, LONG);
+    other.requester = robot();
+    broker.request(other).await.unwrap();
+    broker
+        .decide(&alice(), &first.id, Verdict::Deny, "not now")
+        .await
+        .unwrap();
+    broker
+        .request(new_approval(ApprovalMode::Ticket, LONG))
+        .await
+        .unwrap();
+}

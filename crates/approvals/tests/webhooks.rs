@@ -458,10 +458,12 @@ async fn a_receiver_that_never_answers_does_not_hold_up_the_others() {
         retry,
     );
     let store = TestStore::new();
-    let broker = Broker::new(store.store.clone(), settings(), webhooks);
-
-    // More announcements than deliveries may be in flight at once.
+    // More announcements than deliveries may be in flight at once, all from one agent.
     const REQUESTS: usize = 80;
+    let mut settings = settings();
+    settings.pending_per_principal = REQUESTS;
+    let broker = Broker::new(store.store.clone(), settings, webhooks);
+
     for _ in 0..REQUESTS {
         broker
             .request(new_approval(ApprovalMode::Hold, LONG))
