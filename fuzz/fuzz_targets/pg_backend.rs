@@ -4,11 +4,12 @@
 //! Input: one byte with the number of requests the client has in flight (low 3 bits), one
 //! byte per request (which kind), one byte choosing the session's detector-mask strategy,
 //! then the resource's byte stream. The stream is cut into frames by `FrameReader` (with
-//! `MAX_BACKEND_MESSAGE`), alternating `take_run` (the relay's fast path for rows) and
-//! `try_next`; each frame goes to `ResponseTracker::on_response`, and by tag to
-//! `error_fields` (ErrorResponse, NoticeResponse), `ResultMask::build` (RowDescription),
-//! `ResultMask::rewrite` (DataRow), the COPY row codec `copy_rows::{split_row, decode}`
-//! (CopyData) and the SCRAM client (AuthenticationSASLContinue).
+//! `MAX_BACKEND_MESSAGE`, lowered to the input's length), alternating `take_run` (the
+//! relay's fast path for rows) and `try_next`; each frame goes to
+//! `ResponseTracker::on_response`, and by tag to `error_fields` (ErrorResponse,
+//! NoticeResponse), `ResultMask::build` (RowDescription), `ResultMask::rewrite`
+//! (DataRow), the COPY row codec `copy_rows::{split_row, decode}` (CopyData) and the
+//! SCRAM client (AuthenticationSASLContinue).
 //!
 //! The session masks with every detector (a policy's `mask: [{detect: [...]}]`), so the
 //! RowDescription and DataRow paths run for real; column masks need the catalog (a live
@@ -225,8 +226,13 @@ fuzz_target!(|data: &[u8]| {
     for &kind in requests {
         tracker.push(request(kind));
     }
-    let mut reader =
-        FrameReader::with_buffer(tokio::io::empty(), BytesMut::from(stream), MAX_BACKEND_MESSAGE);
+    // A frame longer than the input never completes; with the real limit the reader would
+    // reserve room for it (up to 1 GiB), which only slows the fuzzer down.
+    let mut reader = FrameReader::with_buffer(
+        tokio::io::empty(),
+        BytesMut::from(stream),
+        MAX_BACKEND_MESSAGE.min(stream.len()),
+    );
     let mut result: Option<(ResultMask, Vec<Column>)> = None;
     let mut round = 0u32;
     loop {

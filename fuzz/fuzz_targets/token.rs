@@ -29,8 +29,8 @@ use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 use sluice_identity::{
-    generate_api_key, ApiKeyDirectory, ApiKeyRecord, Authenticator, LocalIssuer,
-    ProviderSettings, LOCAL_ISSUER,
+    generate_api_key, ApiKeyDirectory, ApiKeyRecord, Authenticator, LocalIssuer, ProviderSettings,
+    LOCAL_ISSUER,
 };
 
 /// The directory of one API key.
@@ -92,7 +92,10 @@ fuzz_target!(|data: &[u8]| {
         let result = setup
             .runtime
             .block_on(setup.authenticator.authenticate(text));
-        assert!(result.is_err(), "accepted a credential no one issued: {result:?}");
+        assert!(
+            result.is_err(),
+            "accepted a credential no one issued: {result:?}"
+        );
         return;
     }
 
@@ -126,7 +129,10 @@ fuzz_target!(|data: &[u8]| {
     let claims = object(payload);
     assert_eq!(header.get("alg"), Some(&Value::from("ES256")));
     assert_eq!(header.get("kid"), Some(&Value::from(setup.kid.as_str())));
-    assert!(!header.contains_key("crit"), "accepted a critical extension");
+    assert!(
+        !header.contains_key("crit"),
+        "accepted a critical extension"
+    );
     assert_eq!(claims.get("iss"), Some(&Value::from(LOCAL_ISSUER)));
     let audiences = match claims.get("aud") {
         Some(Value::String(aud)) => vec![aud.as_str()],
@@ -154,7 +160,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(nbf.floor() <= now + 60.0, "accepted a token not yet valid");
     }
     if let Some(iat) = time(&claims, "iat") {
-        assert!(iat.floor() <= now + 60.0, "accepted a token issued in the future");
+        assert!(
+            iat.floor() <= now + 60.0,
+            "accepted a token issued in the future"
+        );
     }
     assert_eq!(
         claims.get("sub").and_then(Value::as_str),
