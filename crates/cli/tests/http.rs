@@ -325,9 +325,10 @@ fn tickets_and_holds_work_for_http_requests() {
             ])
         })
     };
-    let pending = gw.wait_pending(&support::Admin::plain(admin), &dana);
-    assert_eq!(pending[0]["statement"], "PUT /v1/items/9");
-    let id = pending[0]["id"].as_str().unwrap().to_string();
+    // Other requests are pending too (the tickets refused above).
+    let held = gw.wait_pending_for(&support::Admin::plain(admin), &dana, "PUT /v1/items/9");
+    assert_eq!(held["statement"], "PUT /v1/items/9");
+    let id = held["id"].as_str().unwrap().to_string();
     assert!(decide(&gw, admin, &dana, "approve", &id));
     let (status, body) = waiting.join().unwrap();
     assert_eq!(status, 200, "{body}");

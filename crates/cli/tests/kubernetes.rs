@@ -541,15 +541,12 @@ fn kubectl_through_the_gateway() {
         let kubeconfig = kubeconfig.clone();
         std::thread::spawn(move || agent_kubectl(&kubeconfig, &["delete", "pod", "doomed"]))
     };
-    let pending = gw.wait_pending(&admin, &dana);
-    let id = pending[0]["id"].as_str().unwrap().to_string();
-    assert!(
-        pending[0]["statement"]
-            .as_str()
-            .unwrap()
-            .starts_with("DELETE /api/v1/namespaces/staging/pods/doomed"),
-        "{pending:?}"
+    let held = gw.wait_pending_for(
+        &admin,
+        &dana,
+        "DELETE /api/v1/namespaces/staging/pods/doomed",
     );
+    let id = held["id"].as_str().unwrap().to_string();
     assert!(
         cluster
             .admin_ok(&["get", "pods", "-n", "staging"])

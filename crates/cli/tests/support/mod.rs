@@ -161,6 +161,29 @@ impl Gateway {
         }
     }
 
+    /// The pending request for `statement` that `token` sees, waiting up to 20 s for it
+    /// (other requests may be pending beside it).
+    pub fn wait_pending_for(
+        &self,
+        admin: &Admin,
+        token: &str,
+        statement: &str,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let pending = self.wait_pending(admin, token);
+            if let Some(found) = pending.into_iter().find(|p| {
+                p["statement"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(statement))
+            }) {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "{statement} is not held");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Every recorded event, as `sluice sessions export` prints them.
     pub fn exported(&self) -> Vec<serde_json::Value> {
         let out = self.sluice(&["sessions", "export", "--format", "jsonl"]);
