@@ -22,8 +22,8 @@ use serde::Serialize;
 use sluice_config::SecretData;
 
 use crate::compile::CompiledRule;
-use crate::decision::{Decision, MaskSpec, Section, Verdict};
-use crate::session::SessionPolicy;
+use crate::decision::{Decision, Verdict};
+use crate::session::{Ruling, SessionPolicy};
 
 /// A Kubernetes request's authorization attributes, as the API server reads them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -173,58 +173,34 @@ pub struct KubeVerdict {
 impl SessionPolicy {
     /// Judges a Kubernetes request.
     pub fn decide_kubernetes(&self, request: &KubeRequest) -> KubeVerdict {
-        let rules = |section: Section| {
-            self.policies
-                .iter()
-                .flat_map(move |p| match section {
-                    Section::Allow => p.allow.iter(),
-                    Section::Deny => p.deny.iter(),
-                    _ => p.approve.iter(),
-                })
-                .filter(move |r| kube_rule_matches(r, request))
+        let ruling = self.ruling(|rule| kube_rule_matches(rule, request));
+        let described = request.to_string();
+        let (decision, reveal_secret_data) = match ruling {
+            // Discovery comes before approval: nobody waits for a person to list kinds.
+            Ruling::Approve(_) | Ruling::None if request.is_discovery() => {
+                (Decision::Allow { rules: Vec::new() }, false)
+            }
+            Ruling::Allow(rule) | Ruling::Approve(rule) => (
+                ruling.decision(&described).expect("a rule rules"),
+                rule.secret_data == SecretData::Reveal,
+            ),
+            Ruling::Deny(_) => (ruling.decision(&described).expect("a rule rules"), false),
+            Ruling::None => {
+                let reason = if request.needs_literal_rule() {
+                    format!(
+                        "{request} is not allowed (`{}` is reached only by a rule that names it)",
+                        request.resource_path().unwrap_or_default()
+                    )
+                } else {
+                    format!("{request} is not allowed")
+                };
+                (Decision::Deny { reason, rule: None }, false)
+            }
         };
-        let mut reveal_secret_data = false;
-        let decision = if let Some(rule) = rules(Section::Deny).next() {
-            Decision::Deny {
-                reason: format!("{request} is denied"),
-                rule: Some(rule.at.clone()),
-            }
-        } else if let Some(rule) = rules(Section::Allow).next() {
-            reveal_secret_data = rule.secret_data == SecretData::Reveal;
-            Decision::Allow {
-                rules: vec![rule.at.clone()],
-            }
-        } else if request.is_discovery() {
-            Decision::Allow { rules: Vec::new() }
-        } else if let Some(rule) = rules(Section::Approve).next() {
-            reveal_secret_data = rule.secret_data == SecretData::Reveal;
-            Decision::Approve {
-                reason: format!("{request} requires approval"),
-                approval: rule
-                    .approval
-                    .clone()
-                    .expect("approve rules carry an approval"),
-            }
-        } else {
-            let reason = if request.needs_literal_rule() {
-                format!(
-                    "{request} is not allowed (`{}` is reached only by a rule that names it)",
-                    request.resource_path().unwrap_or_default()
-                )
-            } else {
-                format!("{request} is not allowed")
-            };
-            Decision::Deny { reason, rule: None }
-        };
-        let masks = self
-            .masks()
-            .map(|m| m.spec.clone())
-            .filter(|spec| matches!(spec, MaskSpec::Json { .. } | MaskSpec::Detect { .. }))
-            .collect();
         KubeVerdict {
             verdict: Verdict {
                 decision,
-                masks,
+                masks: self.body_masks(),
                 limits: self.limits.clone(),
             },
             reveal_secret_data,
