@@ -59,6 +59,32 @@ pub mod wire {
         Ok((tag, body))
     }
 
+    /// Logs in as user `bench` to `database` with `token` as the password (cleartext
+    /// exchange), up to ReadyForQuery.
+    pub async fn login<R, W>(
+        reader: &mut R,
+        writer: &mut W,
+        database: &str,
+        token: &str,
+    ) -> Result<(), Error>
+    where
+        R: AsyncReadExt + Unpin,
+        W: tokio::io::AsyncWriteExt + Unpin,
+    {
+        writer.write_all(&startup(database)).await?;
+        loop {
+            let (tag, body) = read_message(reader).await?;
+            match tag {
+                b'R' if body.get(..4) == Some(&3i32.to_be_bytes()) => {
+                    writer.write_all(&message(b'p', &cstring(token))).await?;
+                }
+                b'Z' => return Ok(()),
+                b'E' => return Err(format!("login refused: {}", text(&body)).into()),
+                _ => {}
+            }
+        }
+    }
+
     /// The fields of an ErrorResponse or NoticeResponse, as text.
     pub fn text(body: &[u8]) -> String {
         String::from_utf8_lossy(body).replace('\0', " ")

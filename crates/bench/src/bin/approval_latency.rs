@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 
-use sluice_bench::wire::{cstring, message, read_message, startup, text, Error};
+use sluice_bench::wire::{cstring, login, message, read_message, text, Error};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
@@ -31,18 +31,7 @@ async fn main() -> Result<(), Error> {
     let stream = TcpStream::connect(pg).await?;
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
-    writer.write_all(&startup(database)).await?;
-    loop {
-        let (tag, body) = read_message(&mut reader).await?;
-        match tag {
-            b'R' if body.get(..4) == Some(&3i32.to_be_bytes()) => {
-                writer.write_all(&message(b'p', &cstring(agent))).await?;
-            }
-            b'Z' => break,
-            b'E' => return Err(format!("login refused: {}", text(&body)).into()),
-            _ => {}
-        }
-    }
+    login(&mut reader, &mut writer, database, agent).await?;
 
     let http = reqwest::Client::new();
     let mut after_approve = Vec::with_capacity(count);

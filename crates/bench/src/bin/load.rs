@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_bench::wire::{cstring, message, read_message, sqlstate, startup, text, Error};
+use sluice_bench::wire::{cstring, login, message, read_message, sqlstate, text, Error};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -122,18 +122,7 @@ async fn session(
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
-    writer.write_all(&startup(database)).await?;
-    loop {
-        let (tag, body) = read_message(&mut reader).await?;
-        match tag {
-            b'R' if body.get(..4) == Some(&3i32.to_be_bytes()) => {
-                writer.write_all(&message(b'p', &cstring(token))).await?;
-            }
-            b'Z' => break,
-            b'E' => return Err(format!("login refused: {}", text(&body)).into()),
-            _ => {}
-        }
-    }
+    login(&mut reader, &mut writer, database, token).await?;
     let mut latencies = Vec::new();
     let mut i = n;
     while Instant::now() < deadline {
