@@ -390,6 +390,30 @@ fn oversized_messages_and_startup_packets_are_refused_with_a_reason() {
         "{text}"
     );
 
+    // Before login, a message larger than a password with the largest token: refused
+    // before it is read, so nobody unauthenticated makes the gateway hold megabytes.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut startup = 196_608i32.to_be_bytes().to_vec();
+    for kv in ["user", "agent", "database", "app", ""] {
+        startup.extend_from_slice(kv.as_bytes());
+        startup.push(0);
+    }
+    let mut packet = (startup.len() as i32 + 4).to_be_bytes().to_vec();
+    packet.extend(startup);
+    s.write_all(&packet).unwrap();
+    assert_eq!(read_message(&mut s).0, b'R', "asked for the password");
+    let mut header = vec![b'p'];
+    header.extend((1i32 << 20).to_be_bytes());
+    s.write_all(&header).unwrap();
+    let (tag, body) = read_message(&mut s);
+    assert_eq!(tag, b'E');
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("08P01") && text.contains("exceeds the limit of 17408"),
+        "{text}"
+    );
+
     // A startup packet over 10,000 bytes: the connection is closed without a session.
     let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -27,6 +27,12 @@ use crate::{PgConnection, PgGateway};
 /// Largest message a client may send: statements can be long, COPY rows too.
 pub const MAX_FRONTEND_MESSAGE: usize = 64 << 20;
 
+/// The largest message a client may send before it has logged in: a password message
+/// holding the largest token the gateway takes, with room to spare. Until the token is
+/// checked nobody may make the gateway hold more (the session's own reader takes
+/// [`MAX_FRONTEND_MESSAGE`] once logged in).
+pub const MAX_LOGIN_MESSAGE: usize = sluice_identity::MAX_TOKEN_BYTES + 1024;
+
 /// Startup parameters relayed to the resource. Others (above all `options`, which can set
 /// any parameter, the role included) are not.
 const RELAYED_PARAMETERS: &[&str] = &[
@@ -150,7 +156,7 @@ async fn negotiate(
             Ok(None)
         }
         StartupPacket::Startup { minor, params } => Ok(Some((
-            FrameReader::new(io, MAX_FRONTEND_MESSAGE),
+            FrameReader::new(io, MAX_LOGIN_MESSAGE),
             tls,
             minor,
             params,
@@ -254,7 +260,7 @@ async fn login(
     let frame = io
         .next()
         .await
-        .map_err(|_| refuse("08P01", "sluice: connection closed during authentication"))?;
+        .map_err(|e| refuse("08P01", format!("sluice: during authentication: {e}")))?;
     if frame.tag != b'p' {
         return Err(refuse("08P01", "sluice: expected a password message"));
     }
