@@ -1,8 +1,8 @@
 //! Sessions through `sluice serve` are recorded: a psql session with allowed, refused and
 //! masked statements is in the trail as the agent saw it, verifies and replays; the
-//! gateway fails closed when the store cannot take events; and after SIGKILL during a
-//! busy session every statement whose result the client received is in the store. The
-//! admin API serves the same trail to admins only.
+//! gateway fails closed when the store cannot take events or its disk is full, and loses
+//! nothing; and after SIGKILL during a busy session every statement whose result the
+//! client received is in the store. The admin API serves the same trail to admins only.
 
 mod support;
 
@@ -32,6 +32,18 @@ fn start_with_store(
     store: &str,
     recording: &str,
 ) -> (Gateway, String, u16) {
+    let (dir, port, db, admin) = prepare(cluster, extra, store, recording);
+    (Gateway::spawn(dir, port), db, admin)
+}
+
+/// The database and the config `start_with_store` runs a gateway on: the config's
+/// directory, the gateway's PostgreSQL port, the database and the admin port.
+fn prepare(
+    cluster: &PgCluster,
+    extra: &str,
+    store: &str,
+    recording: &str,
+) -> (tempfile::TempDir, u16, String, u16) {
     static ROLE: std::sync::Once = std::sync::Once::new();
     ROLE.call_once(|| {
         cluster
@@ -80,7 +92,7 @@ policies:
         pg = cluster.port()
     );
     std::fs::write(dir.path().join("sluice.yaml"), config).unwrap();
-    (Gateway::spawn(dir, port), db, admin)
+    (dir, port, db, admin)
 }
 
 fn conninfo(gw: &Gateway) -> String {
@@ -644,4 +656,164 @@ fn durability_disk_records_through_the_writer_and_recording_off_records_nothing(
     let (mut off, _, _) = start_with_store(cluster, "", "sqlite://./sluice.db", ", enabled: false");
     one_statement_then_stop(cluster, &mut off, "SELECT id FROM customers");
     assert!(off.exported().is_empty());
+}
+
+/// Runs a command (the gateway) on a disk of its own: in a mount namespace of its own
+/// (`unshare`; no privilege needed where user namespaces are enabled), a 16 MiB tmpfs is
+/// mounted over `$1`, seeded with what `$1` held; the command's pid goes to `$3`; when it
+/// ends, what the small disk holds is copied back to `$1` (through `$2`) for the test.
+const ON_A_SMALL_DISK: &str = r#"
+set -e
+disk=$1; stage=$2; pidfile=$3; shift 3
+cp -a "$disk/." "$stage/"
+mount -t tmpfs -o size=16m sluice-test-disk "$disk"
+cp -a "$stage/." "$disk/"
+"$@" &
+echo $! > "$pidfile"
+rc=0; wait $! || rc=$?
+rm -rf "$stage"; mkdir "$stage"
+cp -a "$disk/." "$stage/"
+umount "$disk"
+cp -a "$stage/." "$disk/"
+exit $rc
+"#;
+
+/// Kills a process when dropped, so a failed test leaves no gateway behind.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn insert(session: &mut std::net::TcpStream, n: u32) -> Vec<(u8, Vec<u8>)> {
+    simple_query(session, &format!("INSERT INTO t VALUES ({n})"))
+}
+
+#[test]
+fn a_full_disk_refuses_new_statements_loses_nothing_and_recovers() {
+    let cluster = PgCluster::shared();
+    // The journal (in the data dir) and the store both live on the small disk.
+    let (dir, port, db, _) = prepare(cluster, "data_dir: disk", "sqlite://./disk/sluice.db", "");
+    let disk = dir.path().join("disk");
+    let stage = dir.path().join("stage");
+    let pidfile = dir.path().join("gateway.pid");
+    std::fs::create_dir_all(&disk).unwrap();
+    std::fs::create_dir_all(&stage).unwrap();
+    let config = dir.path().join("sluice.yaml");
+    // Issued before the start, so the issuer's key is on the disk the gateway gets.
+    let token = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("-c")
+        .arg(&config)
+        .args(["token", "issue", "--subject", "agent", "--roles", "agent"])
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+    let child = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(ON_A_SMALL_DISK)
+        .arg("sh")
+        .args([&disk, &stage, &pidfile])
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .arg("-c")
+        .arg(&config)
+        .arg("serve")
+        .stderr(log)
+        .spawn()
+        .expect("unshare (util-linux) runs the gateway on a disk of its own");
+    let namespace = child.id();
+    let mut gw = Gateway { child, port, dir };
+    gw.wait_listening();
+    let gateway_pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _guard = KillOnDrop(gateway_pid);
+
+    let mut session = raw_login(port, &token);
+    let mut acknowledged = vec![];
+    assert_eq!(insert(&mut session, 1)[0].0, b'C');
+    acknowledged.push(1);
+
+    // Fill the gateway's disk, seen through its mount namespace.
+    let filler = format!("/proc/{namespace}/root{}/filler", disk.display());
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let full = loop {
+        if let Err(e) = file.write_all(&chunk).and_then(|_| file.sync_all()) {
+            break e;
+        }
+    };
+    assert_eq!(full.raw_os_error(), Some(28), "{full}"); // ENOSPC
+    drop(file);
+
+    // New statements are refused, and run nothing, once the gateway meets the full disk
+    // (at once: a request is journaled before it runs).
+    let mut n = 2;
+    let refused = loop {
+        let answer = insert(&mut session, n);
+        assert_eq!(answer.last().unwrap().0, b'Z', "the session goes on");
+        if answer[0].0 == b'E' {
+            break String::from_utf8_lossy(&answer[0].1).to_string();
+        }
+        acknowledged.push(n);
+        n += 1;
+        assert!(n < 1000, "the gateway never noticed the full disk");
+    };
+    assert!(
+        refused.contains("58030") && refused.contains("audit store cannot take events"),
+        "{refused}"
+    );
+    assert_eq!(
+        cluster
+            .query_scalar(&db, &format!("SELECT count(*) FROM t WHERE n = {n}"))
+            .unwrap(),
+        "0",
+        "a refused statement ran"
+    );
+    let out = support::psql(cluster.bindir(), &conninfo(&gw), &token, "SELECT 1");
+    assert!(!out.status.success(), "a new session was let in unrecorded");
+
+    // Room again: the gateway writes what waited and takes statements.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        n += 1;
+        if insert(&mut session, n)[0].0 == b'C' {
+            acknowledged.push(n);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the gateway never recovered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(session);
+
+    let logged = std::fs::read_to_string(gw.dir.path().join("gateway.log")).unwrap();
+    assert!(logged.contains("No space left on device"), "{logged}");
+    Command::new("kill")
+        .args(["-TERM", &gateway_pid.to_string()])
+        .status()
+        .unwrap();
+    let status = gw.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+
+    // Every acknowledged statement is in the trail, and the trail verifies.
+    let recorded: Vec<String> = gw
+        .exported()
+        .iter()
+        .filter(|e| e["body"]["kind"] == "request")
+        .filter_map(|e| e["body"]["text"].as_str().map(str::to_string))
+        .collect();
+    for n in &acknowledged {
+        let sql = format!("INSERT INTO t VALUES ({n})");
+        assert!(recorded.contains(&sql), "{sql} is missing: {recorded:?}");
+    }
+    verify(&gw);
 }
