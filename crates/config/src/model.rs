@@ -38,6 +38,11 @@ pub struct Config {
     /// How long sessions may run on after SIGTERM before they are closed (default 30s).
     #[serde(default)]
     pub shutdown_grace: Option<ConfigDuration>,
+    /// Threads that run the listeners and sessions (default: half the CPUs, at least
+    /// one). Each extra thread costs wake-ups between threads on every statement; see
+    /// [`Config::workers`].
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// The audit trail of sessions (DESIGN.md §6): on by default.
     #[serde(default)]
     pub recording: Recording,

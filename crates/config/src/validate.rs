@@ -82,6 +82,9 @@ fn limits(c: &mut Collector<'_>) {
             c.file(format!("limits.{name} must be more than 0"));
         }
     }
+    if c.config.workers == Some(0) {
+        c.file("workers must be more than 0");
+    }
 }
 
 fn listeners(c: &mut Collector<'_>) {

@@ -217,3 +217,15 @@ fn approvals_take_a_grant_window_console_and_webhooks() {
     );
     assert!(d.0[0].message.contains("slack"), "{d}");
 }
+
+#[test]
+fn workers_default_to_half_the_cpus_and_zero_is_refused() {
+    let config = load_str(GOOD, Path::new("/etc/sluice/sluice.yaml")).unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(config.workers(), (cpus / 2).max(1));
+    let three = format!("workers: 3\n{GOOD}");
+    let config = load_str(&three, Path::new("/etc/sluice/sluice.yaml")).unwrap();
+    assert_eq!(config.workers(), 3);
+    let said = errors(&format!("workers: 0\n{GOOD}")).to_string();
+    assert!(said.contains("workers must be more than 0"), "{said}");
+}

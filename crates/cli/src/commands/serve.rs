@@ -25,7 +25,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub fn run(config_path: &Path) -> Result<u8> {
     init_logging();
     let config = load_config(config_path)?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers())
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
