@@ -673,6 +673,20 @@ fn held_requests_of_a_gateway_that_died_are_withdrawn_at_restart() {
         count(cluster, &db, "SELECT count(*) FROM orders WHERE id = 1"),
         1
     );
+    // The held request is in the trail with its approval id, the session the kill cut
+    // off is closed at the restart, and the trail verifies.
+    let events = gw.exported();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["body"]["kind"] == "request" && e["body"]["approval_id"] == id.as_str()),
+        "{events:#?}"
+    );
+    assert!(events.iter().any(|e| e["body"]["kind"] == "session_closed"
+        && e["body"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("killed or crashed"))));
+    assert!(gw.sluice(&["sessions", "verify"]).status.success());
 }
 
 /// A request a webhook receiver heard: its headers (lowercased names) and body.

@@ -159,6 +159,22 @@ fn sigterm_lets_running_statements_finish_then_closes_sessions() {
     );
     let status = gw.child.wait().unwrap();
     assert!(status.success(), "{status}");
+    // Both sessions are in the trail, each closed with its reason, and it verifies.
+    let mut closes: Vec<String> = gw
+        .exported()
+        .iter()
+        .filter(|e| e["body"]["kind"] == "session_closed")
+        .filter_map(|e| e["body"]["reason"].as_str().map(str::to_string))
+        .collect();
+    closes.sort();
+    // psql left after its statement; the idle session was closed by the shutdown.
+    assert_eq!(closes, ["client left", "gateway shutdown"]);
+    let verified = gw.sluice(&["sessions", "verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
 }
 
 #[test]
@@ -294,7 +310,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn a_client_that_stops_reading_does_not_grow_the_gateway() {
     use std::io::Write;
     let cluster = PgCluster::shared();
-    let gw = start(cluster, "");
+    let mut gw = start(cluster, "");
     let token = token(&gw);
     let mut stalled = raw_login(gw.port, &token);
     let before = rss_kib(gw.child.id());
@@ -322,6 +338,16 @@ fn a_client_that_stops_reading_does_not_grow_the_gateway() {
         }
     }
     assert_eq!(rows, 200_000);
+    // The record counts every row and keeps the default cap of them; the trail verifies.
+    drop(stalled);
+    assert!(gw.terminate().success());
+    let events = gw.exported();
+    let result = events
+        .iter()
+        .find(|e| e["body"]["kind"] == "result" && e["body"]["row_count"] == 200_000)
+        .unwrap_or_else(|| panic!("no result of 200,000 rows: {events:#?}"));
+    assert_eq!(result["body"]["truncated"], true);
+    assert!(gw.sluice(&["sessions", "verify"]).status.success());
 }
 
 #[test]

@@ -181,6 +181,11 @@ fn the_resource_dying_mid_result_is_an_error_not_an_outage() {
     let (mut c, _) = RawClient::login(f.port, &token);
     c.send(b'Q', &raw::cstr("SELECT 1"));
     assert_eq!(raw::tags(&c.read_until(b'Z')), "TDCZ");
+    // The cut session is closed in the trail, saying the resource left; it verifies.
+    f.wait_recorded(|body| {
+        matches!(body, sluice_audit::EventBody::SessionClosed(closed)
+            if closed.reason.contains("resource"))
+    });
 }
 
 #[test]

@@ -478,6 +478,11 @@ fn statement_timeout_from_policy_limits_is_enforced() {
             .unwrap_err();
         assert_eq!(code(&err), "57014", "{err}");
     });
+    // The statement's result is recorded as the error the agent got; the trail verifies.
+    f.wait_recorded(|body| {
+        matches!(body, sluice_audit::EventBody::Result(result)
+            if result.error.as_ref().is_some_and(|e| e.code == "57014"))
+    });
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub struct Fixture {
     /// Where the sessions are recorded.
     pub store: Arc<dyn Store>,
     pub recorder: Recorder,
+    /// The key the recorder's checkpoints verify with.
+    pub audit_key: sluice_audit::PublicKey,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -151,8 +153,13 @@ connections:
             Arc::new(SqliteStore::open(dir.path().join("sluice.db")).unwrap());
         // Recording as `sluice serve` does by default: sessions journal their own events.
         let journal = dir.path().join("audit-journal");
-        let (rt, port, stop, recorder) =
-            spawn_gateway(&config, issuer.clone(), Some((store.clone(), journal)));
+        let signer = sluice_audit::CheckpointSigner::generate();
+        let audit_key = signer.public_key().clone();
+        let (rt, port, stop, recorder) = spawn_gateway(
+            &config,
+            issuer.clone(),
+            Some((store.clone(), journal, signer)),
+        );
         Fixture {
             cluster,
             db,
@@ -162,7 +169,40 @@ connections:
             dir,
             store,
             recorder: recorder.expect("recording"),
+            audit_key,
             stop: Some(stop),
+        }
+    }
+
+    /// Checks the whole trail recorded so far, chains and checkpoints, as `sluice
+    /// sessions verify` does; returns every event.
+    pub fn verify_trail(&self) -> Vec<sluice_audit::Event> {
+        self.rt.block_on(self.recorder.flush()).unwrap();
+        let mut events = Vec::new();
+        for id in self.store.session_ids(None, 100_000).unwrap() {
+            events.extend(self.store.session_events(&id).unwrap());
+        }
+        let checkpoints = self.store.checkpoints().unwrap();
+        sluice_audit::verify_against_checkpoints(&events, &checkpoints, &self.audit_key)
+            .unwrap_or_else(|e| panic!("the trail does not verify: {e}"));
+        events
+    }
+
+    /// Waits (10 s at most) until the verified trail holds an event `wanted` picks: what
+    /// a session records as it ends may reach the recorder just after its client saw
+    /// the end.
+    pub fn wait_recorded(&self, wanted: impl Fn(&sluice_audit::EventBody) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let events = self.verify_trail();
+            if events.iter().any(|e| wanted(&e.body)) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not recorded: {events:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -313,7 +353,7 @@ connections:
 pub fn spawn_gateway(
     config: &sluice_config::Config,
     issuer: LocalIssuer,
-    recording: Option<(Arc<dyn Store>, PathBuf)>,
+    recording: Option<(Arc<dyn Store>, PathBuf, sluice_audit::CheckpointSigner)>,
 ) -> (
     tokio::runtime::Runtime,
     u16,
@@ -331,11 +371,11 @@ pub fn spawn_gateway(
         .enable_all()
         .build()
         .unwrap();
-    let recorder = recording.map(|(store, journal)| {
+    let recorder = recording.map(|(store, journal, signer)| {
         let _entered = rt.enter();
         Recorder::start(
             store,
-            sluice_audit::CheckpointSigner::generate(),
+            signer,
             RecorderSettings {
                 journal: Some(journal),
                 ..RecorderSettings::default()
