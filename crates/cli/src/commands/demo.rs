@@ -16,7 +16,7 @@ use sluice_identity::TokenRequest;
 use sluice_pgcluster::pg::PgCluster;
 use tokio::sync::watch;
 
-use super::serve::{init_logging, run_gateway, shutdown_signal};
+use super::serve::{init_logging, run_gateway, runtime, shutdown_signal};
 use crate::context::{load_config, local_issuer};
 
 const SHOP: &str = r#"
@@ -93,7 +93,7 @@ pub fn run() -> Result<u8> {
         sluice_core::PrincipalKind::User,
     )?;
 
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = runtime(&config)?;
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         let gateway = tokio::spawn(async move { run_gateway(&config, stop_rx).await });

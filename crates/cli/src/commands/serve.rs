@@ -25,11 +25,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub fn run(config_path: &Path) -> Result<u8> {
     init_logging();
     let config = load_config(config_path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers())
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = runtime(&config)?;
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -41,6 +37,15 @@ pub fn run(config_path: &Path) -> Result<u8> {
         tracing::info!("stopped");
         Ok(0)
     })
+}
+
+/// The runtime the gateway runs on: `config.workers()` threads (see its reason there).
+pub fn runtime(config: &Config) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers())
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 pub fn init_logging() {
