@@ -347,6 +347,7 @@ fn a_client_that_stops_reading_does_not_grow_the_gateway() {
         .find(|e| e["body"]["kind"] == "result" && e["body"]["row_count"] == 200_000)
         .unwrap_or_else(|| panic!("no result of 200,000 rows: {events:#?}"));
     assert_eq!(result["body"]["truncated"], true);
+    assert_eq!(result["body"]["rows"].as_array().map(Vec::len), Some(1000));
     assert!(gw.sluice(&["sessions", "verify"]).status.success());
 }
 

@@ -1,6 +1,7 @@
 //! The identity provider goes down while the gateway runs: tokens signed with keys the
-//! gateway already fetched keep working (until they expire), a token naming a key it has
-//! not seen is refused, since the provider cannot be asked, and both are in a trail that
+//! gateway already fetched keep working (until the keys are due for a refresh, which the
+//! identity crate's tests cover with the provider down), and a token naming a key the
+//! gateway has not seen is refused, nothing let in on trust. Both are in a trail that
 //! verifies. The provider is a real OpenID Connect server (tests-support/oidc-provider)
 //! issuing Entra-shaped tokens.
 
@@ -159,7 +160,8 @@ policies:
     );
     assert_eq!(String::from_utf8_lossy(&second.stdout).trim(), "still in");
 
-    // A key the gateway has never seen (the provider rotated, say) cannot be fetched now.
+    // A key the gateway has never seen (the provider rotated, say): the key set was
+    // fetched moments ago, so it is not asked again for 5 minutes (and is down anyway).
     let rotated = with_kid(&reader, "a-key-made-after-the-outage");
     let refused = psql(cluster.bindir(), &conninfo, &rotated, "SELECT 1");
     assert!(!refused.status.success());

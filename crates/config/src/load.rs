@@ -114,7 +114,7 @@ impl Config {
     /// least one). A relay spends most of its time handing bytes between sockets, and
     /// every worker beyond what the load needs adds a thread woken to look for work on
     /// each statement: measured with pgbench on 2 cores (bench/README.md), one worker
-    /// spent 10 to 20% less CPU per transaction than two, with as much throughput. Work
+    /// spent 3 to 12% less CPU per transaction than two, with as much throughput. Work
     /// that blocks (the store, the audit writer) has threads of its own either way.
     pub fn workers(&self) -> usize {
         self.workers.unwrap_or_else(|| {
