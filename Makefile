@@ -13,14 +13,14 @@ deps:
 demo: deps
 	$(CARGO) run --quiet --bin sluice -- demo
 
+FUZZ_SECONDS ?= 5
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/sluice/fuzz-target
+
 # The Kubernetes suite needs a real kube-apiserver: built once from Debian's source
 # package and cached outside the repository (scripts/ensure-kube-apiserver.sh).
 # Then a short fuzz run: every cargo-fuzz target for FUZZ_SECONDS each, built in a target
 # dir cached outside the repository (the sanitizer build of every dependency takes minutes
 # cold, seconds warm). The long run is documented in fuzz/README.md.
-FUZZ_SECONDS ?= 5
-FUZZ_TARGET_DIR ?= $(HOME)/.cache/sluice/fuzz-target
-
 test: deps
 	kube_dir=$$(scripts/ensure-kube-apiserver.sh) && SLUICE_KUBE_DIR="$$kube_dir" $(CARGO) test --workspace
 	$(MAKE) --no-print-directory fuzz-short

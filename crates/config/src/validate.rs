@@ -48,6 +48,7 @@ pub fn validate(config: &Config) -> Result<(), Diagnostics> {
     policies(&mut c, &kinds);
     approvals(&mut c);
     limits(&mut c);
+    runtime(&mut c);
     if c.found.is_empty() {
         Ok(())
     } else {
@@ -82,6 +83,9 @@ fn limits(c: &mut Collector<'_>) {
             c.file(format!("limits.{name} must be more than 0"));
         }
     }
+}
+
+fn runtime(c: &mut Collector<'_>) {
     if c.config.workers == Some(0) {
         c.file("workers must be more than 0");
     }
