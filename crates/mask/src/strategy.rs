@@ -66,12 +66,7 @@ impl Masker {
     /// Appends `value` masked with `strategy` to `out`, and returns false (appending
     /// nothing) for `null`, which has no text form. Lets text masking write every
     /// replacement straight into one output buffer.
-    pub(crate) fn write_masked(
-        &self,
-        strategy: MaskStrategy,
-        value: &str,
-        out: &mut String,
-    ) -> bool {
+    pub fn write_masked(&self, strategy: MaskStrategy, value: &str, out: &mut String) -> bool {
         match strategy {
             MaskStrategy::Null => return false,
             MaskStrategy::Redact => out.push_str(REDACTED),

@@ -1,5 +1,6 @@
 //! Masking results on the way to the client: RowDescription tells which columns a mask
-//! covers, and each DataRow is rewritten on its own (streaming, one row in memory).
+//! covers, and each DataRow is rewritten on its own (streaming: the rows of one read at
+//! most in memory, masked into one reused buffer).
 //!
 //! What masks mean is decided elsewhere and once for every protocol: the policy crate
 //! says which masks apply to a session (and refuses statements that would carry a masked
@@ -138,41 +139,60 @@ impl SessionMasks {
 
     /// The replacement for one value (`Some(None)` = NULL), or `None` to keep it.
     fn mask_value(&self, plan: &ColumnPlan, value: &[u8]) -> Option<Option<Vec<u8>>> {
-        let masks = self;
+        let mut replacement = String::new();
+        match self.mask_value_into(plan, value, &mut replacement) {
+            ValueChange::Keep => None,
+            ValueChange::Null => Some(None),
+            ValueChange::Replaced => Some(Some(replacement.into_bytes())),
+        }
+    }
+
+    /// What becomes of one value; a replacement is written to `replacement` (cleared
+    /// first), which a caller reuses from value to value so that masking a row allocates
+    /// nothing.
+    fn mask_value_into(
+        &self,
+        plan: &ColumnPlan,
+        value: &[u8],
+        replacement: &mut String,
+    ) -> ValueChange {
         if let Some(strategy) = plan.strategy {
             if !plan.text_type {
-                return Some(None);
+                return ValueChange::Null;
             }
             // A text value that is not UTF-8 cannot be masked by characters: NULL.
             let Ok(text) = std::str::from_utf8(value) else {
-                return Some(None);
+                return ValueChange::Null;
             };
-            return Some(
-                masks
-                    .masker
-                    .mask_value(strategy, text)
-                    .map(String::into_bytes),
-            );
+            replacement.clear();
+            return if self.masker.write_masked(strategy, text, replacement) {
+                ValueChange::Replaced
+            } else {
+                ValueChange::Null
+            };
         }
-        if masks.detectors.is_empty() || plan.unscanned || (plan.binary && !plan.text_type) {
-            return None;
+        if self.detectors.is_empty() || plan.unscanned || (plan.binary && !plan.text_type) {
+            return ValueChange::Keep;
         }
         let Ok(text) = std::str::from_utf8(value) else {
             // Cannot be scanned: fail closed.
-            return Some(None);
+            return ValueChange::Null;
         };
-        let mut current = std::borrow::Cow::Borrowed(text);
-        for (detectors, strategy) in &masks.detectors {
-            match detectors.mask_text(&masks.masker, *strategy, &current) {
-                None => return Some(None),
-                Some(std::borrow::Cow::Borrowed(_)) => {}
-                Some(std::borrow::Cow::Owned(masked)) => current = std::borrow::Cow::Owned(masked),
+        let mut current = Cow::Borrowed(text);
+        for (detectors, strategy) in &self.detectors {
+            match detectors.mask_text(&self.masker, *strategy, &current) {
+                None => return ValueChange::Null,
+                Some(Cow::Borrowed(_)) => {}
+                Some(Cow::Owned(masked)) => current = Cow::Owned(masked),
             }
         }
         match current {
-            std::borrow::Cow::Borrowed(_) => None,
-            std::borrow::Cow::Owned(_) if !plan.text_type => Some(None),
-            std::borrow::Cow::Owned(masked) => Some(Some(masked.into_bytes())),
+            Cow::Borrowed(_) => ValueChange::Keep,
+            Cow::Owned(_) if !plan.text_type => ValueChange::Null,
+            Cow::Owned(masked) => {
+                *replacement = masked;
+                ValueChange::Replaced
+            }
         }
     }
 
@@ -266,12 +286,24 @@ impl ResultMask {
     }
 
     /// The DataRow message (whole frame) rewritten, or `None` when no value changed.
-    ///
-    /// One pass over the values; nothing is allocated until the first value that changes,
-    /// and then values before it are copied as one block, values after it one by one.
     pub fn rewrite(&self, frame: &[u8]) -> Result<Option<Bytes>, MaskError> {
+        let mut out = BytesMut::with_capacity(frame.len() + 16);
+        let changed = self.rewrite_into(frame, &mut out, &mut String::new())?;
+        Ok(changed.then(|| out.freeze()))
+    }
+
+    /// Appends the DataRow message `frame` (whole) to `out` with the masks applied, and
+    /// says whether any value changed. `replacement` is scratch space, reused across
+    /// values and rows: a run of rows is masked into one buffer without an allocation per
+    /// row or per value.
+    pub fn rewrite_into(
+        &self,
+        frame: &[u8],
+        out: &mut BytesMut,
+        replacement: &mut String,
+    ) -> Result<bool, MaskError> {
         let malformed = |_| MaskError::Malformed("DataRow");
-        let body = &frame[5..];
+        let body = frame.get(5..).ok_or(MaskError::Malformed("DataRow"))?;
         let mut r = BodyReader::new(body);
         let count = r.i16("DataRow").map_err(malformed)?;
         if count as usize != self.columns.len() {
@@ -280,42 +312,55 @@ impl ResultMask {
                 got: count.max(0) as usize,
             });
         }
-        let mut out: Option<BytesMut> = None;
+        let start = out.len();
+        out.reserve(frame.len() + 16);
+        out.put_u8(b'D');
+        out.put_i32(0); // the length, written last
+        out.put_i16(count);
+        let mut changed = false;
         for plan in &self.columns {
-            // Where this value (its length field) starts in the frame.
-            let start = frame.len() - r.remaining();
             let len = r.i32("DataRow").map_err(malformed)?;
-            let value = if len < 0 {
-                None
-            } else {
-                Some(r.bytes(len as usize, "DataRow").map_err(malformed)?)
-            };
-            let change = value.and_then(|v| self.masks.mask_value(plan, v));
-            match (change, &mut out) {
-                (None, None) => {}
-                (None, Some(out)) => out.put_slice(&frame[start..frame.len() - r.remaining()]),
-                (Some(new), out) => {
-                    let out = out.get_or_insert_with(|| {
-                        let mut fresh = BytesMut::with_capacity(frame.len() + 16);
-                        fresh.put_slice(&frame[..start]);
-                        fresh
-                    });
-                    match new {
-                        None => out.put_i32(-1),
-                        Some(bytes) => {
-                            out.put_i32(bytes.len() as i32);
-                            out.put_slice(&bytes);
-                        }
-                    }
+            if len < 0 {
+                out.put_i32(-1);
+                continue;
+            }
+            let value = r.bytes(len as usize, "DataRow").map_err(malformed)?;
+            match self.masks.mask_value_into(plan, value, replacement) {
+                ValueChange::Keep => {
+                    out.put_i32(len);
+                    out.put_slice(value);
+                }
+                ValueChange::Null => {
+                    out.put_i32(-1);
+                    changed = true;
+                }
+                ValueChange::Replaced => {
+                    let len = i32::try_from(replacement.len())
+                        .map_err(|_| MaskError::Malformed("DataRow"))?;
+                    out.put_i32(len);
+                    out.put_slice(replacement.as_bytes());
+                    changed = true;
                 }
             }
         }
-        Ok(out.map(|mut out| {
-            let len = (out.len() - 1) as i32;
-            out[1..5].copy_from_slice(&len.to_be_bytes());
-            out.freeze()
-        }))
+        // Bytes after the last value are not part of any column: a DataRow PostgreSQL
+        // would never send, and not one to pass on unread.
+        if r.remaining() != 0 {
+            out.truncate(start);
+            return Err(MaskError::Malformed("DataRow"));
+        }
+        let len = (out.len() - start - 1) as i32;
+        out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+        Ok(changed)
     }
+}
+
+/// What masking does to one value.
+enum ValueChange {
+    Keep,
+    Null,
+    /// The value is replaced by the text masking wrote.
+    Replaced,
 }
 
 /// The masking of one `COPY ... TO STDOUT` (text or CSV rows).

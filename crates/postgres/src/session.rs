@@ -17,7 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use rand::Rng;
 use sluice_sql::{CopyOut, CopyOutFormat, SearchPath, SearchPathChange, StatementClass, Usage};
@@ -399,6 +399,9 @@ impl Session {
                     current: None,
                     portals: HashMap::new(),
                     copy: None,
+                    rows: None,
+                    masked_rows: BytesMut::new(),
+                    replacement: String::new(),
                 }),
             };
             let relay_out = server_to_client(
@@ -1789,6 +1792,25 @@ async fn server_to_client(
                     Some(_) => {}
                 }
             }
+            // With masks, a run of rows of the result being streamed is masked into one
+            // block; a row limit or a record still keeping rows needs each row on its own.
+            let rows_only_counted = relay.recording.as_ref().is_none_or(|r| r.only_counting());
+            if relay.row_limit.is_none() && rows_only_counted {
+                if let Some(masking) = &mut relay.masking {
+                    match masking.mask_rows(server) {
+                        Err(end) => return end,
+                        Ok(None) => {}
+                        Ok(Some(rows)) => {
+                            if let Some(recording) = &mut relay.recording {
+                                recording.count_rows(count_frames(&rows), rows.len() as u64);
+                            }
+                            if client.write_all(&rows).await.is_err() {
+                                return End::ClientLeft;
+                            }
+                        }
+                    }
+                }
+            }
             match server.try_next() {
                 Some(next) => frame = next,
                 None => break,
@@ -1836,6 +1858,35 @@ struct ResultMasking {
     portals: HashMap<String, Option<Arc<ResultMask>>>,
     /// The COPY TO being streamed.
     copy: Option<CopyMask>,
+    /// When the last message handled was a DataRow: its result's masking. The rows
+    /// after it, up to the result's end, are masked the same way (see [`Self::mask_rows`]).
+    rows: Option<Option<Arc<ResultMask>>>,
+    /// Where a run of rows is masked: one buffer, reused from run to run.
+    masked_rows: BytesMut,
+    /// Scratch space for one masked value, reused from value to value.
+    replacement: String,
+}
+
+/// A buffer of masked rows bigger than this is let go after its run, so one huge result
+/// does not pin memory for the rest of the session.
+const MASKED_ROWS_KEPT: usize = 256 * 1024;
+
+/// A run of DataRows ready for the client.
+enum MaskedRows<'a> {
+    /// Rows of a result no mask covers.
+    AsReceived(Bytes),
+    Masked(&'a [u8]),
+}
+
+impl std::ops::Deref for MaskedRows<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            MaskedRows::AsReceived(rows) => rows,
+            MaskedRows::Masked(rows) => rows,
+        }
+    }
 }
 
 /// What masking does with one message from the resource.
@@ -1852,6 +1903,7 @@ impl ResultMasking {
         answering: &Answering,
         copy_plan: Option<Arc<CopyOut>>,
     ) -> Result<Masked, End> {
+        self.rows = None;
         match frame.tag {
             b'H' => {
                 // Every COPY TO STDOUT the gateway let through has a plan; one without is
@@ -1892,6 +1944,7 @@ impl ResultMasking {
                 Masked::Forward(frame)
             }
             (Answering::Query { .. }, b'D') => {
+                self.rows = Some(self.current.clone());
                 Masked::Forward(rewrite(self.current.as_deref(), frame)?)
             }
             (Answering::Query { .. }, b'C' | b'E' | b'Z') => {
@@ -1910,7 +1963,9 @@ impl ResultMasking {
             }
             (Answering::Execute { portal, .. }, b'D') => {
                 let mask = self.portals.get(portal).cloned().flatten();
-                Masked::Forward(rewrite(mask.as_deref(), frame)?)
+                let row = rewrite(mask.as_deref(), frame)?;
+                self.rows = Some(mask);
+                Masked::Forward(row)
             }
             (Answering::Execute { .. }, b'C') => {
                 invalidate_on_ddl(&frame, &self.setup.catalog).await;
@@ -1919,6 +1974,39 @@ impl ResultMasking {
             _ => Masked::Forward(frame),
         };
         Ok(result)
+    }
+
+    /// After a DataRow: the rows of the same result already received, masked into one
+    /// block (`None` when the next message is not a whole DataRow). Every such row needs
+    /// exactly what the first one got: the same mask, and no bookkeeping, since a DataRow
+    /// neither ends a request nor changes what the resource is answering.
+    fn mask_rows(
+        &mut self,
+        server: &mut FrameReader<ReadHalf<BoxIo>>,
+    ) -> Result<Option<MaskedRows<'_>>, End> {
+        let Some(mask) = self.rows.clone() else {
+            return Ok(None);
+        };
+        let Some(run) = server.take_run(|tag| tag == b'D') else {
+            return Ok(None);
+        };
+        let Some(mask) = mask else {
+            return Ok(Some(MaskedRows::AsReceived(run)));
+        };
+        if self.masked_rows.capacity() > MASKED_ROWS_KEPT {
+            self.masked_rows = BytesMut::new();
+        }
+        self.masked_rows.clear();
+        let mut at = 0;
+        while at < run.len() {
+            // `take_run` hands over whole frames only, each with a valid length.
+            let len = i32::from_be_bytes([run[at + 1], run[at + 2], run[at + 3], run[at + 4]]);
+            let end = at + len as usize + 1;
+            mask.rewrite_into(&run[at..end], &mut self.masked_rows, &mut self.replacement)
+                .map_err(unmaskable)?;
+            at = end;
+        }
+        Ok(Some(MaskedRows::Masked(&self.masked_rows)))
     }
 
     async fn describe(&self, frame: &Frame) -> Result<Option<Arc<ResultMask>>, End> {
