@@ -92,6 +92,9 @@ pub struct PgCluster {
     /// The OS user `initdb` and `pg_ctl` run as (through `runuser`); `None` when not root.
     run_as: Option<OsUser>,
     watchdog: Option<Child>,
+    /// Held while `pg_hba.conf` is rewritten: tests sharing the cluster add lines to it
+    /// at the same time, and each must keep the others' lines.
+    hba_lock: Mutex<()>,
     /// Declared last: removed after `drop` has stopped the server.
     dir: TempDir,
 }
@@ -140,6 +143,7 @@ impl PgCluster {
             password,
             run_as,
             watchdog: None,
+            hba_lock: Mutex::new(()),
             dir,
         };
 
@@ -276,11 +280,22 @@ impl PgCluster {
     /// Puts `line` at the top of `pg_hba.conf` (so it wins over the SCRAM default) and
     /// reloads the configuration. For tests of other authentication methods: name a
     /// specific user in the line, so other tests sharing the cluster are not affected.
+    ///
+    /// The file is replaced whole (written beside it, then renamed over it): a reload that
+    /// another test asks for meanwhile reads the old file or the new one, never a
+    /// truncated one that would refuse every login.
     pub fn prepend_hba(&self, line: &str) -> Result<()> {
+        let _rewriting = self.hba_lock.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.data_dir.join("pg_hba.conf");
         let current = fs::read_to_string(&path).context("reading pg_hba.conf")?;
         if !current.lines().any(|l| l == line) {
-            fs::write(&path, format!("{line}\n{current}")).context("writing pg_hba.conf")?;
+            let next = self.data_dir.join("pg_hba.conf.next");
+            fs::write(&next, format!("{line}\n{current}")).context("writing pg_hba.conf")?;
+            if let Some(user) = &self.run_as {
+                std::os::unix::fs::chown(&next, Some(user.uid), Some(user.gid))
+                    .with_context(|| format!("chown {} to {}", next.display(), user.name))?;
+            }
+            fs::rename(&next, &path).context("replacing pg_hba.conf")?;
         }
         self.execute("postgres", "SELECT pg_reload_conf()")
     }
