@@ -134,6 +134,24 @@ impl SessionPolicy {
 
     /// Judges one classified SQL statement.
     pub fn decide_statement(&self, statement: &StatementClass) -> Verdict {
+        let decision = self.decide(statement);
+        let masks = if decision.is_deny() {
+            Vec::new()
+        } else {
+            self.masks_for(&statement.accesses)
+        };
+        Verdict {
+            decision,
+            masks,
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// The decision alone, for a data path that has its session's masks and limits
+    /// already (the PostgreSQL relay, once per statement): what
+    /// [`decide_statement`](Self::decide_statement) decides, without collecting the masks
+    /// that apply or copying the limits.
+    pub fn decide(&self, statement: &StatementClass) -> Decision {
         let decision = if let Some(name) = &statement.executes {
             Decision::Deny {
                 reason: format!("EXECUTE {name} runs a statement prepared earlier in the session; it cannot be judged on its own"),
@@ -148,19 +166,9 @@ impl SessionPolicy {
             self.judge(&statement.accesses)
         };
         // Masking refuses what rules would allow or hold: an approver cannot unmask.
-        let decision = match decision {
+        match decision {
             Decision::Deny { .. } => decision,
             _ => self.mask_refusal(statement).unwrap_or(decision),
-        };
-        let masks = if decision.is_deny() {
-            Vec::new()
-        } else {
-            self.masks_for(&statement.accesses)
-        };
-        Verdict {
-            decision,
-            masks,
-            limits: self.limits.clone(),
         }
     }
 

@@ -78,7 +78,14 @@ fn principal(provider: &str, subject: &str, roles: &[&str], groups: &[&str]) -> 
 fn decide(session: &SessionPolicy, sql: &str) -> Decision {
     let class = classify(sql, &SearchPath::default()).expect("parses");
     assert_eq!(class.statements.len(), 1);
-    session.decide_statement(&class.statements[0]).decision
+    let verdict = session.decide_statement(&class.statements[0]);
+    // The data path asks for the decision alone: it must be the same one.
+    assert_eq!(
+        format!("{:?}", session.decide(&class.statements[0])),
+        format!("{:?}", verdict.decision),
+        "{sql}"
+    );
+    verdict.decision
 }
 
 fn reader() -> SessionPolicy {

@@ -1516,17 +1516,18 @@ impl Session {
                 return Err(Refusal::policy(format!("sluice: {message}")));
             }
         }
-        let verdict = self.login.policy.decide_statement(statement);
-        match verdict.decision.client_message() {
-            None => match verdict.decision {
+        // The decision alone: this session's masks and limits were set up at login.
+        let decision = self.login.policy.decide(statement);
+        match decision.client_message() {
+            None => match decision {
                 sluice_policy::Decision::Allow { rules } => Ok(StatementJudgement::Allowed(rules)),
                 _ => Ok(StatementJudgement::Allowed(Vec::new())),
             },
             Some(message)
                 if self.gateway.approvals.is_some()
-                    && matches!(verdict.decision, sluice_policy::Decision::Approve { .. }) =>
+                    && matches!(decision, sluice_policy::Decision::Approve { .. }) =>
             {
-                let sluice_policy::Decision::Approve { reason, approval } = verdict.decision else {
+                let sluice_policy::Decision::Approve { reason, approval } = decision else {
                     unreachable!("matched above")
                 };
                 Ok(StatementJudgement::NeedsApproval {
@@ -1538,7 +1539,7 @@ impl Session {
             Some(message) => {
                 tracing::debug!(principal = %self.login.principal.subject, connection = %self.login.connection.name,
                     statement = %statement.text, reason = %message, "statement refused by policy");
-                let (rule, approval) = match &verdict.decision {
+                let (rule, approval) = match &decision {
                     sluice_policy::Decision::Deny { rule, .. } => {
                         (rule.as_ref().map(ToString::to_string), false)
                     }
