@@ -1862,15 +1862,12 @@ struct ResultMasking {
     /// When the last message handled was a DataRow: its result's masking. The rows
     /// after it, up to the result's end, are masked the same way (see [`Self::mask_rows`]).
     rows: Option<Option<Arc<ResultMask>>>,
-    /// Where a run of rows is masked: one buffer, reused from run to run.
+    /// Where a run of rows is masked: one buffer, reused from run to run of a result and
+    /// let go when the result ends.
     masked_rows: BytesMut,
     /// Scratch space for one masked value, reused from value to value.
     replacement: String,
 }
-
-/// A buffer of masked rows bigger than this is let go after its run, so one huge result
-/// does not pin memory for the rest of the session.
-const MASKED_ROWS_KEPT: usize = 256 * 1024;
 
 /// A run of DataRows ready for the client.
 enum MaskedRows<'a> {
@@ -1905,6 +1902,10 @@ impl ResultMasking {
         copy_plan: Option<Arc<CopyOut>>,
     ) -> Result<Masked, End> {
         self.rows = None;
+        if matches!(frame.tag, b'C' | b'E' | b'Z' | b's') && self.masked_rows.capacity() > 0 {
+            // The result is over: an idle session keeps no buffer of masked rows.
+            self.masked_rows = BytesMut::new();
+        }
         match frame.tag {
             b'H' => {
                 // Every COPY TO STDOUT the gateway let through has a plan; one without is
@@ -1994,9 +1995,6 @@ impl ResultMasking {
         let Some(mask) = mask else {
             return Ok(Some(MaskedRows::AsReceived(run)));
         };
-        if self.masked_rows.capacity() > MASKED_ROWS_KEPT {
-            self.masked_rows = BytesMut::new();
-        }
         self.masked_rows.clear();
         let mut at = 0;
         while at < run.len() {
