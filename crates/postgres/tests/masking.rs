@@ -258,12 +258,7 @@ fn every_row_of_a_long_result_is_masked() {
         }
     }
     // The record keeps the first rows as delivered and counts the rest.
-    let long: Vec<serde_json::Value> = f
-        .recorded_results()
-        .iter()
-        .map(|r| serde_json::from_str(r).unwrap())
-        .filter(|r: &serde_json::Value| r["row_count"] == 12_000)
-        .collect();
+    let long = f.recorded_results_of(12_000);
     assert_eq!(long.len(), 3, "three long results recorded");
     // Binary values whose type the record does not know are kept as hex.
     let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();

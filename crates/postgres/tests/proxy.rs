@@ -733,12 +733,7 @@ fn a_large_result_is_recorded_capped_and_counted_in_both_protocols() {
     for answer in [&simple, &extended] {
         assert_eq!(answer.iter().filter(|m| m.tag == b'D').count(), 5000);
     }
-    let results: Vec<serde_json::Value> = f
-        .recorded_results()
-        .iter()
-        .map(|r| serde_json::from_str(r).unwrap())
-        .filter(|r: &serde_json::Value| r["row_count"] == 5000)
-        .collect();
+    let results = f.recorded_results_of(5000);
     assert_eq!(results.len(), 2, "one record per protocol");
     for result in &results {
         assert_eq!(result["truncated"], true);

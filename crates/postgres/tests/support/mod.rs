@@ -210,6 +210,15 @@ connections:
 
     /// Every result event recorded so far (after the writer has stored what is queued),
     /// as JSON text.
+    /// The recorded results that counted `rows` rows, as JSON.
+    pub fn recorded_results_of(&self, rows: u64) -> Vec<serde_json::Value> {
+        self.recorded_results()
+            .iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap())
+            .filter(|r| r["row_count"] == rows)
+            .collect()
+    }
+
     pub fn recorded_results(&self) -> Vec<String> {
         self.rt.block_on(self.recorder.flush()).unwrap();
         let mut results = Vec::new();
