@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_pgcluster::pg::PgCluster;
-use support::{free_port, Gateway};
+use support::{free_port, upstream_database, Gateway};
 
 /// A gateway whose agents (role `agent`) may read `orders`; deleting from it is held for
 /// the `dba` group (`hold_timeout`), updating it is held for two of them, and inserting
@@ -25,13 +25,7 @@ fn start(cluster: &PgCluster, hold_timeout: &str, grant_window: &str) -> (Gatewa
 
 /// `approvals` is the inside of the config's `approvals: { ... }`.
 fn start_with(cluster: &PgCluster, hold_timeout: &str, approvals: &str) -> (Gateway, String, u16) {
-    static ROLE: std::sync::Once = std::sync::Once::new();
-    ROLE.call_once(|| {
-        cluster
-            .create_role("apr_svc", "apr-password", true)
-            .unwrap()
-    });
-    let db = cluster.fresh_database("approvals");
+    let (db, dir) = upstream_database(cluster, "apr_svc", "approvals");
     cluster
         .execute(
             &db,
@@ -40,8 +34,6 @@ fn start_with(cluster: &PgCluster, hold_timeout: &str, approvals: &str) -> (Gate
              CREATE TABLE ran (tag text);",
         )
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pw"), "apr-password").unwrap();
     let port = free_port();
     let admin = free_port();
     let config = format!(

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use sluice_pgcluster::pg::PgCluster;
-use support::{free_port, raw_login, read_message, Gateway};
+use support::{free_port, raw_login, read_message, upstream_database, Gateway};
 
 fn start(cluster: &PgCluster, extra: &str) -> Gateway {
     start_with_admin(cluster, extra, free_port())
@@ -17,11 +17,7 @@ fn start(cluster: &PgCluster, extra: &str) -> Gateway {
 
 /// With the admin listener on `admin` (loopback), for principals with role `all`.
 fn start_with_admin(cluster: &PgCluster, extra: &str, admin: u16) -> Gateway {
-    static ROLE: std::sync::Once = std::sync::Once::new();
-    ROLE.call_once(|| cluster.create_role("gw_svc", "gw-password", true).unwrap());
-    let db = cluster.fresh_database("gateway");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pw"), "gw-password").unwrap();
+    let (db, dir) = upstream_database(cluster, "gw_svc", "gateway");
     let port = free_port();
     let config = format!(
         r#"

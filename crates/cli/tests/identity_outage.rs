@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
 use sluice_pgcluster::pg::PgCluster;
-use support::{free_port, psql, Gateway};
+use support::{free_port, psql, upstream_database, Gateway};
 
 /// `node server.js` of tests-support/oidc-provider, killed when dropped.
 struct Provider {
@@ -107,15 +107,7 @@ fn with_kid(token: &str, kid: &str) -> String {
 fn with_the_provider_down_cached_keys_keep_working_and_new_keys_are_refused() {
     let cluster = PgCluster::shared();
     let mut provider = Provider::start();
-    static ROLE: std::sync::Once = std::sync::Once::new();
-    ROLE.call_once(|| {
-        cluster
-            .create_role("idp_svc", "idp-password", true)
-            .unwrap()
-    });
-    let db = cluster.fresh_database("outage");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pw"), "idp-password").unwrap();
+    let (db, dir) = upstream_database(cluster, "idp_svc", "outage");
     let port = free_port();
     let config = format!(
         r#"

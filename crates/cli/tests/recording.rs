@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_pgcluster::pg::PgCluster;
-use support::{free_port, raw_login, read_message, simple_query, Gateway};
+use support::{free_port, raw_login, read_message, simple_query, upstream_database, Gateway};
 
 const CLEAR_EMAIL: &str = "alice.liddell@wonderland.example";
 
@@ -44,13 +44,7 @@ fn prepare(
     store: &str,
     recording: &str,
 ) -> (tempfile::TempDir, u16, String, u16) {
-    static ROLE: std::sync::Once = std::sync::Once::new();
-    ROLE.call_once(|| {
-        cluster
-            .create_role("rec_svc", "rec-password", true)
-            .unwrap()
-    });
-    let db = cluster.fresh_database("recording");
+    let (db, dir) = upstream_database(cluster, "rec_svc", "recording");
     cluster
         .execute(
             &db,
@@ -62,8 +56,6 @@ fn prepare(
             ),
         )
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("pw"), "rec-password").unwrap();
     let port = free_port();
     let admin = free_port();
     let config = format!(

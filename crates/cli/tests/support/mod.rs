@@ -8,6 +8,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// What a gateway under test fronts: a fresh database of the shared cluster, which `role`
+/// logs in to, and the gateway's directory with that role's password in `pw` (a
+/// connection's `password: { file: pw }`). The role is created once per test process.
+pub fn upstream_database(
+    cluster: &sluice_pgcluster::pg::PgCluster,
+    role: &str,
+    db_prefix: &str,
+) -> (String, tempfile::TempDir) {
+    static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let password = format!("{role}-password");
+    {
+        let mut created = CREATED.lock().unwrap_or_else(|e| e.into_inner());
+        if !created.iter().any(|r| r == role) {
+            cluster.create_role(role, &password, true).unwrap();
+            created.push(role.to_string());
+        }
+    }
+    let db = cluster.fresh_database(db_prefix);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), password).unwrap();
+    (db, dir)
+}
+
 /// A running gateway, killed when dropped.
 pub struct Gateway {
     pub child: Child,
