@@ -287,6 +287,33 @@ proptest! {
         prop_assert_eq!(nulled.is_none(), !found.is_empty());
     }
 
+    /// A caller passes a value on undecoded when `may_find_in` says nothing could be
+    /// found: that must never be said of a value in which something is found, by any
+    /// one detector or by all of them.
+    #[test]
+    fn whatever_is_found_was_said_to_be_possible(
+        text in prop_oneof![
+            mixed_text(),
+            sensitive_value(),
+            any::<String>(),
+            (mixed_text(), any::<String>()).prop_map(|(known, noise)| known + &noise),
+        ],
+    ) {
+        let mut sets: Vec<DetectorSet> = sluice_mask::ALL_DETECTORS
+            .into_iter()
+            .map(|detector| DetectorSet::new([detector]))
+            .collect();
+        sets.push(DetectorSet::all());
+        for set in &sets {
+            if !set.find(&text).is_empty() {
+                prop_assert!(
+                    set.may_find_in(text.as_bytes()),
+                    "{:?} found something in {:?} it had said was impossible", set.detectors(), text
+                );
+            }
+        }
+    }
+
     #[test]
     fn findings_are_sorted_disjoint_and_on_character_boundaries(
         text in prop_oneof![

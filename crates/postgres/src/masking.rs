@@ -174,8 +174,17 @@ impl SessionMasks {
         if self.detectors.is_empty() || plan.unscanned || (plan.binary && !plan.text_type) {
             return ValueChange::Keep;
         }
+        // Most values hold nothing any detector could find (too few digits, no `@`...),
+        // which is seen in their bytes: they go on without being decoded.
+        if !self
+            .detectors
+            .iter()
+            .any(|(detectors, _)| detectors.may_find_in(value))
+        {
+            return ValueChange::Keep;
+        }
         let Ok(text) = std::str::from_utf8(value) else {
-            // Cannot be scanned: fail closed.
+            // Something may be in it, and it cannot be scanned: fail closed.
             return ValueChange::Null;
         };
         let mut current = Cow::Borrowed(text);
@@ -457,5 +466,65 @@ impl CopyMask {
             }
         }
         Ok(changed.then(|| join_row(self.format, &out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_mask::Detector;
+
+    fn card_detecting_masks() -> SessionMasks {
+        SessionMasks {
+            columns: Vec::new(),
+            predicate_refusing: Vec::new(),
+            column_tables: Vec::new(),
+            detectors: vec![(
+                DetectorSet::new([Detector::CreditCard]),
+                MaskStrategy::Redact,
+            )],
+            masker: Masker::new(b"test key"),
+        }
+    }
+
+    const SCANNED_TEXT: ColumnPlan = ColumnPlan {
+        strategy: None,
+        text_type: true,
+        binary: false,
+        unscanned: false,
+    };
+
+    fn change(masks: &SessionMasks, plan: &ColumnPlan, value: &[u8]) -> (ValueChange, String) {
+        let mut replacement = String::new();
+        let change = masks.mask_value_into(plan, value, &mut replacement);
+        (change, replacement)
+    }
+
+    #[test]
+    fn detected_values_are_replaced_and_innocent_ones_kept() {
+        let masks = card_detecting_masks();
+        let (found, replacement) = change(&masks, &SCANNED_TEXT, b"card 4111 1111 1111 1111 ok");
+        assert!(matches!(found, ValueChange::Replaced));
+        assert!(!replacement.contains("4111"), "{replacement}");
+        let (innocent, _) = change(&masks, &SCANNED_TEXT, b"order 12345 shipped");
+        assert!(matches!(innocent, ValueChange::Keep));
+    }
+
+    #[test]
+    fn undecodable_values_are_nulled_only_where_something_could_be_found() {
+        let masks = card_detecting_masks();
+        // Too few digits for a card, whatever the other bytes mean: nothing to find.
+        let (few_digits, _) = change(&masks, &SCANNED_TEXT, b"caf\xe9 no 12");
+        assert!(matches!(few_digits, ValueChange::Keep));
+        // Enough digits, and the value cannot be read to look: fail closed.
+        let (card_like, _) = change(&masks, &SCANNED_TEXT, b"\xff 4111111111111111");
+        assert!(matches!(card_like, ValueChange::Null));
+        // A masked column's value is always masked, and one that cannot be read is NULL.
+        let masked_column = ColumnPlan {
+            strategy: Some(MaskStrategy::Last4),
+            ..SCANNED_TEXT
+        };
+        let (masked, _) = change(&masks, &masked_column, b"caf\xe9");
+        assert!(matches!(masked, ValueChange::Null));
     }
 }

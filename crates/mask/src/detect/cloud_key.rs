@@ -59,8 +59,13 @@ pub(super) fn prepare() {
     LazyLock::force(&KEY);
 }
 
-pub(super) fn scan(text: &str, _glance: &Glance, found: &mut Vec<Finding>) {
-    if text.len() < MIN_KEY_LENGTH {
+/// Whether a value could hold a key: long enough (the expression is the only finer test).
+pub(super) fn possible(bytes: &[u8], _glance: &Glance) -> bool {
+    bytes.len() >= MIN_KEY_LENGTH
+}
+
+pub(super) fn scan(text: &str, glance: &Glance, found: &mut Vec<Finding>) {
+    if !possible(text.as_bytes(), glance) {
         return;
     }
     for candidate in KEY.find_iter(text) {

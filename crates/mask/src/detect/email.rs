@@ -39,8 +39,13 @@ pub(super) fn prepare() {
     LazyLock::force(&DOMAIN);
 }
 
-pub(super) fn scan(text: &str, _glance: &Glance, found: &mut Vec<Finding>) {
-    if text.len() < MIN_ADDRESS_LENGTH {
+/// Whether a value could hold an address: long enough, with an `@`.
+pub(super) fn possible(bytes: &[u8], _glance: &Glance) -> bool {
+    bytes.len() >= MIN_ADDRESS_LENGTH && memchr::memchr(b'@', bytes).is_some()
+}
+
+pub(super) fn scan(text: &str, glance: &Glance, found: &mut Vec<Finding>) {
+    if !possible(text.as_bytes(), glance) {
         return;
     }
     // Where the previous address ended: a local part never reaches back into it.

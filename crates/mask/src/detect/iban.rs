@@ -118,8 +118,13 @@ const LENGTHS: &[(&str, usize)] = &[
     ("YE", 30),
 ];
 
+/// Whether a value could hold an IBAN: long enough, with its two check digits.
+pub(super) fn possible(bytes: &[u8], glance: &Glance) -> bool {
+    glance.digits >= 2 && bytes.len() >= MIN_LENGTH
+}
+
 pub(super) fn scan(text: &str, glance: &Glance, found: &mut Vec<Finding>) {
-    if glance.digits < 2 || text.len() < MIN_LENGTH {
+    if !possible(text.as_bytes(), glance) {
         return;
     }
     let bytes = text.as_bytes();

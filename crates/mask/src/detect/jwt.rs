@@ -55,8 +55,13 @@ pub(super) fn prepare() {
     LazyLock::force(&HEADER_START);
 }
 
-pub(super) fn scan(text: &str, _glance: &Glance, found: &mut Vec<Finding>) {
-    if text.len() < MIN_TOKEN_LENGTH || HEADER_START.find(text.as_bytes()).is_none() {
+/// Whether a value could hold a token: long enough, with a header's `eyJ`.
+pub(super) fn possible(bytes: &[u8], _glance: &Glance) -> bool {
+    bytes.len() >= MIN_TOKEN_LENGTH && HEADER_START.find(bytes).is_some()
+}
+
+pub(super) fn scan(text: &str, glance: &Glance, found: &mut Vec<Finding>) {
+    if !possible(text.as_bytes(), glance) {
         return;
     }
     for candidate in TOKEN.find_iter(text) {

@@ -60,10 +60,14 @@ pub(super) fn prepare() {
     LazyLock::force(&NORTH_AMERICAN);
 }
 
+/// Whether a value could hold a phone number: `+` and eight digits is the shortest
+/// number either shape has.
+pub(super) fn possible(bytes: &[u8], glance: &Glance) -> bool {
+    bytes.len() > *INTERNATIONAL_DIGITS.start() && glance.digits >= *INTERNATIONAL_DIGITS.start()
+}
+
 pub(super) fn scan(text: &str, glance: &Glance, found: &mut Vec<Finding>) {
-    // `+` and eight digits is the shortest number either shape has.
-    if text.len() <= *INTERNATIONAL_DIGITS.start() || glance.digits < *INTERNATIONAL_DIGITS.start()
-    {
+    if !possible(text.as_bytes(), glance) {
         return;
     }
     // The two may find the same number (`+1-555-123-4567`); the set merges overlaps.

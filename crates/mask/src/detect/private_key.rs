@@ -31,8 +31,13 @@ pub(super) fn prepare() {
     LazyLock::force(&PRIVATE_KEY);
 }
 
-pub(super) fn scan(text: &str, _glance: &Glance, found: &mut Vec<Finding>) {
-    if text.len() < MIN_BLOCK_LENGTH || PRIVATE_KEY.find(text.as_bytes()).is_none() {
+/// Whether a value could hold a key block: long enough, with `PRIVATE KEY` in it.
+pub(super) fn possible(bytes: &[u8], _glance: &Glance) -> bool {
+    bytes.len() >= MIN_BLOCK_LENGTH && PRIVATE_KEY.find(bytes).is_some()
+}
+
+pub(super) fn scan(text: &str, glance: &Glance, found: &mut Vec<Finding>) {
+    if !possible(text.as_bytes(), glance) {
         return;
     }
     let mut from = 0;

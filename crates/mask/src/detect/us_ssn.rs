@@ -16,8 +16,13 @@ use super::{Finding, Glance};
 const LENGTH: usize = 11;
 const FIRST_DASH: usize = 3;
 
+/// Whether a value could hold an SSN: long enough, with nine digits.
+pub(super) fn possible(bytes: &[u8], glance: &Glance) -> bool {
+    bytes.len() >= LENGTH && glance.digits >= 9
+}
+
 pub(super) fn scan(text: &str, glance: &Glance, found: &mut Vec<Finding>) {
-    if text.len() < LENGTH || glance.digits < 9 {
+    if !possible(text.as_bytes(), glance) {
         return;
     }
     let bytes = text.as_bytes();
