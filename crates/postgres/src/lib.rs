@@ -9,6 +9,7 @@
 //! - [`upstream`]: the gateway's own session with the resource (TLS, SCRAM, md5);
 //! - [`scram`]: the SCRAM-SHA-256 client for that login, with the derived key cached;
 //! - [`session`]: the relay, where statements are judged and refusals injected;
+//! - [`gather`]: what the relay sends the client, gathered into one write per burst;
 //! - [`responses`]: which request each message from the resource answers;
 //! - [`recording`]: requests and results as the audit trail records them;
 //! - [`cancel`]: routing CancelRequest to the right backend, for its owner only;
@@ -28,6 +29,7 @@
 pub mod cancel;
 pub mod catalog;
 pub mod copy_rows;
+pub mod gather;
 pub mod io;
 pub mod listener;
 pub mod login;

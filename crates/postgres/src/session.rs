@@ -25,6 +25,7 @@ use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 
 use crate::cancel::CancelTarget;
 use crate::catalog::Catalog;
+use crate::gather::GatherWriter;
 use crate::io::BoxIo;
 use crate::login::{LoggedIn, MAX_FRONTEND_MESSAGE};
 use crate::masking::{CopyMask, ResultMask, SessionMasks};
@@ -346,7 +347,7 @@ impl Session {
         let (client_io, client_buf) = client.into_parts();
         let (client_r, client_w) = tokio::io::split(client_io);
         let mut client_r = FrameReader::with_buffer(client_r, client_buf, MAX_FRONTEND_MESSAGE);
-        let mut client_w = BufWriter::new(client_w);
+        let mut client_w = GatherWriter::new(client_w);
 
         let upstream = std::mem::replace(
             &mut self.login.upstream.stream,
@@ -1706,7 +1707,7 @@ impl RowCounter {
 /// pass and one flush), then waits again for the resource, the token's expiry or shutdown.
 async fn server_to_client(
     server: &mut FrameReader<ReadHalf<BoxIo>>,
-    client: &mut BufWriter<WriteHalf<BoxIo>>,
+    client: &mut GatherWriter<WriteHalf<BoxIo>>,
     mut relay: ServerRelay<'_>,
     expires_at: Option<i64>,
     mut closing: tokio::sync::watch::Receiver<bool>,
@@ -1777,7 +1778,7 @@ async fn server_to_client(
                     None => {
                         if let Some(run) = server.take_run(|tag| !matches!(tag, b'E' | b'Z' | b'S'))
                         {
-                            if client.write_all(&run).await.is_err() {
+                            if client.queue(run).await.is_err() {
                                 return End::ClientLeft;
                             }
                         }
@@ -1785,7 +1786,7 @@ async fn server_to_client(
                     Some(recording) if recording.only_counting() => {
                         if let Some(run) = server.take_run(|tag| matches!(tag, b'D' | b'd')) {
                             recording.count_rows(count_frames(&run), run.len() as u64);
-                            if client.write_all(&run).await.is_err() {
+                            if client.queue(run).await.is_err() {
                                 return End::ClientLeft;
                             }
                         }
@@ -1805,7 +1806,7 @@ async fn server_to_client(
                             if let Some(recording) = &mut relay.recording {
                                 recording.count_rows(count_frames(&rows), rows.len() as u64);
                             }
-                            if client.write_all(&rows).await.is_err() {
+                            if client.queue(rows).await.is_err() {
                                 return End::ClientLeft;
                             }
                         }
@@ -1862,29 +1863,11 @@ struct ResultMasking {
     /// When the last message handled was a DataRow: its result's masking. The rows
     /// after it, up to the result's end, are masked the same way (see [`Self::mask_rows`]).
     rows: Option<Option<Arc<ResultMask>>>,
-    /// Where a run of rows is masked: one buffer, reused from run to run of a result and
-    /// let go when the result ends.
+    /// Where a run of rows is masked: one buffer, from which each run is split off for
+    /// the client (its space comes back once written), let go when the result ends.
     masked_rows: BytesMut,
     /// Scratch space for one masked value, reused from value to value.
     replacement: String,
-}
-
-/// A run of DataRows ready for the client.
-enum MaskedRows<'a> {
-    /// Rows of a result no mask covers.
-    AsReceived(Bytes),
-    Masked(&'a [u8]),
-}
-
-impl std::ops::Deref for MaskedRows<'_> {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            MaskedRows::AsReceived(rows) => rows,
-            MaskedRows::Masked(rows) => rows,
-        }
-    }
 }
 
 /// What masking does with one message from the resource.
@@ -1985,7 +1968,7 @@ impl ResultMasking {
     fn mask_rows(
         &mut self,
         server: &mut FrameReader<ReadHalf<BoxIo>>,
-    ) -> Result<Option<MaskedRows<'_>>, End> {
+    ) -> Result<Option<Bytes>, End> {
         let Some(mask) = self.rows.clone() else {
             return Ok(None);
         };
@@ -1993,9 +1976,8 @@ impl ResultMasking {
             return Ok(None);
         };
         let Some(mask) = mask else {
-            return Ok(Some(MaskedRows::AsReceived(run)));
+            return Ok(Some(run));
         };
-        self.masked_rows.clear();
         let mut at = 0;
         while at < run.len() {
             // `take_run` hands over whole frames only, each with a valid length.
@@ -2005,7 +1987,7 @@ impl ResultMasking {
                 .map_err(unmaskable)?;
             at = end;
         }
-        Ok(Some(MaskedRows::Masked(&self.masked_rows)))
+        Ok(Some(self.masked_rows.split().freeze()))
     }
 
     async fn describe(&self, frame: &Frame) -> Result<Option<Arc<ResultMask>>, End> {
@@ -2161,7 +2143,7 @@ impl ServerRelay<'_> {
     async fn forward(
         &mut self,
         frame: Frame,
-        client: &mut BufWriter<WriteHalf<BoxIo>>,
+        client: &mut GatherWriter<WriteHalf<BoxIo>>,
     ) -> Result<(), End> {
         if frame.tag == b'S' {
             lexical_parameter_check(frame.body())?;
@@ -2199,7 +2181,7 @@ impl ServerRelay<'_> {
         &mut self,
         frame: Frame,
         answering: &Answering,
-        client: &mut BufWriter<WriteHalf<BoxIo>>,
+        client: &mut GatherWriter<WriteHalf<BoxIo>>,
     ) -> Result<(), End> {
         let gone = |_| End::ClientLeft;
         match self.counter.on_message(frame.tag, self.row_limit.as_ref()) {
@@ -2260,6 +2242,6 @@ impl ServerRelay<'_> {
                 await_durable(recording).await?;
             }
         }
-        client.write_all(&frame.raw).await.map_err(gone)
+        client.queue(frame.raw).await.map_err(gone)
     }
 }
