@@ -311,10 +311,11 @@ impl ResultMask {
         out: &mut BytesMut,
         replacement: &mut String,
     ) -> Result<bool, MaskError> {
-        let malformed = |_| MaskError::Malformed("DataRow");
-        let body = frame.get(5..).ok_or(MaskError::Malformed("DataRow"))?;
-        let mut r = BodyReader::new(body);
-        let count = r.i16("DataRow").map_err(malformed)?;
+        const MALFORMED: MaskError = MaskError::Malformed("DataRow");
+        let count = match frame.get(5..7) {
+            Some(count) => i16::from_be_bytes([count[0], count[1]]),
+            None => return Err(MALFORMED),
+        };
         if count as usize != self.columns.len() {
             return Err(MaskError::ColumnCount {
                 expected: self.columns.len(),
@@ -323,41 +324,57 @@ impl ResultMask {
         }
         let start = out.len();
         out.reserve(frame.len() + 16);
-        out.put_u8(b'D');
-        out.put_i32(0); // the length, written last
-        out.put_i16(count);
+        // What is kept is copied in spans, from `kept_from` up to the next value that
+        // changes (its length included); the header's length is rewritten at the end.
+        let mut kept_from = 0;
+        let mut at = 7;
         let mut changed = false;
         for plan in &self.columns {
-            let len = r.i32("DataRow").map_err(malformed)?;
+            let Some(header) = frame.get(at..at + 4) else {
+                out.truncate(start);
+                return Err(MALFORMED);
+            };
+            let len = i32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+            let value_start = at + 4;
             if len < 0 {
-                out.put_i32(-1);
+                at = value_start;
                 continue;
             }
-            let value = r.bytes(len as usize, "DataRow").map_err(malformed)?;
-            match self.masks.mask_value_into(plan, value, replacement) {
+            let Some(value) = frame.get(value_start..value_start + len as usize) else {
+                out.truncate(start);
+                return Err(MALFORMED);
+            };
+            let value_end = value_start + value.len();
+            let new_len = match self.masks.mask_value_into(plan, value, replacement) {
                 ValueChange::Keep => {
-                    out.put_i32(len);
-                    out.put_slice(value);
+                    at = value_end;
+                    continue;
                 }
-                ValueChange::Null => {
-                    out.put_i32(-1);
-                    changed = true;
-                }
-                ValueChange::Replaced => {
-                    let len = i32::try_from(replacement.len())
-                        .map_err(|_| MaskError::Malformed("DataRow"))?;
-                    out.put_i32(len);
-                    out.put_slice(replacement.as_bytes());
-                    changed = true;
-                }
+                ValueChange::Null => -1,
+                ValueChange::Replaced => match i32::try_from(replacement.len()) {
+                    Ok(len) => len,
+                    Err(_) => {
+                        out.truncate(start);
+                        return Err(MALFORMED);
+                    }
+                },
+            };
+            out.extend_from_slice(&frame[kept_from..at]);
+            out.put_i32(new_len);
+            if new_len >= 0 {
+                out.extend_from_slice(replacement.as_bytes());
             }
+            kept_from = value_end;
+            at = value_end;
+            changed = true;
         }
         // Bytes after the last value are not part of any column: a DataRow PostgreSQL
         // would never send, and not one to pass on unread.
-        if r.remaining() != 0 {
+        if at != frame.len() {
             out.truncate(start);
-            return Err(MaskError::Malformed("DataRow"));
+            return Err(MALFORMED);
         }
+        out.extend_from_slice(&frame[kept_from..]);
         let len = (out.len() - start - 1) as i32;
         out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
         Ok(changed)
@@ -498,6 +515,110 @@ mod tests {
         let mut replacement = String::new();
         let change = masks.mask_value_into(plan, value, &mut replacement);
         (change, replacement)
+    }
+
+    /// A DataRow frame of `values` (`None` for NULL).
+    fn data_row(values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut body = (values.len() as i16).to_be_bytes().to_vec();
+        for value in values {
+            match value {
+                None => body.extend((-1i32).to_be_bytes()),
+                Some(v) => {
+                    body.extend((v.len() as i32).to_be_bytes());
+                    body.extend(*v);
+                }
+            }
+        }
+        let mut frame = vec![b'D'];
+        frame.extend(((body.len() + 4) as i32).to_be_bytes());
+        frame.extend(body);
+        frame
+    }
+
+    #[test]
+    fn a_row_is_rewritten_value_by_value_around_what_is_kept() {
+        let last4 = ColumnPlan {
+            strategy: Some(MaskStrategy::Last4),
+            ..SCANNED_TEXT
+        };
+        let not_text = ColumnPlan {
+            strategy: Some(MaskStrategy::Last4),
+            text_type: false,
+            ..SCANNED_TEXT
+        };
+        let unscanned = ColumnPlan {
+            unscanned: true,
+            ..SCANNED_TEXT
+        };
+        let mask = ResultMask {
+            columns: vec![
+                unscanned,
+                SCANNED_TEXT,
+                last4,
+                SCANNED_TEXT,
+                not_text,
+                last4,
+            ],
+            masks: Arc::new(card_detecting_masks()),
+        };
+        let row = data_row(&[
+            Some(b"4111111111111111"),
+            Some(b"note 4111 1111 1111 1111"),
+            Some(b"4111111111111111"),
+            None,
+            Some(b"12"),
+            Some(b"abcdef"),
+        ]);
+        let mut out = BytesMut::from(&b"before"[..]);
+        let changed = mask
+            .rewrite_into(&row, &mut out, &mut String::new())
+            .unwrap();
+        assert!(changed);
+        assert_eq!(&out[..6], b"before", "appended after what the buffer held");
+        let expected = data_row(&[
+            Some(b"4111111111111111"),
+            Some(b"note ****"),
+            Some(b"************1111"),
+            None,
+            None,
+            Some(b"**cdef"),
+        ]);
+        assert_eq!(&out[6..], &expected[..]);
+
+        // A row with nothing to change is copied whole.
+        let innocent = data_row(&[Some(b"1"), Some(b"x"), None, None, None, None]);
+        let mut out = BytesMut::new();
+        assert!(!mask
+            .rewrite_into(&innocent, &mut out, &mut String::new())
+            .unwrap());
+        assert_eq!(&out[..], &innocent[..]);
+    }
+
+    #[test]
+    fn malformed_rows_are_refused_and_leave_nothing_behind() {
+        let mask = ResultMask {
+            columns: vec![SCANNED_TEXT, SCANNED_TEXT],
+            masks: Arc::new(card_detecting_masks()),
+        };
+        let good = data_row(&[Some(b"card 4111111111111111"), Some(b"ok")]);
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let mut cut_short = good.clone();
+        cut_short.truncate(good.len() - 1);
+        let three = data_row(&[None, None, None]);
+        for (name, row) in [
+            ("trailing", trailing),
+            ("cut short", cut_short),
+            ("three", three),
+        ] {
+            let mut out = BytesMut::from(&b"kept"[..]);
+            assert!(
+                mask.rewrite_into(&row, &mut out, &mut String::new())
+                    .is_err(),
+                "{name}"
+            );
+            assert_eq!(&out[..], b"kept", "{name}");
+        }
     }
 
     #[test]
