@@ -154,22 +154,14 @@ fn write_email(value: &str, out: &mut String) {
 
 /// The local part and domain of a value that is exactly one address.
 fn split_email(value: &str) -> Option<(&str, &str)> {
-    if value.is_ascii() {
-        // One pass over the bytes (the common case, and this runs on every value of a
-        // masked column): exactly one `@`, no space or control byte, both sides non-empty.
-        let mut at = None;
-        for (i, &byte) in value.as_bytes().iter().enumerate() {
-            if byte <= b' ' || byte == 0x7f {
-                return None;
-            }
-            if byte == b'@' {
-                if at.is_some() {
-                    return None;
-                }
-                at = Some(i);
-            }
+    let bytes = value.as_bytes();
+    if printable_ascii(bytes) {
+        // The common case, and this runs on every value of a masked column: exactly one
+        // `@`, with something on both sides.
+        let at = memchr::memchr(b'@', bytes)?;
+        if memchr::memrchr(b'@', bytes) != Some(at) {
+            return None;
         }
-        let at = at?;
         return (at > 0 && at + 1 < value.len()).then(|| (&value[..at], &value[at + 1..]));
     }
     let (local, domain) = value.split_once('@')?;
@@ -179,6 +171,44 @@ fn split_email(value: &str) -> Option<(&str, &str)> {
             && !part.chars().any(|c| c.is_whitespace() || c.is_control())
     };
     (plain(local) && plain(domain)).then_some((local, domain))
+}
+
+/// Whether every byte is printable ASCII other than space (`!` to `~`). Eight bytes at a
+/// time in a `u64`: a byte below `!` borrows into its high bit when `!` is subtracted,
+/// DEL becomes zero when XORed with itself, which borrows the same way, and a byte past
+/// ASCII has its high bit set already. (Borrows can also mark a byte after a bad one,
+/// which does not change the answer.)
+fn printable_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bad = |word: u64| {
+        let below_bang = word.wrapping_sub(u64::from(b'!') * ONES) & !word;
+        let del = word ^ (0x7f * ONES);
+        let is_del = del.wrapping_sub(ONES) & !del;
+        (below_bang | is_del | word) & HIGH != 0
+    };
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        if bad(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+            return false;
+        }
+    }
+    let rest = words.remainder();
+    if rest.is_empty() {
+        return true;
+    }
+    let tail = if bytes.len() >= 8 {
+        // The last eight bytes: some are checked twice, which does no harm.
+        u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("8 bytes"))
+    } else {
+        // The missing bytes are filled with `a`, which is printable.
+        let word = rest
+            .iter()
+            .rev()
+            .fold(0, |word, &byte| (word << 8) | u64::from(byte));
+        word | (u64::from(b'a') * ONES) << (8 * rest.len())
+    };
+    !bad(tail)
 }
 
 /// Capacity for a masked value, so the common strategies fill their buffer in one go.
@@ -193,6 +223,26 @@ fn masked_len_hint(strategy: MaskStrategy, value: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_ascii_agrees_with_each_byte_in_every_position() {
+        let naive = |bytes: &[u8]| bytes.iter().all(|&b| (b'!'..=b'~').contains(&b));
+        for byte in 0..=255u8 {
+            for len in 1..=17 {
+                for at in 0..len {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = byte;
+                    assert_eq!(printable_ascii(&bytes), naive(&bytes), "{bytes:?}");
+                    // A bad byte before a good one, for borrows running on.
+                    if at + 1 < len {
+                        bytes[at + 1] = b'!';
+                        assert_eq!(printable_ascii(&bytes), naive(&bytes), "{bytes:?}");
+                    }
+                }
+            }
+        }
+        assert!(printable_ascii(b""));
+    }
 
     fn masker() -> Masker {
         Masker::new(b"test key")
