@@ -42,6 +42,11 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| session.decide_statement(black_box(statement)))
     });
 
+    // The decision alone, as the PostgreSQL relay asks for it on every statement.
+    group.bench_function("decide", |b| {
+        b.iter(|| session.decide(black_box(statement)))
+    });
+
     // Its two parts: judging the accesses against the rules, and finding the masks that
     // apply to the tables read.
     group.bench_function("judge", |b| {

@@ -20,8 +20,53 @@ pub struct Patterns(Vec<Pattern>);
 #[derive(Debug, Clone)]
 struct Pattern {
     text: String,
-    matcher: GlobMatcher,
+    matcher: Matcher,
     literal: bool,
+}
+
+/// How a pattern is tested. Every statement is judged against every rule's patterns, and
+/// most name patterns are a name, `schema.*` or `*.column`: those are string tests, and
+/// only the rest go through the glob engine (whose every match builds a candidate and
+/// runs an automaton).
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// No glob syntax: the pattern's text itself.
+    Exact,
+    /// `prefix*`. Without `literal_separator`, `*` matches any characters, `.` included.
+    Prefix(String),
+    /// `*suffix`.
+    Suffix(String),
+    Glob(GlobMatcher),
+}
+
+/// Characters with a meaning in a glob (`\` escapes one).
+const GLOB_SYNTAX: [char; 7] = ['*', '?', '[', ']', '{', '}', '\\'];
+
+impl Matcher {
+    /// The fastest test that agrees with `glob` (a name glob: default options) on every
+    /// name.
+    fn of(text: &str, glob: &Glob) -> Matcher {
+        let plain = |part: &str| !part.contains(GLOB_SYNTAX);
+        if plain(text) {
+            return Matcher::Exact;
+        }
+        if let Some(prefix) = text.strip_suffix('*').filter(|p| plain(p)) {
+            return Matcher::Prefix(prefix.to_string());
+        }
+        if let Some(suffix) = text.strip_prefix('*').filter(|s| plain(s)) {
+            return Matcher::Suffix(suffix.to_string());
+        }
+        Matcher::Glob(glob.compile_matcher())
+    }
+
+    fn is_match(&self, text: &str, name: &str) -> bool {
+        match self {
+            Matcher::Exact => text == name,
+            Matcher::Prefix(prefix) => name.starts_with(prefix.as_str()),
+            Matcher::Suffix(suffix) => name.ends_with(suffix.as_str()),
+            Matcher::Glob(glob) => glob.is_match(name),
+        }
+    }
 }
 
 impl Patterns {
@@ -32,7 +77,7 @@ impl Patterns {
                 let glob = Glob::new(text).map_err(|e| format!("invalid pattern `{text}`: {e}"))?;
                 Ok(Pattern {
                     text: text.clone(),
-                    matcher: glob.compile_matcher(),
+                    matcher: Matcher::of(text, &glob),
                     literal: !text.contains(['*', '?', '[', '{']),
                 })
             })
@@ -53,7 +98,8 @@ impl Patterns {
                     .map_err(|e| format!("invalid path pattern `{text}`: {e}"))?;
                 Ok(Pattern {
                     text: text.clone(),
-                    matcher: glob.compile_matcher(),
+                    // `*` stops at `/` here: always the glob engine.
+                    matcher: Matcher::Glob(glob.compile_matcher()),
                     literal: !text.contains(['*', '?', '[', '{']),
                 })
             })
@@ -68,7 +114,7 @@ impl Patterns {
             if literal_only {
                 p.literal && p.text == name
             } else {
-                p.matcher.is_match(name)
+                p.matcher.is_match(&p.text, name)
             }
         })
     }
@@ -369,5 +415,63 @@ impl PolicySet {
             .cloned()
             .collect();
         SessionPolicy::new(applicable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape a string test takes agrees with the glob engine, on names that match,
+    /// nearly match, and hold the characters globs treat specially.
+    #[test]
+    fn string_tests_agree_with_the_glob_engine() {
+        let patterns = [
+            "public.orders",
+            "public.*",
+            "*.email",
+            "*",
+            "*orders*",
+            "public.ord?rs",
+            "public.[o]rders",
+            "{public,sales}.orders",
+            "public.\\*",
+            "",
+            "pg_catalog.pg_read_file",
+            "*.",
+            "public.*.x",
+        ];
+        let names = [
+            "public.orders",
+            "public.",
+            "public",
+            "public.orders.email",
+            "sales.orders",
+            "x.email",
+            ".email",
+            "email",
+            "PUBLIC.ORDERS",
+            "public.*",
+            "",
+            "pg_catalog.pg_read_file",
+            "public.a.x",
+            "a/b.email",
+            "ünïcode.email",
+        ];
+        let mut shapes = std::collections::HashSet::new();
+        for pattern in patterns {
+            let glob = Glob::new(pattern).unwrap();
+            let engine = glob.compile_matcher();
+            let matcher = Matcher::of(pattern, &glob);
+            shapes.insert(std::mem::discriminant(&matcher));
+            for name in names {
+                assert_eq!(
+                    matcher.is_match(pattern, name),
+                    engine.is_match(name),
+                    "{pattern:?} against {name:?} ({matcher:?})"
+                );
+            }
+        }
+        assert_eq!(shapes.len(), 4, "every shape is exercised");
     }
 }

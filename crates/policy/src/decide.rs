@@ -24,15 +24,16 @@ impl SessionPolicy {
         // given is the true one.
         let mut possible_denial: Vec<(&Access, &CompiledRule)> = Vec::new();
         for access in accesses {
+            let access = &Named::of(access);
             for rule in self.policies.iter().flat_map(|p| p.deny.iter()) {
                 match deny_matches(rule, access) {
                     Match::Yes => {
                         return Decision::Deny {
-                            reason: format!("{access} is denied"),
+                            reason: format!("{} is denied", access.access),
                             rule: Some(rule.at.clone()),
                         }
                     }
-                    Match::Possibly => possible_denial.push((access, rule)),
+                    Match::Possibly => possible_denial.push((access.access, rule)),
                     Match::No => {}
                 }
             }
@@ -54,11 +55,12 @@ impl SessionPolicy {
             if is_free_setting(access) {
                 continue;
             }
+            let named = Named::of(access);
             let rule = self
                 .policies
                 .iter()
                 .flat_map(|p| p.allow.iter())
-                .find(|r| rule_matches(r, access, Section::Allow));
+                .find(|r| rule_matches(r, &named, Section::Allow));
             match rule {
                 Some(rule) => {
                     if !allowed_by.contains(&rule.at) {
@@ -73,11 +75,12 @@ impl SessionPolicy {
         }
         let mut approval: Option<Approval> = None;
         for access in &uncovered {
+            let named = Named::of(access);
             let rule = self
                 .policies
                 .iter()
                 .flat_map(|p| p.approve.iter())
-                .find(|r| rule_matches(r, access, Section::Approve));
+                .find(|r| rule_matches(r, &named, Section::Approve));
             match rule {
                 Some(rule) => {
                     let this = rule
@@ -122,6 +125,7 @@ impl SessionPolicy {
 
     /// Whether an allow or approve rule covers `access`.
     fn covered(&self, access: &Access) -> bool {
+        let access = &Named::of(access);
         self.policies.iter().any(|p| {
             p.allow
                 .iter()
@@ -213,16 +217,35 @@ enum Match {
     No,
 }
 
+/// An access with its object's name as patterns see it (`schema.table`), written once
+/// per access rather than once per rule it is held against.
+struct Named<'a> {
+    access: &'a Access,
+    /// Empty for objects without a name.
+    name: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> Named<'a> {
+    fn of(access: &'a Access) -> Self {
+        let name = match &access.object {
+            Object::Table(name) | Object::Function(name) => name.to_string().into(),
+            Object::Setting(name) => name.as_str().into(),
+            _ => "".into(),
+        };
+        Named { access, name }
+    }
+}
+
 /// Whether a deny rule applies to `access`: [`rule_matches`], except that an unknown
 /// object only possibly matches a rule that names objects.
-fn deny_matches(rule: &CompiledRule, access: &Access) -> Match {
-    if let Object::Unknown(_) = access.object {
+fn deny_matches(rule: &CompiledRule, access: &Named<'_>) -> Match {
+    if let Object::Unknown(_) = access.access.object {
         if rule.is_sql
             && rule.has_object_constraints()
             && rule
                 .actions
                 .as_ref()
-                .is_none_or(|a| a.contains(&access.action))
+                .is_none_or(|a| a.contains(&access.access.action))
         {
             return Match::Possibly;
         }
@@ -246,36 +269,37 @@ fn deny_matches(rule: &CompiledRule, access: &Access) -> Match {
 ///   object; deny rules that name objects treat it as possibly theirs (fail closed).
 /// - An access to nothing (`SELECT 1`, `DO`) needs the action only; deny rules that name
 ///   objects do not apply to it.
-fn rule_matches(rule: &CompiledRule, access: &Access, section: Section) -> bool {
+fn rule_matches(rule: &CompiledRule, named: &Named<'_>, section: Section) -> bool {
     if !rule.is_sql {
         return false;
     }
+    let access = named.access;
     let explicit = access.explicit_only;
     let action_listed = |implied: bool| match &rule.actions {
         Some(actions) => actions.contains(&access.action),
         None => implied,
     };
     match &access.object {
-        Object::Table(name) => {
+        Object::Table(_) => {
             action_listed(rule.tables.is_some())
                 && rule
                     .tables
                     .as_ref()
-                    .map_or(!explicit, |p| p.matches(&name.to_string(), explicit))
+                    .map_or(!explicit, |p| p.matches(&named.name, explicit))
         }
-        Object::Function(name) => {
+        Object::Function(_) => {
             action_listed(rule.functions.is_some())
                 && rule
                     .functions
                     .as_ref()
-                    .map_or(!explicit, |p| p.matches(&name.to_string(), explicit))
+                    .map_or(!explicit, |p| p.matches(&named.name, explicit))
         }
-        Object::Setting(name) => {
+        Object::Setting(_) => {
             action_listed(rule.settings.is_some())
                 && rule
                     .settings
                     .as_ref()
-                    .map_or(!explicit, |p| p.matches(name, explicit))
+                    .map_or(!explicit, |p| p.matches(&named.name, explicit))
         }
         Object::Unknown(_) => match section {
             Section::Deny => action_listed(true),
