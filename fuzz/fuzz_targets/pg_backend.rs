@@ -312,8 +312,15 @@ fn handle(
                     && (!column.binary || TEXT_TYPES.contains(&column.type_oid));
                 if let (Some(old), Some(new)) = (old, new) {
                     if scanned && old == new {
-                        let text = std::str::from_utf8(old)
-                            .expect("a value that cannot be scanned becomes NULL");
+                        // A value that cannot be decoded passes only if no detector could
+                        // find anything in its bytes; otherwise it becomes NULL.
+                        let Ok(text) = std::str::from_utf8(old) else {
+                            assert!(
+                                !DETECTORS.may_find_in(old),
+                                "an undecodable value that may hold a finding passed"
+                            );
+                            continue;
+                        };
                         // Unchanged only where masking changes nothing: nothing found, or
                         // (`email`) a value already masked (`j***@example.com`).
                         let masked = DETECTORS.mask_text(&MASKER, strategy, text);
