@@ -48,6 +48,8 @@ listen:
 store: sqlite://$SLUICE_DIR/data/sluice.db
 data_dir: $SLUICE_DIR/data
 $( [ "${SLUICE_RECORDING:-on}" = off ] && echo 'recording: { enabled: false }' )
+# Every benchmark session is the one principal bench; idle_sessions.sh holds 200 at once.
+limits: { sessions_per_principal: 10000 }
 identity:
   providers:
     - { name: local, local: {} }
