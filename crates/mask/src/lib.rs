@@ -19,6 +19,7 @@
 
 pub mod detect;
 pub mod strategy;
+mod swar;
 
 pub use detect::{DetectorSet, Finding, ALL_DETECTORS};
 pub use sluice_config::{Detector, MaskStrategy};

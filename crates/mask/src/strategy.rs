@@ -173,42 +173,21 @@ fn split_email(value: &str) -> Option<(&str, &str)> {
     (plain(local) && plain(domain)).then_some((local, domain))
 }
 
-/// Whether every byte is printable ASCII other than space (`!` to `~`). Eight bytes at a
-/// time in a `u64`: a byte below `!` borrows into its high bit when `!` is subtracted,
+/// Whether every byte is printable ASCII other than space (`!` to `~`), a word at a time
+/// ([`crate::swar`]): a byte below `!` borrows into its high bit when `!` is subtracted,
 /// DEL becomes zero when XORed with itself, which borrows the same way, and a byte past
 /// ASCII has its high bit set already. (Borrows can also mark a byte after a bad one,
 /// which does not change the answer.)
 fn printable_ascii(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
+    use crate::swar::{HIGH, ONES};
     let bad = |word: u64| {
         let below_bang = word.wrapping_sub(u64::from(b'!') * ONES) & !word;
         let del = word ^ (0x7f * ONES);
         let is_del = del.wrapping_sub(ONES) & !del;
         (below_bang | is_del | word) & HIGH != 0
     };
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        if bad(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
-            return false;
-        }
-    }
-    let rest = words.remainder();
-    if rest.is_empty() {
-        return true;
-    }
-    let tail = if bytes.len() >= 8 {
-        // The last eight bytes: some are checked twice, which does no harm.
-        u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("8 bytes"))
-    } else {
-        // The missing bytes are filled with `a`, which is printable.
-        let word = rest
-            .iter()
-            .rev()
-            .fold(0, |word, &byte| (word << 8) | u64::from(byte));
-        word | (u64::from(b'a') * ONES) << (8 * rest.len())
-    };
-    !bad(tail)
+    // `a` is printable.
+    !crate::swar::words(bytes, b'a').any(bad)
 }
 
 /// Capacity for a masked value, so the common strategies fill their buffer in one go.

@@ -73,32 +73,13 @@ impl Glance {
     }
 }
 
-/// ASCII digits in `bytes`. This runs on every scanned value, most of them short, so it
-/// looks at 8 bytes at a time in a `u64` (SWAR): no byte-by-byte tail, no lookup, and no
-/// bit count instruction, which the baseline x86-64 target lacks (a vector compare's
-/// mask then went through a software popcount).
+/// ASCII digits in `bytes`. This runs on every scanned value, most of them short: a word
+/// at a time ([`crate::swar`]).
 fn count_digits_in(bytes: &[u8]) -> usize {
-    let mut words = bytes.chunks_exact(8);
-    let mut digits = 0;
-    for word in &mut words {
-        digits += digits_in_word(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-    }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        // The tail goes into a word without a trip through memory (copying it into a
-        // zeroed array and loading that stalls on the store). Zero bytes are not digits.
-        let tail = if bytes.len() >= 8 {
-            // The last eight bytes, less the ones counted already: shifted out.
-            let last = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("8 bytes"));
-            last >> (8 * (8 - rest.len()))
-        } else {
-            rest.iter()
-                .rev()
-                .fold(0, |word, &byte| (word << 8) | u64::from(byte))
-        };
-        digits += digits_in_word(tail);
-    }
-    digits as usize
+    // Zero bytes are not digits.
+    crate::swar::words(bytes, 0)
+        .map(digits_in_word)
+        .sum::<u64>() as usize
 }
 
 /// How many of a word's 8 bytes are ASCII digits. Each byte's low 7 bits plus a bias
@@ -107,8 +88,7 @@ fn count_digits_in(bytes: &[u8]) -> usize {
 /// ASCII. The multiplication adds the eight 0/1 bytes into the top one.
 #[inline]
 fn digits_in_word(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
+    use crate::swar::{HIGH, ONES};
     let low = word & !HIGH;
     let from_zero = low + (0x80 - u64::from(b'0')) * ONES;
     let past_nine = low + (0x80 - u64::from(b'9') - 1) * ONES;
