@@ -10,6 +10,9 @@ use sluice_sql::{classify, Classifier, SearchPath};
 
 use common::JOIN;
 
+/// pgbench's `-S` transaction as `-M simple` sends it, with `aid = 1`.
+const PGBENCH_SELECT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = 1;";
+
 fn classification(c: &mut Criterion) {
     let search_path = SearchPath::default();
     let mut group = c.benchmark_group("classify");
@@ -57,34 +60,52 @@ fn classification(c: &mut Criterion) {
         })
     });
 
-    // A shape hit: the join with a new literal every time (`c.region = '<n>'`), as clients
-    // that inline values send it. Includes the exact-text miss and `pg_query::normalize`.
-    group.bench_function("shape/classifier_shape_hit", |b| {
-        let classifier = Classifier::default();
-        classifier
-            .classify(JOIN, &search_path)
-            .expect("the join classifies");
-        let mut next = 0u64;
-        b.iter_custom(|iters| {
-            let texts: Vec<String> = (0..iters)
-                .map(|_| {
-                    next += 1;
-                    JOIN.replace("'eu'", &format!("'r{next}'"))
-                })
-                .collect();
-            let start = Instant::now();
-            for text in &texts {
-                black_box(
-                    classifier
-                        .classify(text, &search_path)
-                        .expect("the join classifies"),
-                );
+    // Shape hits: a text with a new literal every time, as clients that inline values send
+    // it. Each includes the exact-text miss. `classifier_shape_hit`: the join with
+    // `c.region = '<n>'`, which the literal scanner reads (no `normalize` once its shape
+    // was confirmed); `classifier_shape_hit_normalized`: the same with `E'<n>'`, which the
+    // scanner leaves to `pg_query::normalize`; `pgbench_shape_hit`: pgbench's `-S` query.
+    type Variant = (&'static str, &'static str, &'static str, fn(u64) -> String);
+    let variants: [Variant; 3] = [
+        ("shape/classifier_shape_hit", JOIN, "'eu'", |n| {
+            format!("'r{n}'")
+        }),
+        ("shape/classifier_shape_hit_normalized", JOIN, "'eu'", |n| {
+            format!("E'r{n}'")
+        }),
+        ("shape/pgbench_shape_hit", PGBENCH_SELECT, "1;", |n| {
+            format!("{n};")
+        }),
+    ];
+    for (name, base, literal, value) in variants {
+        group.bench_function(name, |b| {
+            let classifier = Classifier::default();
+            let mut next = 0u64;
+            let mut text = || {
+                next += 1;
+                base.replace(literal, &value(next))
+            };
+            // Twice: the first text makes the shape entry, the second confirms the scan.
+            for _ in 0..2 {
+                classifier
+                    .classify(&text(), &search_path)
+                    .expect("classifies");
             }
-            start.elapsed()
-        })
-    });
+            b.iter_custom(|iters| {
+                let texts: Vec<String> = (0..iters).map(|_| text()).collect();
+                let start = Instant::now();
+                for text in &texts {
+                    black_box(classifier.classify(text, &search_path).expect("classifies"));
+                }
+                start.elapsed()
+            })
+        });
+    }
     group.bench_function("shape/normalize_only", |b| {
         b.iter(|| pg_query::normalize(black_box(JOIN)).expect("normalizes"))
+    });
+    group.bench_function("shape/literal_scan_only", |b| {
+        b.iter(|| sluice_sql::literals::literal_shape(black_box(JOIN)).expect("scans"))
     });
 
     // A `Classifier` hit: the same text again, as agents repeat themselves.

@@ -26,6 +26,12 @@
 //! constant's value (`SET search_path TO 'x'`, `EXPLAIN (ANALYZE false)`) and are cached by
 //! exact text only. A text that does not parse fails `normalize` too, so it is never given
 //! a borrowed answer: it goes to the full parse and is refused there.
+//!
+//! `normalize` runs PostgreSQL's raw parser, most of what a new literal costs. A shape
+//! entry therefore also remembers the constant kinds under which the
+//! [literal scanner](crate::literals) found that same shape for a text `normalize` read:
+//! a later text whose scanned shape and kinds match is answered without `normalize`. The
+//! [`literals`](crate::literals) module says why that gives the shape `normalize` would.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +43,7 @@ use parking_lot::Mutex;
 use crate::classification::{Classification, StatementClass};
 use crate::classify::classify;
 use crate::error::ClassifyError;
+use crate::literals::{literal_shape, LiteralShape};
 use crate::search_path::SearchPath;
 
 /// Texts longer than this are classified every time rather than cached, so a few huge
@@ -53,6 +60,15 @@ const SHAPE_CACHEABLE_KINDS: &[&str] = &[
     "MergeStmt",
 ];
 
+/// A shape level entry.
+struct ShapeEntry {
+    /// A one-statement template whose `text` is left empty; the caller's text is put in.
+    template: Arc<StatementClass>,
+    /// The constant kinds with which the literal scanner found this shape for a text
+    /// `normalize` gave it to; texts the scanner reads the same way share the entry.
+    scanned_kinds: Option<Box<[u8]>>,
+}
+
 #[derive(Hash, PartialEq, Eq)]
 struct Key {
     sql: Box<str>,
@@ -63,17 +79,20 @@ struct Key {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
     pub exact_hits: u64,
+    /// Shape hits, those found by the literal scanner included.
     pub shape_hits: u64,
+    /// Shape hits found by the literal scanner, without `normalize`.
+    pub literal_hits: u64,
     pub misses: u64,
 }
 
 /// A thread-safe, bounded two-level LRU cache in front of [`classify`].
 pub struct Classifier {
     exact: Mutex<LruCache<Key, Arc<Classification>>>,
-    /// One-statement templates whose `text` is left empty; the caller's text is put in.
-    shapes: Mutex<LruCache<Key, Arc<StatementClass>>>,
+    shapes: Mutex<LruCache<Key, ShapeEntry>>,
     exact_hits: AtomicU64,
     shape_hits: AtomicU64,
+    literal_hits: AtomicU64,
     misses: AtomicU64,
 }
 
@@ -85,6 +104,7 @@ impl Classifier {
             shapes: Mutex::new(LruCache::new(capacity)),
             exact_hits: AtomicU64::new(0),
             shape_hits: AtomicU64::new(0),
+            literal_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
@@ -110,23 +130,49 @@ impl Classifier {
             return Ok(hit.clone());
         }
 
+        let scanned = literal_shape(sql);
+        if let Some(scanned) = &scanned {
+            let key = Key {
+                sql: scanned.shape.as_str().into(),
+                search_path: search_path.clone(),
+            };
+            let template = self
+                .shapes
+                .lock()
+                .get(&key)
+                .filter(|entry| entry.scanned_kinds.as_deref() == Some(&scanned.kinds[..]))
+                .map(|entry| entry.template.clone());
+            if let Some(template) = template {
+                self.shape_hits.fetch_add(1, Ordering::Relaxed);
+                self.literal_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(from_template(sql, &template));
+            }
+        }
+
         // `normalize` runs PostgreSQL's parser too: a text that fails it is not valid SQL
         // and goes on to the full parse, which reports the error.
         let shape_key = pg_query::normalize(sql).ok().map(|shape| Key {
             sql: shape.into_boxed_str(),
             search_path: search_path.clone(),
         });
+        // The scanner read this text as the parser did: texts it reads the same way may
+        // skip `normalize` from now on.
+        let confirmed = |shape_key: &Key| {
+            scanned
+                .as_ref()
+                .filter(|scanned| *scanned.shape == *shape_key.sql)
+                .map(|scanned: &LiteralShape| scanned.kinds.clone().into_boxed_slice())
+        };
         if let Some(shape_key) = &shape_key {
-            let template = self.shapes.lock().get(shape_key).cloned();
+            let template = self.shapes.lock().get_mut(shape_key).map(|entry| {
+                if entry.scanned_kinds.is_none() {
+                    entry.scanned_kinds = confirmed(shape_key);
+                }
+                entry.template.clone()
+            });
             if let Some(template) = template {
                 self.shape_hits.fetch_add(1, Ordering::Relaxed);
-                let statement = StatementClass {
-                    text: whole_statement_text(sql).to_string(),
-                    ..StatementClass::clone(&template)
-                };
-                return Ok(Arc::new(Classification {
-                    statements: vec![statement],
-                }));
+                return Ok(from_template(sql, &template));
             }
         }
 
@@ -134,7 +180,11 @@ impl Classifier {
         self.misses.fetch_add(1, Ordering::Relaxed);
         let fresh = Arc::new(classify(sql, search_path)?);
         if let (Some(shape_key), Some(template)) = (shape_key, shape_template(sql, &fresh)) {
-            self.shapes.lock().put(shape_key, Arc::new(template));
+            let entry = ShapeEntry {
+                template: Arc::new(template),
+                scanned_kinds: confirmed(&shape_key),
+            };
+            self.shapes.lock().put(shape_key, entry);
         }
         self.exact.lock().put(key, fresh.clone());
         Ok(fresh)
@@ -158,6 +208,7 @@ impl Classifier {
         CacheStats {
             exact_hits: self.exact_hits.load(Ordering::Relaxed),
             shape_hits: self.shape_hits.load(Ordering::Relaxed),
+            literal_hits: self.literal_hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
         }
     }
@@ -187,6 +238,17 @@ fn shape_template(sql: &str, classification: &Classification) -> Option<Statemen
     Some(StatementClass {
         text: String::new(),
         ..statement.clone()
+    })
+}
+
+/// The classification of `sql` from the template of its shape.
+fn from_template(sql: &str, template: &StatementClass) -> Arc<Classification> {
+    let statement = StatementClass {
+        text: whole_statement_text(sql).to_string(),
+        ..template.clone()
+    };
+    Arc::new(Classification {
+        statements: vec![statement],
     })
 }
 

@@ -20,7 +20,9 @@
 //! - [`search_path`]: how unqualified names are resolved;
 //! - [`view`]: which base column each column of a view shows, for masking;
 //! - [`cache`]: the classification cache for the hot path, keyed by the exact text and,
-//!   for plain queries and DML, by the text with its constants replaced by parameters.
+//!   for plain queries and DML, by the text with its constants replaced by parameters;
+//! - [`literals`]: that shape found in one pass over the bytes for the common constants,
+//!   used by the cache only once the parser has confirmed it for an earlier text.
 //!
 //! The crate does no I/O and knows nothing of policy: it reports, policy decides.
 
@@ -30,6 +32,7 @@ pub mod classify;
 pub mod error;
 pub mod flow;
 pub mod functions;
+pub mod literals;
 pub mod normalize;
 pub mod position;
 pub mod search_path;
