@@ -37,9 +37,11 @@ use crate::responses::{Answering, RecordRef, Request, ResponseTracker};
 use crate::upstream::MAX_BACKEND_MESSAGE;
 
 mod approval;
+mod ready;
 
 use crate::PgGateway;
 use approval::Sought;
+use ready::ReadyCount;
 
 /// Settings that change how statement text is read (encoding, string-literal escapes).
 const LEXICAL_SETTINGS: &[&str] = &[
@@ -256,7 +258,7 @@ pub struct Session {
     /// The sync point to wait for before reading the client's next message.
     settle_at: Option<u64>,
     /// ReadyForQuery messages the resource has sent, from the other half.
-    ready: Option<tokio::sync::watch::Receiver<u64>>,
+    ready: Arc<ReadyCount>,
     /// Messages the client sent while a statement of its was held for approval, to be
     /// handled once the hold ends.
     backlog: VecDeque<Frame>,
@@ -332,7 +334,7 @@ impl Session {
             last_judged_copy_in: false,
             settle_after_sync: false,
             settle_at: None,
-            ready: None,
+            ready: Arc::default(),
             backlog: VecDeque::new(),
             held: None,
             notices: None,
@@ -381,10 +383,9 @@ impl Session {
             .clone()
             .map(|session| ResultRecording::new(session, caps));
         let tracking = self.tracking;
-        let (ready_tx, ready_rx) = tokio::sync::watch::channel(0u64);
-        self.ready = Some(ready_rx);
         let (notices_tx, notices) = tokio::sync::mpsc::unbounded_channel();
         self.notices = Some(notices_tx);
+        let ready = self.ready.clone();
         let end = {
             let relay_in = self.client_to_server(&mut client_r, &mut server_w, &shared);
             let relay = ServerRelay {
@@ -394,7 +395,7 @@ impl Session {
                 row_limit,
                 counter: RowCounter::default(),
                 ready_seen: 0,
-                ready: ready_tx,
+                ready,
                 masking: masking.map(|setup| ResultMasking {
                     setup,
                     current: None,
@@ -934,14 +935,10 @@ impl Session {
         server: &mut BufWriter<WriteHalf<BoxIo>>,
     ) -> Result<(), End> {
         server.flush().await.map_err(|_| End::ServerLeft)?;
-        let Some(ready) = self.ready.as_mut() else {
-            return Ok(());
-        };
-        ready
-            .wait_for(|seen| *seen >= sync_point)
-            .await
-            .map(|_| ())
-            .map_err(|_| End::ServerLeft)
+        // If the resource leaves meanwhile, the other half ends the session, and this wait
+        // with it.
+        self.ready.wait_for(sync_point).await;
+        Ok(())
     }
 
     /// Notes a request sent to the resource, when the session masks results (see
@@ -1726,6 +1723,20 @@ async fn server_to_client(
         }
     };
     tokio::pin!(expiry);
+    // Made once: a `changed()` made anew on every wake-up would register with the
+    // channel's notifier and leave it again each time.
+    let shutdown = async {
+        loop {
+            if closing.changed().await.is_err() {
+                // The listener is gone without saying so: nothing will ask to close.
+                std::future::pending::<()>().await;
+            }
+            if *closing.borrow() {
+                return;
+            }
+        }
+    };
+    tokio::pin!(shutdown);
     loop {
         let mut frame = tokio::select! {
             // The gateway's own notice first: it tells the client of a hold before
@@ -1743,13 +1754,10 @@ async fn server_to_client(
                 let _ = client.flush().await;
                 return End::sent("token expired");
             }
-            Ok(()) = closing.changed() => {
-                if *closing.borrow() {
-                    let _ = client.write_all(&backend::error_response(Severity::Fatal, "57P01", "sluice: the gateway is shutting down", None)).await;
-                    let _ = client.flush().await;
-                    return End::sent("gateway shutdown");
-                }
-                continue;
+            () = &mut shutdown => {
+                let _ = client.write_all(&backend::error_response(Severity::Fatal, "57P01", "sluice: the gateway is shutting down", None)).await;
+                let _ = client.flush().await;
+                return End::sent("gateway shutdown");
             }
             frame = server.next() => frame,
         };
@@ -1847,7 +1855,7 @@ struct ServerRelay<'a> {
     /// ReadyForQuery messages seen: the sync points that have passed.
     ready_seen: u64,
     /// Tells the other half how far the resource has answered.
-    ready: tokio::sync::watch::Sender<u64>,
+    ready: Arc<ReadyCount>,
     masking: Option<ResultMasking>,
 }
 
@@ -2129,7 +2137,7 @@ impl ServerRelay<'_> {
         };
         if credit > 0 {
             self.ready_seen += credit;
-            self.ready.send_replace(self.ready_seen);
+            self.ready.advance_to(self.ready_seen);
             let ready_seen = self.ready_seen;
             self.shared
                 .lock()
@@ -2225,7 +2233,7 @@ impl ServerRelay<'_> {
             b'Z' => {
                 self.ready_seen += 1;
                 let ready_seen = self.ready_seen;
-                self.ready.send_replace(ready_seen);
+                self.ready.advance_to(ready_seen);
                 self.shared
                     .lock()
                     .pending
