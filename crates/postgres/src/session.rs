@@ -134,6 +134,20 @@ struct Judgement {
     rules: Vec<String>,
 }
 
+/// The last SQL whose every statement the policy allowed outright, and how it was
+/// classified and judged. That verdict depends only on the text and the search path it
+/// was read with (no statement of it prepares, executes or deallocates anything, or
+/// names a cursor, and the session's policy is fixed at login), so the same text under
+/// the same path is not judged again: clients of the extended protocol parse the same
+/// unnamed statement for every execution.
+struct AllowedSql {
+    sql: Box<str>,
+    search_path: SearchPath,
+    class: Arc<sluice_sql::Classification>,
+    /// The deciding rules as recorded (empty when the session is not recorded).
+    rules: Vec<String>,
+}
+
 /// How one statement was judged, when it may run at all.
 enum StatementJudgement {
     /// By these allow rules (none for what is always allowed).
@@ -257,6 +271,8 @@ pub struct Session {
     settle_after_sync: bool,
     /// The sync point to wait for before reading the client's next message.
     settle_at: Option<u64>,
+    /// See [`AllowedSql`].
+    last_allowed: Option<AllowedSql>,
     /// ReadyForQuery messages the resource has sent, from the other half.
     ready: Arc<ReadyCount>,
     /// Messages the client sent while a statement of its was held for approval, to be
@@ -334,6 +350,7 @@ impl Session {
             last_judged_copy_in: false,
             settle_after_sync: false,
             settle_at: None,
+            last_allowed: None,
             ready: Arc::default(),
             backlog: VecDeque::new(),
             held: None,
@@ -1125,6 +1142,18 @@ impl Session {
     /// in the session, for [`Session::apply`] once it may run.
     async fn judge_sql(&mut self, sql: &str) -> Result<Judged, Refusal> {
         self.judgement = Judgement::default();
+        let remembered = self
+            .last_allowed
+            .as_ref()
+            .filter(|last| *last.sql == *sql && last.search_path == self.search_path);
+        if let Some(last) = remembered {
+            let class = last.class.clone();
+            if self.recording.is_some() {
+                self.judgement.class = Some(class.clone());
+                self.judgement.rules = last.rules.clone();
+            }
+            return self.judge_the_rest(sql, class, None, Vec::new()).await;
+        }
         let class = self
             .gateway
             .classifier
@@ -1151,7 +1180,13 @@ impl Session {
         let mut approval: Option<ApprovalNeeded> = None;
         // What an approver must see beside the text: the statements an EXECUTE runs.
         let mut executed = Vec::new();
+        // Whether the verdict depends on nothing but the text and the search path.
+        let mut rememberable = true;
         for statement in &class.statements {
+            rememberable &= statement.prepares.is_none()
+                && statement.executes.is_none()
+                && statement.deallocates.is_none()
+                && statement.portal.is_none();
             if let Some(name) = &statement.prepares {
                 self.check_new_name(name)?;
             }
@@ -1212,6 +1247,7 @@ impl Session {
                             });
                         }
                     }
+                    rememberable = false;
                     vec![rule]
                 }
             };
@@ -1224,6 +1260,24 @@ impl Session {
                 }
             }
         }
+        self.last_allowed = rememberable.then(|| AllowedSql {
+            sql: sql.into(),
+            search_path: self.search_path.clone(),
+            class: class.clone(),
+            rules: self.judgement.rules.clone(),
+        });
+        self.judge_the_rest(sql, class, approval, executed).await
+    }
+
+    /// The part of [`Session::judge_sql`] that follows the policy's verdict: masks against
+    /// the catalog, what the string risks, what it changes in the session.
+    async fn judge_the_rest(
+        &mut self,
+        sql: &str,
+        class: Arc<sluice_sql::Classification>,
+        mut approval: Option<ApprovalNeeded>,
+        executed: Vec<String>,
+    ) -> Result<Judged, Refusal> {
         self.judge_masks_through_catalog(&class).await?;
         let accesses = || class.statements.iter().flat_map(|s| s.accesses.iter());
         // A string that reads COPY data from the client cannot wait for its own end

@@ -563,10 +563,37 @@ fn search_path_changes_cannot_smuggle_in_another_schema() {
     });
     f.rt.block_on(async {
         let client = f.connect(&token).await.unwrap();
+        // The same text, allowed twice (the second time as remembered)...
+        for _ in 0..2 {
+            let count = client.simple_query("SELECT count(*) FROM orders").await;
+            assert_eq!(rows(count.unwrap()), vec![vec![Some("3".into())]]);
+            let count = client.query_one("SELECT count(*) FROM orders", &[]).await;
+            assert_eq!(count.unwrap().get::<_, i64>(0), 3);
+        }
+        // ...and a text that changes the path it is read with: the second time, `orders`
+        // may be hidden.orders, so it is judged anew and refused.
+        let switch = "SELECT count(*) FROM orders; SET search_path TO hidden";
+        client.batch_execute(switch).await.unwrap();
+        let err = client.batch_execute(switch).await.unwrap_err();
+        assert_eq!(code(&err), "42501", "{err}");
+        client
+            .simple_query("SET search_path TO public")
+            .await
+            .unwrap();
         client
             .simple_query("SET search_path TO hidden")
             .await
             .unwrap();
+        let err = client
+            .simple_query("SELECT count(*) FROM orders")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "42501", "{err}");
+        let err = client
+            .query_one("SELECT count(*) FROM orders", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), "42501", "{err}");
         let err = client
             .simple_query("SELECT * FROM orders")
             .await
