@@ -57,7 +57,7 @@ pub fn literal_shape(sql: &str) -> Option<LiteralShape> {
                     // E'..', B'..', X'..', N'..', U&'..': strings of another kind.
                     return None;
                 }
-                let end = string_end(bytes, at)?;
+                let end = quoted_end(bytes, at)?;
                 // A backslash escapes the quote after it when `standard_conforming_strings`
                 // is off: never read here, whatever the setting.
                 if memchr::memchr(b'\\', &bytes[at..end]).is_some() || !string_ends_here(bytes, end)
@@ -79,7 +79,7 @@ pub fn literal_shape(sql: &str) -> Option<LiteralShape> {
                 copied = end;
                 at = end;
             }
-            b'"' => at = quoted_identifier_end(bytes, at)?,
+            b'"' => at = quoted_end(bytes, at)?,
             b'-' if bytes.get(at + 1) == Some(&b'-') => {
                 at = bytes[at..]
                     .iter()
@@ -117,15 +117,17 @@ fn is_ident_start(byte: u8) -> bool {
     byte.is_ascii_alphabetic() || byte == b'_' || byte >= 0x80
 }
 
-/// The end (one past the closing quote) of the plain string that opens at `start`.
-fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+/// One past the quote that closes the string (`'`) or quoted identifier (`"`) opening at
+/// `start`; the quote doubled inside is the quote itself.
+fn quoted_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let quote = bytes[start];
     let mut at = start + 1;
     loop {
-        let quote = at + memchr::memchr(b'\'', &bytes[at..])?;
-        if bytes.get(quote + 1) == Some(&b'\'') {
-            at = quote + 2;
+        let close = at + memchr::memchr(quote, &bytes[at..])?;
+        if bytes.get(close + 1) == Some(&quote) {
+            at = close + 2;
         } else {
-            return Some(quote + 1);
+            return Some(close + 1);
         }
     }
 }
@@ -176,20 +178,6 @@ fn number_end(bytes: &[u8], start: usize) -> Option<(usize, u8)> {
     match bytes.get(end) {
         Some(&b) if is_ident_byte(b) || b == b'.' => None,
         _ => Some((end, kind)),
-    }
-}
-
-/// One past the closing `"` of the identifier that opens at `start` (`""` inside is a
-/// quote).
-fn quoted_identifier_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let mut at = start + 1;
-    loop {
-        let quote = at + memchr::memchr(b'"', &bytes[at..])?;
-        if bytes.get(quote + 1) == Some(&b'"') {
-            at = quote + 2;
-        } else {
-            return Some(quote + 1);
-        }
     }
 }
 
