@@ -141,6 +141,10 @@ sql = {
     "syntax-error": "SELEC * FROM t",
     "merge": "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v)",
     "cursor": "DECLARE c CURSOR FOR SELECT * FROM t; FETCH 10 FROM c; CLOSE c",
+    # Pairs the literal scanner reads alike: quotes doubled, decimals, digits in names
+    # and comments, a cast; the second is answered by the scanned shape.
+    "literal-pair": "SELECT a1, 'it''s' FROM t2 /* 3 */ WHERE x = 1.5 AND y = '5'::int -- '\n\0SELECT a1, '' FROM t2 /* 3 */ WHERE x = 22.75 AND y = 'é'::int -- '\n",
+    "literal-sign-pair": "UPDATE t SET a = a - 1 WHERE id IN (7, 8)\0UPDATE t SET a = a - 100 WHERE id IN (0, 09)",
 }
 for name, text in sql.items():
     write("sql_classify", name, text)
