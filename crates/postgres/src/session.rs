@@ -141,7 +141,9 @@ struct Judgement {
 /// the same path is not judged again: clients of the extended protocol parse the same
 /// unnamed statement for every execution.
 struct AllowedSql {
-    sql: Box<str>,
+    /// Rewritten in place for the next text, so a session whose texts never repeat
+    /// (literals inlined) allocates no new copy per statement.
+    sql: String,
     search_path: SearchPath,
     class: Arc<sluice_sql::Classification>,
     /// The deciding rules as recorded (empty when the session is not recorded).
@@ -1260,12 +1262,21 @@ impl Session {
                 }
             }
         }
-        self.last_allowed = rememberable.then(|| AllowedSql {
-            sql: sql.into(),
-            search_path: self.search_path.clone(),
-            class: class.clone(),
-            rules: self.judgement.rules.clone(),
-        });
+        if rememberable {
+            let last = self.last_allowed.get_or_insert_with(|| AllowedSql {
+                sql: String::new(),
+                search_path: self.search_path.clone(),
+                class: class.clone(),
+                rules: Vec::new(),
+            });
+            last.sql.clear();
+            last.sql.push_str(sql);
+            last.search_path = self.search_path.clone();
+            last.class = class.clone();
+            last.rules.clone_from(&self.judgement.rules);
+        } else {
+            self.last_allowed = None;
+        }
         self.judge_the_rest(sql, class, approval, executed).await
     }
 

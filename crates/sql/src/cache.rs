@@ -130,17 +130,20 @@ impl Classifier {
             return Ok(hit.clone());
         }
 
-        let scanned = literal_shape(sql);
-        if let Some(scanned) = &scanned {
+        // The scanned shape, as a key of the shape level, and its constants' kinds.
+        let scanned = literal_shape(sql).map(|LiteralShape { shape, kinds }| {
             let key = Key {
-                sql: scanned.shape.as_str().into(),
+                sql: shape.into_boxed_str(),
                 search_path: search_path.clone(),
             };
+            (key, kinds)
+        });
+        if let Some((key, kinds)) = &scanned {
             let template = self
                 .shapes
                 .lock()
-                .get(&key)
-                .filter(|entry| entry.scanned_kinds.as_deref() == Some(&scanned.kinds[..]))
+                .get(key)
+                .filter(|entry| entry.scanned_kinds.as_deref() == Some(&kinds[..]))
                 .map(|entry| entry.template.clone());
             if let Some(template) = template {
                 self.shape_hits.fetch_add(1, Ordering::Relaxed);
@@ -160,8 +163,8 @@ impl Classifier {
         let confirmed = |shape_key: &Key| {
             scanned
                 .as_ref()
-                .filter(|scanned| *scanned.shape == *shape_key.sql)
-                .map(|scanned: &LiteralShape| scanned.kinds.clone().into_boxed_slice())
+                .filter(|(key, _)| key.sql == shape_key.sql)
+                .map(|(_, kinds)| kinds.clone().into_boxed_slice())
         };
         if let Some(shape_key) = &shape_key {
             let template = self.shapes.lock().get_mut(shape_key).map(|entry| {
